@@ -1,0 +1,110 @@
+"""Apply the fixes that findings carry, and re-check until nothing more can be fixed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from guardrails.checker import check, overall_of
+from guardrails.report import (
+    CheckReport,
+    CodeStatus,
+    CodeVerdict,
+    Draft,
+    DraftCode,
+    Finding,
+    OnFail,
+)
+from knowledge.catalog import Catalog
+
+_CARRY = ("RT", "LT", "50")
+
+
+def apply(report: CheckReport, *, drop: bool = True) -> Draft:
+    """The structured draft with every FIX applied (and DROP applied when ``drop``)."""
+    lines = list(report.draft.codes)
+    for f in report.findings:
+        if f.on_fail is OnFail.FIX and f.fix is not None:
+            fix = f.fix
+            removed = [ln for ln in lines if ln.code in fix.remove]
+            carry = tuple(m for ln in removed for m in ln.modifiers if m in _CARRY)
+            lines = [ln for ln in lines if ln.code not in fix.remove]
+            present = {ln.code for ln in lines}
+            for code in fix.add:
+                if code not in present:
+                    lines.append(DraftCode(code, 1, tuple(dict.fromkeys(carry)),
+                                           reason=f"corrected: {fix.description}"))
+                    present.add(code)
+            units = dict(fix.set_units)
+            drops = set(fix.drop_modifiers)
+            lines = [
+                DraftCode(
+                    ln.code,
+                    units.get(ln.code, ln.units),
+                    tuple(m for m in ln.modifiers if (ln.code, m) not in drops),
+                    ln.reason,
+                    ln.citations,
+                    ln.add_on_mark,
+                )
+                for ln in lines
+            ]
+        elif drop and f.on_fail is OnFail.DROP:
+            gone = set(f.fix.remove) if f.fix and f.fix.remove else set(f.codes)
+            lines = [ln for ln in lines if ln.code not in gone]
+    return Draft(codes=tuple(lines), text=report.draft.text)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Result of check-and-repair: the final draft, its report and a verdict per code."""
+
+    first: CheckReport
+    final: CheckReport
+    draft: Draft
+    verdicts: tuple[CodeVerdict, ...]
+    findings: tuple[Finding, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form: the check shape with final verdicts."""
+        return {
+            "verdict": overall_of(self.findings, self.verdicts).value,
+            "codes": [v.to_dict() for v in self.verdicts],
+            "findings": [f.to_dict() for f in self.findings],
+            "ruleset": self.final.ruleset,
+        }
+
+
+def check_and_repair(
+    draft: Draft | str, catalog: Catalog, *, drop: bool = True, max_rounds: int = 3
+) -> Outcome:
+    """Check, apply deterministic fixes, re-check; verdicts say verified/corrected/removed."""
+    first = check(draft, catalog)
+    report = first
+    current = first.draft
+    for _ in range(max_rounds):
+        fixed = apply(report, drop=drop)
+        if [ln.code for ln in fixed.codes] == [ln.code for ln in current.codes] and [
+            (ln.units, ln.modifiers) for ln in fixed.codes
+        ] == [(ln.units, ln.modifiers) for ln in current.codes]:
+            break
+        current = fixed
+        # Text-level findings were reported on the first pass; re-check the codes alone.
+        report = check(Draft(codes=current.codes, text=""), catalog)
+    original = {v.code: v for v in first.verdicts}
+    final_codes = {v.code: v for v in report.verdicts}
+    verdicts: list[CodeVerdict] = []
+    for code, v in original.items():
+        if code not in final_codes:
+            verdicts.append(CodeVerdict(code, CodeStatus.REMOVED, v.units, v.modifiers, v.findings))
+    for code, v in final_codes.items():
+        if code in original:
+            changed = original[code].units != v.units or original[code].modifiers != v.modifiers
+            status = v.status
+            if changed and status is CodeStatus.VERIFIED:
+                status = CodeStatus.CORRECTED
+            findings = tuple(dict.fromkeys(original[code].findings + v.findings))
+            verdicts.append(CodeVerdict(code, status, v.units, v.modifiers, findings))
+        else:
+            status = CodeStatus.CORRECTED if v.status is CodeStatus.VERIFIED else v.status
+            verdicts.append(CodeVerdict(code, status, v.units, v.modifiers, v.findings))
+    findings = tuple(dict.fromkeys(first.findings + report.findings))
+    return Outcome(first, report, current, tuple(verdicts), findings)

@@ -1,0 +1,143 @@
+"""Descriptor: what the text says a code is (extent, add-on, guidance, meaning) must match."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from guardrails.claims import Polarity
+from guardrails.report import Finding, Fix, OnFail, Severity
+from guardrails.rules.base import Context
+from knowledge.schema import Confidence, Extent
+
+
+def _severity(conf: Confidence) -> Severity:
+    return Severity.ERROR if conf is not Confidence.LOW else Severity.WARNING
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    """Findings for wrong extent, add-on, guidance statements, misreadings, misconceptions."""
+    cat = ctx.catalog
+    claims = ctx.claims
+    seen: set[tuple[str, str, str]] = set()
+    for a in claims.extents:
+        entry = cat.get(a.code)
+        if entry is None or (a.code, "extent", a.extent) in seen:
+            continue
+        seen.add((a.code, "extent", a.extent))
+        if entry.extent is Extent.SINGLE:
+            yield Finding(
+                "descriptor.extent",
+                _severity(entry.confidence),
+                (a.code,),
+                f"{a.code} is a single code with no complete or limited version; report it "
+                "as is, without a modifier to make it complete or limited.",
+                sources=entry.sources,
+                confidence=entry.confidence.value,
+                fix=Fix(f"Call {a.code} by its own description; no complete/limited split."),
+                span=(a.start, a.end),
+            )
+        elif entry.extent.value != a.extent:
+            other = entry.counterpart
+            if other:
+                desc = (
+                    f"{other} is the {a.extent} code; keep {a.code} only if the exam was "
+                    f"{entry.extent.value}."
+                )
+            else:
+                desc = f"{a.code} is the {entry.extent.value} code."
+            yield Finding(
+                "descriptor.extent",
+                _severity(entry.confidence),
+                (a.code,),
+                f"{a.code} is {entry.extent.value}, not {a.extent}. {desc}",
+                sources=entry.sources,
+                confidence=entry.confidence.value,
+                fix=Fix(desc, alternatives=(other,) if other else ()),
+                on_fail=OnFail.REASK,
+                span=(a.start, a.end),
+            )
+    for b in claims.add_ons:
+        entry = cat.get(b.code)
+        if entry is None:
+            continue
+        actual = cat.is_add_on(b.code)
+        if actual != b.is_add_on and (b.code, "addon", "") not in seen:
+            seen.add((b.code, "addon", ""))
+            yield Finding(
+                "descriptor.add_on",
+                _severity(entry.confidence),
+                (b.code,),
+                f"{b.code} {'is' if actual else 'is not'} an add-on code"
+                + (
+                    "; it is reported only with an allowed primary procedure."
+                    if actual
+                    else "; it is reported on its own line, not as an add-on."
+                ),
+                sources=entry.sources,
+                confidence=entry.confidence.value,
+                span=(b.start, b.end),
+            )
+    for g in claims.guidance:
+        entry = cat.get(g.code)
+        if entry is None or entry.guidance_included is None:
+            continue
+        if entry.guidance_included != g.includes_guidance:
+            yield Finding(
+                "descriptor.guidance",
+                _severity(entry.confidence),
+                (g.code,),
+                f"{g.code} {'includes' if entry.guidance_included else 'does not include'} "
+                "imaging guidance.",
+                sources=entry.sources,
+                confidence=entry.confidence.value,
+                span=(g.start, g.end),
+            )
+    fired: set[tuple[str, int]] = set()
+    for m in claims.mentions:
+        if m.polarity is Polarity.WARNED:
+            continue
+        patterns = ctx.compiled.misreadings.get(m.code)
+        if not patterns:
+            continue
+        s, e = claims.sentences[m.sentence]
+        sentence = claims.text[s:e]
+        entry = cat.codes[m.code]
+        for rx, i in patterns:
+            if (m.code, i) in fired or not rx.search(sentence):
+                continue
+            fired.add((m.code, i))
+            mr = entry.misreadings[i]
+            recommended = m.code in ctx.codes
+            if len(mr.fix) == 1 and recommended:
+                fix = Fix(f"Replace {m.code} with {mr.fix[0]}.", remove=(m.code,), add=mr.fix)
+                on_fail = OnFail.FIX
+            elif mr.fix:
+                fix = Fix("Choose the right code.", alternatives=mr.fix)
+                on_fail = OnFail.REASK
+            else:
+                fix, on_fail = None, OnFail.WARN
+            yield Finding(
+                "descriptor.meaning",
+                _severity(mr.confidence),
+                (m.code,),
+                mr.message,
+                sources=mr.sources,
+                confidence=mr.confidence.value,
+                fix=fix,
+                on_fail=on_fail,
+                span=(m.start, m.end),
+            )
+    for rx, i in ctx.compiled.misconceptions:
+        hit = rx.search(claims.text)
+        if hit is None:
+            continue
+        mc = cat.misconceptions[i]
+        yield Finding(
+            f"misconception.{mc.id}",
+            _severity(mc.confidence),
+            (),
+            mc.message,
+            sources=mc.sources,
+            confidence=mc.confidence.value,
+            span=(hit.start(), hit.end()),
+        )

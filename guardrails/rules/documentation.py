@@ -1,0 +1,57 @@
+"""Documentation: statements that contradict a code's documentation requirements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from guardrails.report import Finding, OnFail, Severity
+from guardrails.rules.base import Context
+
+# Element names used by claims extraction -> element ids in the documentation sets.
+_ELEMENT = {
+    "permanent_image": "permanent_image",
+    "vessel_patency": "vessel_patency",
+    "sites_evaluated": "sites_evaluated",
+    "realtime_needle_entry": "realtime_needle_entry",
+    "written_report": "interpretation",
+    "medical_necessity": "indication",
+}
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    """Errors for statements that a required element is not needed; info on requirements."""
+    cat = ctx.catalog
+    for st in ctx.claims.docs:
+        if st.required or st.code is None:
+            continue
+        entry = cat.get(st.code)
+        if entry is None:
+            continue
+        element_id = _ELEMENT.get(st.element, st.element)
+        for set_id in entry.documentation:
+            es = cat.element_sets[set_id]
+            if any(e.id == element_id for e in es.elements):
+                required = "; ".join(e.label for e in es.elements)
+                yield Finding(
+                    "documentation.contradiction",
+                    Severity.ERROR,
+                    (st.code,),
+                    f"Wrong: {st.code} does require this. Required for {st.code}: {required}.",
+                    sources=es.sources,
+                    confidence=es.confidence.value,
+                    on_fail=OnFail.WARN,
+                    span=(st.start, st.end),
+                )
+                break
+    for code in ctx.active():
+        entry = cat.codes[code]
+        for set_id in entry.documentation:
+            es = cat.element_sets[set_id]
+            yield Finding(
+                "documentation.requirements",
+                Severity.INFO,
+                (code,),
+                f"{code} needs: " + "; ".join(e.label for e in es.elements) + ".",
+                sources=es.sources,
+                confidence=es.confidence.value,
+            )

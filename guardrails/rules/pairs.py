@@ -1,0 +1,204 @@
+"""Pairs: bundled codes billed together, complete+limited of one region, guidance included,
+and whether the text is right to warn against a pair or a code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import combinations
+
+from guardrails.report import Finding, Fix, OnFail, Severity
+from guardrails.rules.base import DISTINCT_MODIFIERS, SIDE_MODIFIERS, Context
+from knowledge.schema import Confidence, ModifierIndicator, PairEdit, PairRelation
+
+
+def _edit_fix(edit: PairEdit) -> Fix | None:
+    if edit.replacement:
+        add = edit.replacement
+        return Fix(
+            f"Report {' + '.join(add)} instead of {edit.column1} + {edit.column2}.",
+            remove=tuple(c for c in (edit.column1, edit.column2) if c not in add),
+            add=tuple(c for c in add if c not in (edit.column1, edit.column2)),
+        )
+    if edit.drop_column2:
+        return Fix(
+            f"Remove {edit.column2}; report {edit.column1} alone.", remove=(edit.column2,)
+        )
+    return None
+
+
+def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
+    c1, c2 = edit.column1, edit.column2
+    codes = (c1, c2)
+    low = edit.confidence is Confidence.LOW
+    origin = " (CMS PTP file)" if edit.origin == "cms" else ""
+    if edit.relation is PairRelation.REVIEW:
+        fix = _edit_fix(edit)
+        yield Finding(
+            "pairs.review",
+            Severity.WARNING,
+            codes,
+            f"{c1} with {c2}: needs review. {edit.rationale}",
+            sources=edit.sources,
+            confidence=edit.confidence.value,
+            fix=Fix(fix.description, alternatives=fix.add) if fix else None,
+        )
+        return
+    if edit.relation is not PairRelation.BUNDLED:
+        return
+    mods = ctx.modifiers.get(c1, frozenset()) | ctx.modifiers.get(c2, frozenset())
+    if edit.modifier_indicator is ModifierIndicator.NOT_ALLOWED:
+        fix = _edit_fix(edit)
+        yield Finding(
+            "pairs.bundled",
+            Severity.WARNING if low else Severity.ERROR,
+            codes,
+            f"{c2} is not reported with {c1}{origin}: {edit.rationale}"
+            + (" No modifier can override this edit." if not low else " Needs review."),
+            sources=edit.sources,
+            confidence=edit.confidence.value,
+            fix=fix,
+            on_fail=OnFail.FIX if fix else OnFail.REASK,
+        )
+        bypass = sorted(mods & DISTINCT_MODIFIERS)
+        if bypass:
+            yield Finding(
+                "modifiers.distinct_on_indicator_0",
+                Severity.ERROR,
+                codes,
+                f"Modifier {', '.join(bypass)} cannot unbundle {c1} + {c2}: the edit's "
+                "modifier indicator is 0.",
+                sources=edit.sources + ("MLN1783722",),
+                confidence=edit.confidence.value,
+                fix=fix,
+                on_fail=OnFail.FIX if fix else OnFail.REASK,
+            )
+    elif edit.modifier_indicator is ModifierIndicator.ALLOWED:
+        used = sorted(mods & (DISTINCT_MODIFIERS | SIDE_MODIFIERS))
+        when = edit.allow_with or "the services were distinct and the record shows it"
+        if used:
+            yield Finding(
+                "pairs.allowed_with_modifier",
+                Severity.INFO,
+                codes,
+                f"{c1} + {c2} is an edit pair; with {', '.join(used)} it is allowed only when: "
+                f"{when}",
+                sources=edit.sources,
+                confidence=edit.confidence.value,
+            )
+        else:
+            yield Finding(
+                "pairs.modifier_required",
+                Severity.WARNING,
+                codes,
+                f"{c2} is normally not reported with {c1}{origin}: {edit.rationale} It may be "
+                f"reported with modifier 59 or XE/XP/XS/XU (or RT/LT where sides differ) only "
+                f"when: {when}",
+                sources=edit.sources,
+                confidence=edit.confidence.value,
+                fix=_edit_fix(edit),
+                on_fail=OnFail.WARN,
+            )
+    else:
+        yield Finding(
+            "pairs.bundled",
+            Severity.WARNING,
+            codes,
+            f"{c2} with {c1}: {edit.rationale} The edit's modifier indicator is not known: "
+            "needs review.",
+            sources=edit.sources,
+            confidence=edit.confidence.value,
+            fix=_edit_fix(edit),
+        )
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    """Pair findings among recommended codes, plus checks of warned-against pairs and codes."""
+    cat = ctx.catalog
+    active = ctx.active()
+    for a, b in combinations(active, 2):
+        edit = cat.pair(a, b)
+        if edit is not None and edit.deleted is None:
+            yield from _pair_finding(ctx, edit)
+            continue
+        ea, eb = cat.codes[a], cat.codes[b]
+        if ea.counterpart == b:
+            complete, limited = (a, b) if ea.extent.value == "complete" else (b, a)
+            yield Finding(
+                "pairs.complete_limited",
+                Severity.ERROR,
+                (complete, limited),
+                f"{complete} (complete) and {limited} (limited) of the same region are not "
+                "reported in the same session.",
+                sources=ea.sources,
+                confidence=ea.confidence.value,
+                fix=Fix(f"Keep {complete} if the exam was complete; remove {limited}.",
+                        remove=(limited,)),
+                on_fail=OnFail.FIX,
+            )
+            continue
+        for proc, guide in ((ea, b), (eb, a)):
+            if guide in proc.included_guidance:
+                yield Finding(
+                    "pairs.guidance_included",
+                    Severity.ERROR,
+                    (proc.code, guide),
+                    f"{proc.code} already includes the imaging guidance; {guide} is not "
+                    "reported with it.",
+                    sources=proc.sources,
+                    confidence=proc.confidence.value,
+                    fix=Fix(f"Remove {guide}.", remove=(guide,)),
+                    on_fail=OnFail.FIX,
+                )
+    yield from _warnings(ctx)
+
+
+def _warnings(ctx: Context) -> Iterator[Finding]:
+    """Is the text right to warn against what it warns against?"""
+    cat = ctx.catalog
+    for st in ctx.claims.pairs:
+        if st.together:
+            continue
+        edit = cat.pair(st.first, st.second)
+        if edit is not None and edit.relation is PairRelation.ALLOWED:
+            yield Finding(
+                "pairs.unfounded_warning",
+                Severity.WARNING,
+                (st.first, st.second),
+                f"The text says not to report {st.first} with {st.second}, but they may be "
+                f"reported together: {edit.rationale}",
+                sources=edit.sources,
+                confidence=edit.confidence.value,
+                span=(st.start, st.end),
+            )
+    recommended = set(ctx.codes)
+    for code in dict.fromkeys(m.code for m in ctx.claims.warned()):
+        if code in recommended:
+            continue
+        entry = cat.get(code)
+        if entry is None or not entry.active:
+            continue
+        justified = False
+        for other in recommended:
+            edit = cat.pair(code, other)
+            if edit is not None and edit.relation is not PairRelation.ALLOWED:
+                justified = True
+                break
+            oe = cat.get(other)
+            if oe is not None and (code in oe.included_guidance or oe.counterpart == code):
+                justified = True
+                break
+        if not justified:
+            for edit in cat.pairs_for(code):
+                if edit.replacement and recommended & set(edit.replacement):
+                    justified = True
+                    break
+        if not justified and entry.misreadings:
+            justified = any(recommended & set(m.fix) for m in entry.misreadings)
+        if not justified and recommended:
+            yield Finding(
+                "warned.unsupported",
+                Severity.INFO,
+                (code,),
+                f"The text warns against {code}; no rule in the ruleset ties that warning to "
+                "the recommended codes: not verified.",
+            )

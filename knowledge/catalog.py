@@ -1,0 +1,382 @@
+"""The catalog: codes, pair edits, element sets and modifier rules, loaded and cross-checked.
+
+``load_catalog()`` reads knowledge/data/*.yaml, validates every file against the schema
+(errors carry file and line), checks every cross-reference, and returns an immutable
+:class:`Catalog` with constant-time lookups. Imported CMS files (see :mod:`knowledge.cms`)
+take precedence over built-in edits for the pairs, unit limits and add-on primaries they cover.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from knowledge.loader import KnowledgeError, Located, line_of, load_model
+from knowledge.schema import (
+    CODE_RE,
+    CodeEntry,
+    CodeGroup,
+    CodesFile,
+    DocumentationFile,
+    ElementSet,
+    Family,
+    Misconception,
+    ModifierRule,
+    ModifiersFile,
+    PairEdit,
+    PairRelation,
+    PairRule,
+    PairsFile,
+    Source,
+    SourcesFile,
+    UnitLimit,
+)
+
+if TYPE_CHECKING:
+    from knowledge.cms import CmsStore
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+GUIDELINES_DIR = Path(__file__).resolve().parent / "guidelines"
+
+Status = Literal["active", "deleted", "unknown"]
+
+
+@dataclass(frozen=True)
+class AddOnPrimaries:
+    """Primaries of an add-on after CMS overlay."""
+
+    primaries: frozenset[str]
+    excluded: frozenset[str]
+    exhaustive: bool
+    origin: Literal["builtin", "cms"]
+
+
+@dataclass
+class Catalog:
+    """Everything the checker and lookups need, indexed for constant-time access."""
+
+    release: str
+    as_of: date
+    codes: dict[str, CodeEntry]
+    families: dict[str, Family]
+    groups: dict[str, CodeGroup]
+    sources: dict[str, Source]
+    rules: dict[str, PairRule]
+    element_sets: dict[str, ElementSet]
+    modifiers: dict[str, ModifierRule]
+    misconceptions: tuple[Misconception, ...]
+    cms_quarter: str | None = None
+    _pairs: dict[tuple[str, str], PairEdit] = field(default_factory=dict, repr=False)
+    _pairs_by_code: dict[str, list[PairEdit]] = field(default_factory=dict, repr=False)
+    _unit_limits: dict[str, UnitLimit] = field(default_factory=dict, repr=False)
+    _addons: dict[str, AddOnPrimaries] = field(default_factory=dict, repr=False)
+
+    # -- lookups -----------------------------------------------------------------------
+    def get(self, code: str) -> CodeEntry | None:
+        """The entry for a code, or None when the catalog does not know it."""
+        return self.codes.get(code)
+
+    def status(self, code: str) -> Status:
+        """active, deleted or unknown."""
+        entry = self.codes.get(code)
+        if entry is None:
+            return "unknown"
+        return "active" if entry.active else "deleted"
+
+    def pair(self, a: str, b: str) -> PairEdit | None:
+        """The edit between two codes in either order (column 1 first as stored)."""
+        return self._pairs.get((a, b)) or self._pairs.get((b, a))
+
+    def pairs_for(self, code: str) -> list[PairEdit]:
+        """All edits in which a code takes part."""
+        return self._pairs_by_code.get(code, [])
+
+    def unit_limit(self, code: str) -> UnitLimit | None:
+        """Unit limit after CMS overlay."""
+        return self._unit_limits.get(code)
+
+    def addon_primaries(self, code: str) -> AddOnPrimaries | None:
+        """Allowed primaries of an add-on after CMS overlay (None if not an add-on)."""
+        return self._addons.get(code)
+
+    def is_add_on(self, code: str) -> bool:
+        """True when the code is an add-on (built-in or CMS add-on file)."""
+        return code in self._addons
+
+    @property
+    def ruleset(self) -> str:
+        """Version string shown with every answer."""
+        base = f"builtin {self.release}"
+        return f"{base} + CMS {self.cms_quarter}" if self.cms_quarter else base
+
+    def codes_in_family(self, family: str) -> list[CodeEntry]:
+        """Codes of one family, in catalog order."""
+        return [c for c in self.codes.values() if c.family == family]
+
+    # -- construction ------------------------------------------------------------------
+    def _index(self, cms: CmsStore | None = None) -> None:
+        pairs: dict[tuple[str, str], PairEdit] = {}
+        for rule in self.rules.values():
+            for edit in expand_rule(rule):
+                pairs[(edit.column1, edit.column2)] = edit
+        limits = {c.code: c.unit_limit for c in self.codes.values() if c.unit_limit}
+        addons = {
+            c.code: AddOnPrimaries(
+                frozenset(c.primaries),
+                frozenset(c.excluded_primaries),
+                c.primaries_exhaustive,
+                "builtin",
+            )
+            for c in self.codes.values()
+            if c.add_on
+        }
+        if cms is not None:
+            for edit in cms.ptp:
+                pairs.pop((edit.column2, edit.column1), None)
+                pairs[(edit.column1, edit.column2)] = edit
+            limits.update(cms.mue)
+            for addon, aoc in cms.aoc.items():
+                old = addons.get(addon)
+                addons[addon] = AddOnPrimaries(
+                    frozenset(aoc.primaries),
+                    old.excluded if old else frozenset(),
+                    aoc.exhaustive,
+                    "cms",
+                )
+            self.cms_quarter = cms.quarter
+        by_code: dict[str, list[PairEdit]] = defaultdict(list)
+        for edit in pairs.values():
+            by_code[edit.column1].append(edit)
+            by_code[edit.column2].append(edit)
+        self._pairs = pairs
+        self._pairs_by_code = dict(by_code)
+        self._unit_limits = limits
+        self._addons = addons
+
+
+def expand_rule(rule: PairRule) -> list[PairEdit]:
+    """Expand a set-based pair rule into one edit per column-1/column-2 pair."""
+    edits = []
+    for c1 in rule.column1:
+        replacement = None
+        drop = False
+        if rule.fix is not None:
+            if rule.fix.type.value == "replace_pair":
+                replacement = rule.fix.replacements.get(c1)
+            else:
+                drop = True
+        for c2 in rule.column2:
+            if c1 == c2:
+                continue
+            edits.append(
+                PairEdit(
+                    column1=c1,
+                    column2=c2,
+                    relation=rule.relation,
+                    modifier_indicator=rule.modifier_indicator,
+                    rationale=rule.rationale,
+                    allow_with=rule.allow_with,
+                    replacement=replacement,
+                    drop_column2=drop,
+                    rule_id=rule.id,
+                    effective=rule.effective,
+                    deleted=rule.deleted,
+                    sources=rule.sources,
+                    confidence=rule.confidence,
+                )
+            )
+    return edits
+
+
+def _cross_check(
+    codes_file: CodesFile,
+    pairs_file: PairsFile,
+    docs_file: DocumentationFile,
+    mods_file: ModifiersFile,
+    sources_file: SourcesFile,
+    nodes: dict[str, Located],
+) -> list[str]:
+    """Every reference points at something that exists; returns problems with file:line."""
+    problems: list[str] = []
+
+    def where(fname: str, *loc: int | str) -> str:
+        located = nodes[fname]
+        line = line_of(located, *loc)
+        return f"{located.path}:{line}" if line else str(located.path)
+
+    source_keys = {s.key for s in sources_file.sources}
+    seen: set[str] = set()
+    for i, s in enumerate(sources_file.sources):
+        if s.key in seen:
+            problems.append(f"{where('sources', 'sources', i)}: duplicate source key {s.key}")
+        seen.add(s.key)
+    codes = {}
+    for i, c in enumerate(codes_file.codes):
+        if c.code in codes:
+            problems.append(f"{where('codes', 'codes', i)}: duplicate code {c.code}")
+        codes[c.code] = c
+    family_ids = {f.id for f in codes_file.families}
+    set_ids = {s.id: s for s in docs_file.sets}
+
+    def need_codes(fname: str, loc: tuple[int | str, ...], what: str, refs: tuple[str, ...]) -> None:
+        for ref in refs:
+            if ref not in codes:
+                problems.append(f"{where(fname, *loc)}: {what} {ref} is not in the catalog")
+
+    def need_sources(fname: str, loc: tuple[int | str, ...], refs: tuple[str, ...]) -> None:
+        for ref in refs:
+            if ref not in source_keys:
+                problems.append(f"{where(fname, *loc)}: source key {ref} is not in sources.yaml")
+
+    for i, c in enumerate(codes_file.codes):
+        loc: tuple[int | str, ...] = ("codes", i)
+        if c.family not in family_ids:
+            problems.append(f"{where('codes', *loc, 'family')}: unknown family {c.family}")
+        if c.counterpart:
+            other = codes.get(c.counterpart)
+            if other is None:
+                need_codes("codes", (*loc, "counterpart"), "counterpart", (c.counterpart,))
+            elif other.counterpart not in (None, c.code):
+                problems.append(
+                    f"{where('codes', *loc, 'counterpart')}: counterpart {c.counterpart} points "
+                    f"to {other.counterpart}, not back to {c.code}"
+                )
+            elif other.extent == c.extent:
+                problems.append(
+                    f"{where('codes', *loc, 'counterpart')}: {c.code} and {c.counterpart} are both "
+                    f"{c.extent.value}"
+                )
+        need_codes("codes", (*loc, "primaries"), "primary", c.primaries)
+        need_codes("codes", (*loc, "excluded_primaries"), "excluded primary", c.excluded_primaries)
+        need_codes("codes", (*loc, "included_guidance"), "included guidance", c.included_guidance)
+        need_codes("codes", (*loc, "replaced_by"), "replacement", c.replaced_by)
+        need_sources("codes", loc, c.sources)
+        if c.unit_limit:
+            need_sources("codes", (*loc, "unit_limit"), c.unit_limit.sources)
+        for j, m in enumerate(c.misreadings):
+            need_codes("codes", (*loc, "misreadings", j), "misreading fix", m.fix)
+            need_sources("codes", (*loc, "misreadings", j), m.sources)
+        for set_id in c.documentation:
+            s = set_ids.get(set_id)
+            if s is None or s.kind != "documentation":
+                problems.append(
+                    f"{where('codes', *loc, 'documentation')}: no documentation set {set_id}"
+                )
+        if c.complete_elements:
+            s = set_ids.get(c.complete_elements)
+            if s is None or s.kind != "complete_exam":
+                problems.append(
+                    f"{where('codes', *loc, 'complete_elements')}: no complete-exam set "
+                    f"{c.complete_elements}"
+                )
+    for i, g in enumerate(codes_file.groups):
+        need_codes("codes", ("groups", i, "members"), "group member", g.members)
+        need_sources("codes", ("groups", i), g.sources)
+    rule_ids: set[str] = set()
+    for i, r in enumerate(pairs_file.rules):
+        loc = ("rules", i)
+        if r.id in rule_ids:
+            problems.append(f"{where('pairs', *loc)}: duplicate rule id {r.id}")
+        rule_ids.add(r.id)
+        need_codes("pairs", (*loc, "column1"), "column-1 code", r.column1)
+        need_codes("pairs", (*loc, "column2"), "column-2 code", r.column2)
+        need_sources("pairs", loc, r.sources)
+        if r.fix is not None:
+            for c1, repl in r.fix.replacements.items():
+                if c1 not in r.column1:
+                    problems.append(f"{where('pairs', *loc, 'fix')}: {c1} is not in column1")
+                need_codes("pairs", (*loc, "fix"), "replacement", repl)
+        if r.relation is PairRelation.BUNDLED and r.modifier_indicator is None:
+            problems.append(f"{where('pairs', *loc)}: a bundled rule needs a modifier_indicator")
+    for i, s in enumerate(docs_file.sets):
+        need_codes("documentation", ("sets", i, "codes"), "code", s.codes)
+        need_sources("documentation", ("sets", i), s.sources)
+    for i, m in enumerate(mods_file.modifiers):
+        need_sources("modifiers", ("modifiers", i), m.sources)
+    for i, mc in enumerate(mods_file.misconceptions):
+        need_sources("modifiers", ("misconceptions", i), mc.sources)
+    return problems
+
+
+FILES = {
+    "codes": ("codes.yaml", CodesFile),
+    "pairs": ("pairs.yaml", PairsFile),
+    "documentation": ("documentation.yaml", DocumentationFile),
+    "modifiers": ("modifiers.yaml", ModifiersFile),
+    "sources": ("sources.yaml", SourcesFile),
+}
+
+
+def build_catalog(data_dir: Path = DATA_DIR, cms: CmsStore | None = None) -> Catalog:
+    """Load and cross-check every data file; raise KnowledgeError listing all problems."""
+    loaded: dict[str, object] = {}
+    nodes: dict[str, Located] = {}
+    problems: list[str] = []
+    for name, (fname, model) in FILES.items():
+        path = data_dir / fname
+        try:
+            obj, node = load_model(path, model)  # type: ignore[type-var]
+        except KnowledgeError as exc:
+            problems.extend(exc.problems)
+            continue
+        loaded[name] = obj
+        nodes[name] = node
+    if problems:
+        raise KnowledgeError(problems)
+    codes_file: CodesFile = loaded["codes"]  # type: ignore[assignment]
+    pairs_file: PairsFile = loaded["pairs"]  # type: ignore[assignment]
+    docs_file: DocumentationFile = loaded["documentation"]  # type: ignore[assignment]
+    mods_file: ModifiersFile = loaded["modifiers"]  # type: ignore[assignment]
+    sources_file: SourcesFile = loaded["sources"]  # type: ignore[assignment]
+    problems = _cross_check(codes_file, pairs_file, docs_file, mods_file, sources_file, nodes)
+    if problems:
+        raise KnowledgeError(problems)
+    catalog = Catalog(
+        release=sources_file.release,
+        as_of=sources_file.as_of,
+        codes={c.code: c for c in codes_file.codes},
+        families={f.id: f for f in codes_file.families},
+        groups={g.id: g for g in codes_file.groups},
+        sources={s.key: s for s in sources_file.sources},
+        rules={r.id: r for r in pairs_file.rules},
+        element_sets={s.id: s for s in docs_file.sets},
+        modifiers={m.modifier: m for m in mods_file.modifiers},
+        misconceptions=mods_file.misconceptions,
+    )
+    catalog._index(cms)
+    return catalog
+
+
+_CACHE: dict[tuple[Path, Path | None], Catalog] = {}
+_LOCK = threading.Lock()
+
+
+def load_catalog(data_dir: Path = DATA_DIR, cms_dir: Path | None = None) -> Catalog:
+    """The catalog for a data folder (and optional CMS store), built once per process."""
+    key = (data_dir, cms_dir)
+    with _LOCK:
+        cat = _CACHE.get(key)
+        if cat is None:
+            store = None
+            if cms_dir is not None:
+                from knowledge.cms import load_store
+
+                store = load_store(cms_dir)
+            cat = build_catalog(data_dir, store)
+            _CACHE[key] = cat
+        return cat
+
+
+def clear_cache() -> None:
+    """Forget built catalogs (after an import or a data edit)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def is_code(token: str) -> bool:
+    """True if a token has the shape of a CPT, Category III or HCPCS code."""
+    return bool(CODE_RE.match(token))

@@ -1,0 +1,367 @@
+"""Types of the knowledge base: codes, pair edits, unit limits, documentation rules, sources.
+
+Every model that is read from user-editable data forbids unknown keys, so a misspelled
+field fails loudly with the file and line that holds it (see :mod:`knowledge.loader`).
+Labels are short descriptions in the project's own words, never CPT descriptors.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from enum import IntEnum, StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CODE_RE = re.compile(r"^(?:\d{5}|\d{4}T|[A-Z]\d{4})$")
+Code = Annotated[str, Field(pattern=r"^(?:\d{5}|\d{4}T|[A-Z]\d{4})$", description="A code.")]
+
+
+class Strict(BaseModel):
+    """Base for data read from files: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Confidence(StrEnum):
+    """How well a fact is supported (see the reference README)."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Extent(StrEnum):
+    """Whether a code is the complete or limited form of an exam, or has no such split."""
+
+    COMPLETE = "complete"
+    LIMITED = "limited"
+    SINGLE = "single"
+
+
+class Kind(StrEnum):
+    """What sort of service a code reports."""
+
+    DIAGNOSTIC = "diagnostic"
+    SCREENING = "screening"
+    GUIDANCE = "guidance"
+    PROCEDURE = "procedure"
+    UNLISTED = "unlisted"
+
+
+class PcTc(StrEnum):
+    """Whether the professional (-26) / technical (-TC) split applies."""
+
+    SPLIT = "split"
+    NONE = "none"
+    UNKNOWN = "unknown"
+
+
+class Bilateral(StrEnum):
+    """How a code is reported when both sides are done."""
+
+    MODIFIER_50 = "modifier_50"  # one line with -50 (or RT/LT by payer preference)
+    EACH_SIDE = "each_side"  # each side paid in full; -50 or RT/LT lines by payer preference
+    INHERENT = "inherent"  # the code already covers both sides or either side: no -50
+    NOT_APPLICABLE = "not_applicable"  # midline or single-site service: no -50
+    UNKNOWN = "unknown"
+
+
+class Adjudication(StrEnum):
+    """MUE adjudication indicator, or NCCI per-encounter policy."""
+
+    LINE = "line"  # MAI 1: per claim line; more units on separate lines with modifiers
+    DATE_POLICY = "date_policy"  # MAI 2: absolute per day, set by policy
+    DATE_CLINICAL = "date_clinical"  # MAI 3: per day, may be appealed with records
+    ENCOUNTER_POLICY = "encounter_policy"  # NCCI manual: one unit per encounter
+    UNKNOWN = "unknown"
+
+
+class ModifierIndicator(IntEnum):
+    """NCCI PTP correct-coding modifier indicator."""
+
+    NOT_ALLOWED = 0
+    ALLOWED = 1
+    NOT_APPLICABLE = 9
+
+
+class Source(Strict):
+    """Where a fact comes from."""
+
+    key: str = Field(description="Stable source key cited by rules.")
+    where: str = Field(description="URL or document reference.")
+    supports: str = Field(description="What the source supports, in our words.")
+
+
+class Sourced(Strict):
+    """Mixin: a fact with its sources and confidence."""
+
+    sources: tuple[str, ...] = Field(description="Source keys supporting the fact.")
+    confidence: Confidence = Field(description="How well the fact is supported.")
+
+    @model_validator(mode="after")
+    def _sources_or_low(self) -> Sourced:
+        if not self.sources and self.confidence is not Confidence.LOW:
+            raise ValueError("a fact without sources must have confidence 'low'")
+        return self
+
+
+class UnitLimit(Sourced):
+    """Most units of a code per day or encounter."""
+
+    value: int = Field(ge=0, description="Most units allowed.")
+    adjudication: Adjudication = Field(description="How the limit is applied.")
+    per: Literal["line", "day", "encounter"] = Field(description="What the limit counts over.")
+    note: str | None = Field(None, description="Own-words note, e.g. payer differences.")
+
+
+class CodeEntry(Sourced):
+    """One code in the catalog."""
+
+    code: Code
+    label: str = Field(min_length=3, max_length=140, description="Short label in our own words.")
+    family: str = Field(description="Family id (see families in codes data).")
+    kind: Kind = Field(description="Diagnostic, guidance, procedure, ...")
+    extent: Extent = Field(Extent.SINGLE, description="Complete, limited or no split.")
+    counterpart: Code | None = Field(None, description="The complete/limited partner code.")
+    add_on: bool = Field(False, description="Reported only with a primary code.")
+    primaries: tuple[Code, ...] = Field((), description="Allowed primary codes of an add-on.")
+    primaries_exhaustive: bool = Field(
+        False, description="The primaries list is complete: any other primary is an error."
+    )
+    excluded_primaries: tuple[Code, ...] = Field(
+        (), description="Codes explicitly not valid primaries for this add-on."
+    )
+    primaries_note: str | None = Field(None, description="Own-words note on primaries.")
+    guidance_included: bool | None = Field(
+        None, description="Imaging guidance is part of the code (None: not applicable/unknown)."
+    )
+    included_guidance: tuple[Code, ...] = Field(
+        (), description="Guidance codes never reported with this code."
+    )
+    pc_tc: PcTc = Field(PcTc.UNKNOWN, description="Whether -26/-TC split applies.")
+    bilateral: Bilateral = Field(Bilateral.UNKNOWN, description="Bilateral reporting rule.")
+    unit_limit: UnitLimit | None = Field(None, description="Unit limit, if known.")
+    documentation: tuple[str, ...] = Field((), description="Documentation element set ids.")
+    complete_elements: str | None = Field(None, description="Complete-exam element set id.")
+    effective: date | None = Field(None, description="First date the code is valid.")
+    deleted: date | None = Field(None, description="Date the code was deleted.")
+    replaced_by: tuple[Code, ...] = Field((), description="Codes that replaced a deleted code.")
+    notes: str | None = Field(None, description="Own-words notes shown to users.")
+    misreadings: tuple[Misreading, ...] = Field(
+        (), description="Known wrong descriptions of this code and what is right."
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _short_label(cls, v: str) -> str:
+        if len(v.split()) > 20:
+            raise ValueError("labels are short own-words summaries (at most 20 words)")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CodeEntry:
+        if self.primaries and not self.add_on:
+            raise ValueError("only an add-on code has primaries")
+        if self.counterpart and self.extent is Extent.SINGLE:
+            raise ValueError("a code with a counterpart must be complete or limited")
+        if self.replaced_by and not self.deleted:
+            raise ValueError("replaced_by is only for deleted codes")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """True unless the code has a deletion date."""
+        return self.deleted is None
+
+
+class Misreading(Sourced):
+    """A wrong description of a code seen in the wild, as a pattern, with what is right."""
+
+    pattern: str = Field(description="Regex (case-insensitive) matched in the code's sentence.")
+    message: str = Field(description="What is right, in our words.")
+    fix: tuple[Code, ...] = Field((), description="Codes to use instead, if any.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        re.compile(v)
+        return v
+
+
+CodeEntry.model_rebuild()
+
+
+class PairRelation(StrEnum):
+    """What a pair rule says about two codes reported together."""
+
+    BUNDLED = "bundled"  # column 2 not separately reportable with column 1
+    ALLOWED = "allowed"  # the pair may be reported together
+    REVIEW = "review"  # disputed: flag for a person to review
+
+
+class FixKind(StrEnum):
+    """A deterministic repair a pair rule offers."""
+
+    DROP_COLUMN2 = "drop_column2"
+    REPLACE_PAIR = "replace_pair"
+
+
+class PairFix(Strict):
+    """How to repair a claim that breaks a pair rule."""
+
+    type: FixKind = Field(description="Drop column 2, or replace both codes.")
+    replacements: dict[Code, tuple[Code, ...]] = Field(
+        default_factory=dict, description="For replace_pair: column-1 code -> codes to use instead."
+    )
+
+
+class PairRule(Sourced):
+    """A bundling rule over sets of codes, as written in the data file."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$", description="Stable rule id.")
+    column1: tuple[Code, ...] = Field(min_length=1, description="Column 1 (or primary) codes.")
+    column2: tuple[Code, ...] = Field(min_length=1, description="Column 2 codes.")
+    relation: PairRelation = Field(PairRelation.BUNDLED, description="What the rule says.")
+    modifier_indicator: ModifierIndicator | None = Field(
+        None, description="0 no modifier allowed, 1 allowed with documentation, 9 n/a."
+    )
+    indicator_verified: bool = Field(
+        False, description="Indicator confirmed from the CMS file (else inferred from policy)."
+    )
+    rationale: str = Field(description="Why, in our words.")
+    allow_with: str | None = Field(None, description="When the pair may be reported (indicator 1).")
+    fix: PairFix | None = Field(None, description="Deterministic repair, if any.")
+    effective: date | None = Field(None, description="First date the rule applies.")
+    deleted: date | None = Field(None, description="Date the rule ended.")
+
+
+class PairEdit(Sourced):
+    """One column-1/column-2 edit (expanded from a PairRule or imported from CMS)."""
+
+    column1: Code
+    column2: Code
+    relation: PairRelation = Field(description="What the edit says.")
+    modifier_indicator: ModifierIndicator | None = Field(description="CCMI 0/1/9 or unknown.")
+    rationale: str = Field(description="Why, in our words or the CMS rationale.")
+    allow_with: str | None = Field(None, description="When the pair may be reported.")
+    replacement: tuple[Code, ...] | None = Field(None, description="Codes replacing the pair.")
+    drop_column2: bool = Field(False, description="Repair is to drop column 2.")
+    rule_id: str = Field(description="Rule id or 'cms_ptp'.")
+    effective: date | None = Field(None, description="First date the edit applies.")
+    deleted: date | None = Field(None, description="Date the edit ended.")
+    origin: Literal["builtin", "cms"] = Field("builtin", description="Where the edit comes from.")
+
+
+class DocElement(Strict):
+    """One documentation element a code requires, with phrases that show it in a note."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$", description="Element id.")
+    label: str = Field(description="What must be documented, in our words.")
+    patterns: tuple[str, ...] = Field(
+        (), description="Regexes (case-insensitive) that show the element in a note."
+    )
+    negations: tuple[str, ...] = Field(
+        (), description="Regexes that show the element is absent (e.g. 'no image saved')."
+    )
+
+    @field_validator("patterns", "negations")
+    @classmethod
+    def _compile(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            re.compile(p)
+        return v
+
+
+class ElementSet(Sourced):
+    """A named set of documentation or complete-exam elements."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$", description="Set id referenced by codes.")
+    title: str = Field(description="What the set is for.")
+    kind: Literal["documentation", "complete_exam"] = Field(description="Set kind.")
+    codes: tuple[Code, ...] = Field(description="Codes the set applies to.")
+    elements: tuple[DocElement, ...] = Field(min_length=1, description="The elements.")
+    rule: str | None = Field(None, description="Own-words note, e.g. when a missing element is OK.")
+
+
+class ModifierRule(Sourced):
+    """What a modifier means and where it must not be used."""
+
+    modifier: str = Field(pattern=r"^[A-Z0-9]{2}$", description="Modifier, e.g. 50, TC, XU.")
+    label: str = Field(description="Meaning in our words.")
+    group: Literal["bilateral", "reduced", "split", "distinct", "repeat", "side", "other"] = Field(
+        description="Modifier group."
+    )
+    not_on: tuple[str, ...] = Field(
+        (),
+        description="Conditions where the modifier is wrong: add_on, inherent_bilateral, "
+        "has_limited_counterpart, no_pc_tc, indicator_0_pair, not_applicable_bilateral.",
+    )
+    note: str | None = Field(None, description="Own-words guidance.")
+
+
+class Family(Strict):
+    """A code family (region or service line)."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$", description="Family id.")
+    title: str = Field(description="Display name.")
+
+
+class CodeGroup(Sourced):
+    """A range of codes described together in the references (e.g. 36555-36571)."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$", description="Group id.")
+    ranges: str = Field(description="As written, e.g. '36555-36571'.")
+    label: str = Field(description="Own-words label.")
+    members: tuple[Code, ...] = Field(description="Codes in the group that the catalog holds.")
+    note: str | None = Field(None, description="Own-words note.")
+
+
+class Misconception(Sourced):
+    """A false statement seen in the wild that is not about one code, as a pattern."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$", description="Id.")
+    pattern: str = Field(description="Regex (case-insensitive) matched against a sentence.")
+    message: str = Field(description="What is right.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        re.compile(v)
+        return v
+
+
+class CodesFile(Strict):
+    """knowledge/data/codes.yaml."""
+
+    families: tuple[Family, ...]
+    codes: tuple[CodeEntry, ...]
+    groups: tuple[CodeGroup, ...] = ()
+
+
+class PairsFile(Strict):
+    """knowledge/data/pairs.yaml."""
+
+    rules: tuple[PairRule, ...]
+
+
+class DocumentationFile(Strict):
+    """knowledge/data/documentation.yaml."""
+
+    sets: tuple[ElementSet, ...]
+
+
+class ModifiersFile(Strict):
+    """knowledge/data/modifiers.yaml."""
+
+    modifiers: tuple[ModifierRule, ...]
+    misconceptions: tuple[Misconception, ...] = ()
+
+
+class SourcesFile(Strict):
+    """knowledge/data/sources.yaml."""
+
+    release: str = Field(description="Built-in ruleset release, e.g. 2026.11.")
+    as_of: date = Field(description="Date the built-in facts were last reviewed.")
+    sources: tuple[Source, ...]
