@@ -1,0 +1,198 @@
+"""The `advisor` command: lookups and claim checks for coders, index, search, ask, serve.
+
+Heavy modules (Chroma, torch, llama.cpp, gradio) are imported inside the commands that
+need them, so `advisor lookup` and `advisor check` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="advisor",
+    help=(
+        "Ultrasound CPT coding advisor.\n\n"
+        "Every code it shows is checked by deterministic rules and carries a verdict "
+        "(verified / corrected / removed / not verified) and the source of the rule.\n\n"
+        "Examples:\n\n"
+        "  advisor lookup 76937            what the ruleset knows about a code\n\n"
+        "  advisor check 20610 76942       scrub a claim (exit 0 pass, 1 fail/review, 2 bad input)\n\n"
+        "  advisor check 93971-50 37253x6  modifiers with '-', units with 'x'\n\n"
+        "  advisor check --text 'Bill 20610 + 76942 for the guided knee injection.'\n\n"
+        "  advisor kb validate             check the knowledge base"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+kb_app = typer.Typer(help="Inspect and validate the knowledge base.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _fail(msg: str, code: int) -> None:
+    typer.echo(msg, err=True)
+    raise typer.Exit(code)
+
+
+def _catalog() -> Any:
+    from advisor.settings import load_settings
+    from knowledge.catalog import load_catalog
+    from knowledge.loader import KnowledgeError
+
+    settings = load_settings()
+    cms_dir = settings.cms_dir if settings.cms_dir.exists() else None
+    try:
+        return load_catalog(cms_dir=cms_dir)
+    except KnowledgeError as exc:
+        _fail(str(exc), 2)
+
+
+@app.command()
+def lookup(
+    codes: Annotated[list[str], typer.Argument(help="One or more codes, e.g. 76937 20611.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Everything the ruleset knows about codes: label, extent, add-on, pairs, limits, sources.
+
+    Exit status: 0 all known, 1 an unknown code, 2 malformed input (e.g. 7694, abc).
+    """
+    from advisor.lookup import MalformedCodeError, format_lookup, normalize_code
+    from advisor.lookup import lookup as do_lookup
+
+    try:
+        normalized = [normalize_code(c) for raw in codes for c in raw.replace(",", " ").split()]
+    except MalformedCodeError as exc:
+        _fail(str(exc), 2)
+    catalog = _catalog()
+    records = [do_lookup(c, catalog) for c in normalized]
+    if as_json:
+        _emit_json(records[0] if len(records) == 1 else records)
+    else:
+        typer.echo("\n\n".join(format_lookup(r) for r in records))
+    if any(r["status"] == "unknown" for r in records):
+        if not as_json:
+            typer.echo("\nAn unknown code cannot be verified; check it in the current code set.",
+                       err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    codes: Annotated[
+        list[str] | None,
+        typer.Argument(help="Claim lines as keyed: CODE[-MOD...][xUNITS], e.g. 93971-50 37253x6."),
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", help="A drafted answer to scrub.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Read the drafted answer from a file.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Scrub a claim (codes with modifiers and units) or a drafted text against the rules.
+
+    Exit status: 0 pass, 1 fail or review, 2 bad input.
+    """
+    from guardrails.claims import MalformedCode, parse_claim_lines
+    from guardrails.repair import check_and_repair
+    from guardrails.report import Draft, DraftCode
+
+    if text is not None and file is not None:
+        _fail("Give either --text or --file, not both.", 2)
+    body = ""
+    if file is not None:
+        try:
+            body = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"Cannot read {file}: {exc}", 2)
+    elif text is not None:
+        body = text
+    if not codes and not body.strip():
+        _fail("Nothing to check: give codes (e.g. `advisor check 20610 76942`) or --text.", 2)
+    try:
+        lines = parse_claim_lines(codes or [])
+    except MalformedCode as exc:
+        _fail(str(exc), 2)
+    draft = Draft(
+        codes=tuple(
+            DraftCode(ln.code, ln.units, ln.modifiers, add_on_mark=ln.add_on_mark) for ln in lines
+        ),
+        text=body,
+    )
+    outcome = check_and_repair(draft, _catalog())
+    result = outcome.to_dict()
+    if as_json:
+        result["corrected_claim"] = [
+            {"code": c.code, "units": c.units, "modifiers": list(c.modifiers)}
+            for c in outcome.draft.codes
+        ]
+        _emit_json(result)
+    else:
+        from advisor.render import format_outcome
+
+        typer.echo(format_outcome(outcome))
+    raise typer.Exit(0 if result["verdict"] == "pass" else 1)
+
+
+@kb_app.command("validate")
+def kb_validate() -> None:
+    """Load every data file and check every cross-reference; errors name file and line."""
+    from knowledge.catalog import build_catalog
+    from knowledge.loader import KnowledgeError
+
+    try:
+        cat = build_catalog()
+    except KnowledgeError as exc:
+        _fail(str(exc), 1)
+    from knowledge.corpus import load_guidelines
+
+    try:
+        docs = load_guidelines(catalog=cat)
+    except KnowledgeError as exc:
+        _fail(str(exc), 1)
+    typer.echo(
+        f"knowledge base OK: {len(cat.codes)} codes, {len(cat.rules)} pair rules "
+        f"({len(cat._pairs)} edits), {len(cat.element_sets)} element sets, "
+        f"{len(cat.modifiers)} modifiers, {len(cat.sources)} sources, "
+        f"{len(docs)} guideline documents; ruleset {cat.ruleset}"
+    )
+
+
+@kb_app.command("info")
+def kb_info(as_json: JsonOpt = False) -> None:
+    """The active ruleset version (built-in release and CMS quarter) and what it holds."""
+    cat = _catalog()
+    info = {
+        "ruleset": cat.ruleset,
+        "release": cat.release,
+        "as_of": cat.as_of.isoformat(),
+        "cms_quarter": cat.cms_quarter,
+        "codes": len(cat.codes),
+        "active_codes": sum(1 for c in cat.codes.values() if c.active),
+        "pair_edits": len(cat._pairs),
+        "families": len(cat.families),
+    }
+    if as_json:
+        _emit_json(info)
+    else:
+        for k, v in info.items():
+            typer.echo(f"{k:>14}: {v}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,391 @@
+"""The checker: every web error caught, each rule family, each fix, the JSON shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from guardrails.checker import check
+from guardrails.repair import apply, check_and_repair
+from guardrails.report import CodeStatus, Draft, DraftCode, Overall, Severity
+from knowledge.catalog import build_catalog
+
+REF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ultrasound"
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return build_catalog()
+
+
+def d(*lines: str, text: str = "") -> Draft:
+    from guardrails.claims import parse_claim_line
+
+    out = []
+    for t in lines:
+        ln = parse_claim_line(t)
+        out.append(DraftCode(ln.code, ln.units, ln.modifiers))
+    return Draft(codes=tuple(out), text=text)
+
+
+def rules(report) -> set[str]:
+    return {f.rule for f in report.findings}
+
+
+def finding(report, rule: str, code: str | None = None):
+    for f in report.findings:
+        if f.rule == rule and (code is None or code in f.codes):
+            return f
+    raise AssertionError(f"no {rule} for {code}: {[x.rule for x in report.findings]}")
+
+
+# -- the 20 wrong claims from the web ----------------------------------------------------
+
+WEB = json.loads((REF / "web_errors.json").read_text()) if REF.exists() else []
+
+
+def test_there_are_twenty_web_errors():
+    assert len(WEB) == 20
+
+
+def test_web01_joint_injection_20610_plus_76942(cat):
+    r = check(WEB[0]["claim"], cat)
+    f = finding(r, "pairs.bundled", "76942")
+    assert f.severity is Severity.ERROR and f.fix and f.fix.add == ("20611",)
+    out = check_and_repair(WEB[0]["claim"], cat)
+    assert [c.code for c in out.draft.codes] == ["20611"]
+    assert {v.code: v.status for v in out.verdicts} == {
+        "20610": CodeStatus.REMOVED, "76942": CodeStatus.REMOVED, "20611": CodeStatus.CORRECTED}
+
+
+def test_web02_20610_single_joint(cat):
+    f = finding(check(WEB[1]["claim"], cat), "descriptor.meaning", "20610")
+    assert "major joint" in f.message
+
+
+def test_web03_20550_multiple_joints(cat):
+    f = finding(check(WEB[2]["claim"], cat), "descriptor.meaning", "20550")
+    assert "tendon" in f.message
+
+
+def test_web04_76604_complete(cat):
+    f = finding(check(WEB[3]["claim"], cat), "descriptor.extent", "76604")
+    assert "single" in f.message
+
+
+def test_web05_pocus_own_codes(cat):
+    r = check(WEB[4]["claim"], cat)
+    f = finding(r, "misconception.pocus_own_codes")
+    assert "93308" in f.message and r.overall is Overall.FAIL
+
+
+def test_web06_76937_not_add_on(cat):
+    f = finding(check(WEB[5]["claim"], cat), "descriptor.add_on", "76937")
+    assert "is an add-on" in f.message
+
+
+def test_web07_76942_add_on(cat):
+    f = finding(check(WEB[6]["claim"], cat), "descriptor.add_on", "76942")
+    assert "is not an add-on" in f.message
+
+
+def test_web08_fna_and_central_access(cat):
+    r = check(WEB[7]["claim"], cat)
+    f = finding(r, "pairs.bundled", "10005")
+    assert f.fix and f.fix.remove == ("76942",)
+    m = finding(r, "descriptor.meaning", "76942")
+    assert "76937" in m.message
+
+
+def test_web09_arterial_line_76942(cat):
+    f = finding(check(WEB[8]["claim"], cat), "descriptor.meaning", "76942")
+    assert f.fix and ("76937" in f.fix.add or "76937" in f.fix.alternatives)
+
+
+def test_web10_abdomen_extent_hepatic_doppler_contrast(cat):
+    r = check(WEB[9]["claim"], cat)
+    assert finding(r, "descriptor.extent", "76705")
+    assert finding(r, "descriptor.extent", "76700")
+    assert "93975" in finding(r, "descriptor.meaning", "93880").message
+    assert r.verdict_for("77602") is None or r.verdict_for("77602").status in (
+        CodeStatus.NOT_VERIFIED, CodeStatus.REMOVED)
+
+
+def test_web11_76706_surveillance(cat):
+    f = finding(check(WEB[10]["claim"], cat), "descriptor.meaning", "76706")
+    assert "76775" in f.message
+
+
+def test_web12_breast_complete_and_typo(cat):
+    r = check(WEB[11]["claim"], cat)
+    f = finding(r, "descriptor.extent", "76642")
+    assert f.fix and "76641" in f.fix.alternatives
+    assert finding(r, "existence.unknown", "76442")
+
+
+def test_web13_tee_codes(cat):
+    r = check(WEB[12]["claim"], cat)
+    assert "93312" in finding(r, "descriptor.meaning", "93355").message
+    assert "93313" in finding(r, "descriptor.meaning", "93356").message
+    assert "93314" in finding(r, "descriptor.meaning", "93350").message
+
+
+def test_web14_guided_procedure_with_diagnostic_76882(cat):
+    r = check(WEB[13]["claim"], cat)
+    assert "pairs.modifier_required" in rules(r)
+    assert finding(r, "descriptor.meaning", "20611")
+
+
+def test_web15_warning_against_allowed_doppler_pair(cat):
+    f = finding(check(WEB[14]["claim"], cat), "pairs.unfounded_warning")
+    assert set(f.codes) == {"93320", "93325"}
+
+
+def test_web16_nonexistent_codes_and_20612(cat):
+    r = check(WEB[15]["claim"], cat)
+    assert finding(r, "existence.unknown", "76943") and finding(r, "existence.unknown", "76944")
+    f = finding(r, "descriptor.meaning", "20612")
+    assert f.fix and "20611" in (f.fix.add + f.fix.alternatives)
+
+
+def test_web17_deleted_ivus_codes(cat):
+    r = check(WEB[16]["claim"], cat)
+    for code, repl in (("37250", "37252"), ("37251", "37253"), ("75945", "37252"),
+                       ("75946", "37253")):
+        f = finding(r, "existence.deleted", code)
+        assert f.fix and f.fix.add == (repl,)
+        assert r.verdict_for(code).status is CodeStatus.REMOVED
+
+
+def test_web18_picc_not_tunneled(cat):
+    r = check(WEB[17]["claim"], cat)
+    for code in ("36568", "36569", "36572", "36573"):
+        assert "PICC" in finding(r, "descriptor.meaning", code).message
+
+
+def test_web19_ceus_both_add_on(cat):
+    assert finding(check(WEB[18]["claim"], cat), "misconception.ceus_both_add_on")
+
+
+def test_web20_93307_with_doppler_review(cat):
+    r = check(WEB[19]["claim"], cat)
+    f = finding(r, "pairs.review", "93307")
+    assert f.severity is Severity.WARNING and "93306" in (f.fix.alternatives if f.fix else ())
+    assert r.overall is not Overall.PASS
+
+
+# -- rule families and fixes ---------------------------------------------------------------
+
+
+def test_fix_20600_76942_to_20604(cat):
+    out = check_and_repair(d("20600", "76942"), cat)
+    assert [c.code for c in out.draft.codes] == ["20604"]
+
+
+def test_fix_10021_76942_to_10005(cat):
+    out = check_and_repair(d("10021", "76942"), cat)
+    assert [c.code for c in out.draft.codes] == ["10005"]
+
+
+def test_fix_36573_76937_drops_guidance(cat):
+    out = check_and_repair(d("36573", "+76937"), cat)
+    assert [c.code for c in out.draft.codes] == ["36573"]
+    v = {x.code: x.status for x in out.verdicts}
+    assert v == {"36573": CodeStatus.VERIFIED, "76937": CodeStatus.REMOVED}
+
+
+def test_fix_93971_50_to_93970(cat):
+    r = check(d("93971-50"), cat)
+    f = finding(r, "modifiers.bilateral", "93971")
+    assert f.fix.add == ("93970",)
+    out = check_and_repair(d("93971-50"), cat)
+    assert [(c.code, c.modifiers) for c in out.draft.codes] == [("93970", ())]
+
+
+def test_complete_76705_suggests_76700_or_limited(cat):
+    r = check(Draft(codes=(DraftCode("76705"),), text="Bill a complete 76705."), cat)
+    f = finding(r, "descriptor.extent", "76705")
+    assert "76700" in f.fix.alternatives and "limited" in f.message
+
+
+def test_existence_unknown_not_verified(cat):
+    r = check(d("99999"), cat)
+    assert r.verdict_for("99999").status is CodeStatus.NOT_VERIFIED
+    assert r.overall is Overall.REVIEW
+    out = check_and_repair(d("99999", "76705"), cat)
+    assert [c.code for c in out.draft.codes] == ["76705"]
+    assert {v.code: v.status for v in out.verdicts}["99999"] is CodeStatus.REMOVED
+
+
+def test_existence_malformed(cat):
+    r = check(Draft(codes=(DraftCode("7694"),)), cat)
+    assert finding(r, "existence.malformed", "7694").severity is Severity.ERROR
+
+
+def test_deleted_code_is_error_with_replacement(cat):
+    r = check(d("37250"), cat)
+    assert r.overall is Overall.FAIL
+    assert finding(r, "existence.deleted").fix.add == ("37252",)
+
+
+def test_low_confidence_code_needs_review(cat):
+    r = check(d("76800"), cat)
+    assert r.verdict_for("76800").status is CodeStatus.NOT_VERIFIED
+    assert "existence.low_confidence" in rules(r)
+
+
+def test_add_on_alone(cat):
+    r = check(d("37252"), cat)
+    assert finding(r, "add_on.no_primary", "37252").severity is Severity.ERROR
+
+
+def test_add_on_with_excluded_primary(cat):
+    r = check(d("93306", "93320"), cat)
+    assert finding(r, "add_on.excluded_primary", "93320")
+    assert finding(r, "pairs.bundled", "93320")
+
+
+def test_add_on_with_primary_verified(cat):
+    r = check(d("36556", "76937"), cat)
+    assert r.overall is Overall.PASS, [f.to_dict() for f in r.findings if f.severity != "info"]
+    assert all(v.status is CodeStatus.VERIFIED for v in r.verdicts)
+
+
+def test_add_on_of_add_on(cat):
+    r = check(d("36005", "37252", "37253x2"), cat)
+    assert "add_on.no_primary" not in rules(r)
+
+
+def test_add_on_unlisted_primary_not_verified(cat):
+    r = check(d("20610", "77003"), cat)
+    assert r.verdict_for("77003").status is CodeStatus.NOT_VERIFIED
+
+
+def test_units_one_per_encounter(cat):
+    r = check(d("20552", "76942x3"), cat)
+    f = finding(r, "units.over_limit", "76942")
+    assert f.severity is Severity.ERROR and f.fix.set_units == (("76942", 1),)
+    out = check_and_repair(d("20552", "76942x3"), cat)
+    assert [(c.code, c.units) for c in out.draft.codes] == [("20552", 1), ("76942", 1)]
+    assert {v.code: v.status for v in out.verdicts}["76942"] is CodeStatus.CORRECTED
+
+
+def test_units_two_lines_count(cat):
+    r = check(d("20552", "76942", "76942-59"), cat)
+    assert finding(r, "units.over_limit", "76942")
+
+
+def test_units_mue_unknown_adjudication_is_warning(cat):
+    r = check(d("36005", "37252", "37253x6"), cat)
+    assert finding(r, "units.over_limit", "37253").severity is Severity.WARNING
+
+
+def test_modifier_50_on_add_on(cat):
+    assert finding(check(d("36556", "76937-50"), cat), "modifiers.bilateral", "76937")
+
+
+def test_modifier_52_with_limited_counterpart(cat):
+    f = finding(check(d("76700-52"), cat), "modifiers.reduced", "76700")
+    assert f.fix.add == ("76705",)
+
+
+def test_modifier_52_without_limited_code_ok(cat):
+    assert "modifiers.reduced" not in rules(check(d("76830-52"), cat))
+
+
+def test_modifier_26_on_global_procedure(cat):
+    assert finding(check(d("20611-26"), cat), "modifiers.pc_tc", "20611")
+
+
+def test_modifier_26_on_split_code_ok(cat):
+    r = check(d("76705-26"), cat)
+    assert "modifiers.pc_tc" not in rules(r)
+
+
+def test_modifier_59_cannot_bypass_indicator_0(cat):
+    r = check(d("20611", "76942-59"), cat)
+    assert finding(r, "modifiers.distinct_on_indicator_0", "76942")
+
+
+def test_indicator_1_pair_warns_then_allows_with_modifier(cat):
+    r = check(d("93975", "76700"), cat)
+    f = finding(r, "pairs.modifier_required")
+    assert "59" in f.message and f.severity is Severity.WARNING
+    r2 = check(d("93975", "76700-XU"), cat)
+    assert "pairs.allowed_with_modifier" in rules(r2)
+    assert "pairs.modifier_required" not in rules(r2)
+
+
+def test_complete_and_limited_same_region(cat):
+    r = check(d("76770", "76775"), cat)
+    assert finding(r, "pairs.bundled", "76775").severity is Severity.ERROR
+
+
+def test_guidance_included_codes(cat):
+    for proc, guide in (("19083", "76942"), ("32555", "76942"), ("49083", "76942"),
+                        ("36572", "76937"), ("10005", "76942"), ("20606", "76942"),
+                        ("64483", "76942")):
+        r = check(d(proc, guide), cat)
+        assert any(f.rule in ("pairs.bundled", "pairs.guidance_included") and
+                   f.severity is Severity.ERROR for f in r.findings), (proc, guide)
+
+
+def test_documentation_contradiction(cat):
+    r = check("Bill 36556 with +76937; 76937 needs no permanent image.", cat)
+    f = finding(r, "documentation.contradiction", "76937")
+    assert "patency" in f.message.lower()
+
+
+def test_documentation_requirements_info(cat):
+    r = check(d("36556", "76937"), cat)
+    f = finding(r, "documentation.requirements", "76937")
+    assert f.severity is Severity.INFO
+
+
+def test_apply_returns_corrected_draft(cat):
+    r = check(d("20610-RT", "76942"), cat)
+    fixed = apply(r)
+    assert [(c.code, c.modifiers) for c in fixed.codes] == [("20611", ("RT",))]
+
+
+def test_warned_codes_are_not_recommended(cat):
+    r = check("Report 20611 alone; do not add 76942.", cat)
+    assert [v.code for v in r.verdicts] == ["20611"]
+    assert r.verdict_for("20611").status is CodeStatus.VERIFIED
+    assert "76942" in r.warned
+    assert "warned.unsupported" not in rules(r)
+
+
+def test_unsupported_warning_is_noted(cat):
+    r = check("Report 76705; do not add 93306.", cat)
+    assert "warned.unsupported" in rules(r)
+
+
+def test_json_shape_of_check(cat):
+    out = check_and_repair(d("20610", "76942"), cat).to_dict()
+    assert set(out) == {"verdict", "codes", "findings", "ruleset"}
+    assert out["verdict"] == "fail"
+    assert set(out["codes"][0]) == {"code", "status", "units", "modifiers", "findings"}
+    assert set(out["findings"][0]) == {"rule", "severity", "codes", "message", "fix", "sources",
+                                       "confidence"}
+    assert out["ruleset"].startswith("builtin ")
+
+
+def test_checker_is_pure():
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "guardrails"
+    banned = {"advisor", "langchain", "langchain_core", "chromadb", "gradio", "requests",
+              "httpx", "socket", "subprocess", "os", "pathlib", "open"}
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [(node.module or "").split(".")[0]]
+            else:
+                continue
+            assert not set(names) & banned, (path, names)
