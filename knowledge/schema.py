@@ -323,6 +323,9 @@ class Misconception(Sourced):
 
     id: str = Field(pattern=r"^[a-z0-9_]+$", description="Id.")
     pattern: str = Field(description="Regex (case-insensitive) matched against a sentence.")
+    requires: tuple[str, ...] = Field(
+        (), description="Lowercase words of which one must be in the text before the regex runs."
+    )
     message: str = Field(description="What is right.")
 
     @field_validator("pattern")

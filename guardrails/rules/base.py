@@ -21,7 +21,8 @@ class Compiled:
     """Regexes of the catalog compiled once per catalog (checks stay fast)."""
 
     misreadings: dict[str, tuple[tuple[re.Pattern[str], int], ...]]
-    misconceptions: tuple[tuple[re.Pattern[str], int], ...]
+    misconceptions: tuple[tuple[re.Pattern[str], int, tuple[str, ...]], ...]
+    requirements: dict[str, str]
 
 
 _COMPILED: dict[int, tuple[Catalog, Compiled]] = {}
@@ -40,9 +41,14 @@ def compiled_for(catalog: Catalog) -> Compiled:
         if entry.misreadings
     }
     cons = tuple(
-        (re.compile(m.pattern, re.IGNORECASE), i) for i, m in enumerate(catalog.misconceptions)
+        (re.compile(m.pattern, re.IGNORECASE), i, m.requires)
+        for i, m in enumerate(catalog.misconceptions)
     )
-    comp = Compiled(mis, cons)
+    reqs = {
+        set_id: "; ".join(e.label for e in es.elements)
+        for set_id, es in catalog.element_sets.items()
+    }
+    comp = Compiled(mis, cons, reqs)
     _COMPILED[id(catalog)] = (catalog, comp)
     return comp
 

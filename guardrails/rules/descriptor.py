@@ -127,7 +127,10 @@ def check(ctx: Context) -> Iterator[Finding]:
                 on_fail=on_fail,
                 span=(m.start, m.end),
             )
-    for rx, i in ctx.compiled.misconceptions:
+    low = claims.text.lower() if ctx.compiled.misconceptions else ""
+    for rx, i, requires in ctx.compiled.misconceptions:
+        if requires and not any(w in low for w in requires):
+            continue
         hit = rx.search(claims.text)
         if hit is None:
             continue

@@ -51,7 +51,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 "documentation.requirements",
                 Severity.INFO,
                 (code,),
-                f"{code} needs: " + "; ".join(e.label for e in es.elements) + ".",
+                f"{code} needs: {ctx.compiled.requirements[set_id]}.",
                 sources=es.sources,
                 confidence=es.confidence.value,
             )
