@@ -144,6 +144,113 @@ def check(
     raise typer.Exit(0 if result["verdict"] == "pass" else 1)
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A coding question, or codes to check.")],
+    as_json: JsonOpt = False,
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="Chat backend: embedded, openai, ollama or none."),
+    ] = None,
+    no_llm: Annotated[
+        bool, typer.Option("--no-llm", help="Answer from retrieval and rules only; no model.")
+    ] = False,
+) -> None:
+    """Ask a coding question; the model drafts, the rules check every code it shows.
+
+    Tokens stream to the terminal as the model drafts (unless --json); the checked answer
+    follows. A question that is only codes ('20610 76942') is checked at once, no model.
+    Exit status: 0 answered, 2 bad input.
+    """
+    from pydantic import ValidationError
+
+    from advisor.pipeline import Advisor, Answer
+    from advisor.settings import load_settings
+
+    try:
+        settings = load_settings(backend="none" if no_llm else backend)
+    except ValidationError as exc:
+        _fail(f"Bad setting: {exc.errors()[0].get('msg')}. Backends: embedded, openai, "
+              "ollama, none.", 2)
+    advisor = Advisor(settings, catalog=_catalog())
+    answer: Answer | None = None
+    streamed = False
+    for item in advisor.stream(question):
+        if isinstance(item, Answer):
+            answer = item
+        elif not as_json:
+            sys.stdout.write(item)
+            sys.stdout.flush()
+            streamed = True
+    assert answer is not None
+    if as_json:
+        _emit_json(answer.to_json())
+        return
+    if streamed:
+        typer.echo("\n" + "-" * 60)
+    if answer.banner:
+        typer.echo(f"NOTE: {answer.banner}\n")
+    typer.echo(answer.answer)
+    shown = [f for f in answer.findings if f["severity"] != "info"]
+    if shown:
+        typer.echo("\nfindings:")
+        for f in shown:
+            codes = "+".join(f["codes"]) or "text"
+            typer.echo(f"  [{f['severity'].upper()}] {f['rule']} ({codes}): {f['message']}")
+    if answer.citations:
+        typer.echo("\nsources:")
+        for c in answer.citations:
+            typer.echo(f"  [{c.id}] {c.title} - {c.section} ({c.source})")
+    t = answer.timings_ms
+    typer.echo(f"\nruleset {answer.ruleset}; backend {answer.backend}; "
+               f"{t.get('total', 0) / 1000:.1f} s")
+
+
+@app.command("import-cms")
+def import_cms(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="CMS NCCI PTP, MUE or add-on code files (.xlsx, .csv, .txt)."),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import the quarterly CMS edit files; they take precedence over built-in edits.
+
+    Give all parts of one release in one call (PTP releases come in several files): a later
+    import of the same kind replaces the earlier one. A malformed file is refused whole and
+    nothing already imported is lost.
+    """
+    from advisor.settings import load_settings
+    from knowledge.catalog import clear_cache
+    from knowledge.cms import CmsImportError, CmsStoreError, import_files
+
+    settings = load_settings()
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        _fail(f"Not a file: {', '.join(missing)}", 2)
+
+    def progress(path: Path, rows: int) -> None:
+        if not as_json:
+            typer.echo(f"  {path.name}: {rows:,} rows read", err=True)
+
+    try:
+        results = import_files(files, settings.cms_dir, progress=progress)
+    except CmsImportError as exc:
+        _fail(f"Import refused: {exc}\nNothing was changed; earlier imports are still active.", 2)
+    except CmsStoreError as exc:
+        _fail(f"Cannot write the CMS store under {settings.cms_dir}: {exc}", 1)
+    clear_cache()
+    cat = _catalog()
+    if as_json:
+        _emit_json({"imported": [r.model_dump(mode="json") for r in results],
+                    "ruleset": cat.ruleset})
+        return
+    for r in results:
+        typer.echo(f"{r.file.name}: {r.kind} {r.quarter}: {r.rows_kept:,} rows stored, "
+                   f"{r.rows_active:,} in effect")
+    typer.echo(f"active ruleset: {cat.ruleset}")
+
+
 @kb_app.command("validate")
 def kb_validate() -> None:
     """Load every data file and check every cross-reference; errors name file and line."""

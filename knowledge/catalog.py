@@ -136,13 +136,28 @@ class Catalog:
         }
         if cms is not None:
             for edit in cms.ptp:
-                pairs.pop((edit.column2, edit.column1), None)
+                builtin = pairs.pop((edit.column2, edit.column1), None) or pairs.get(
+                    (edit.column1, edit.column2)
+                )
+                if builtin is not None and builtin.origin == "builtin":
+                    # The CMS file decides the indicator; our repair and wording stay useful.
+                    edit = edit.model_copy(
+                        update={
+                            "replacement": builtin.replacement,
+                            "drop_column2": edit.drop_column2 or builtin.drop_column2,
+                            "allow_with": builtin.allow_with,
+                        }
+                    )
                 pairs[(edit.column1, edit.column2)] = edit
             limits.update(cms.mue)
             for addon, aoc in cms.aoc.items():
                 old = addons.get(addon)
+                primaries = frozenset(aoc.primaries)
+                if not aoc.exhaustive and old is not None:
+                    # Types 2/3 allow primaries beyond the list: keep the ones we know too.
+                    primaries |= old.primaries
                 addons[addon] = AddOnPrimaries(
-                    frozenset(aoc.primaries),
+                    primaries,
                     old.excluded if old else frozenset(),
                     aoc.exhaustive,
                     "cms",
