@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 __all__ = [
+    "DOC_ELEMENTS",
     "MAX_TEXT_CHARS",
+    "MAX_UNITS",
     "MODIFIERS",
     "AddOnAssertion",
     "BilateralAssertion",
@@ -69,15 +71,20 @@ class Polarity(StrEnum):
 
 # Modifiers the checker knows how to reason about, plus common ones a coder may key.
 MODIFIERS: frozenset[str] = frozenset(
-    {"26", "TC", "50", "52", "59", "XE", "XP", "XS", "XU", "76", "77", "RT", "LT", "25", "51",
-     "91"}
+    {"26", "TC", "50", "52", "59", "XE", "XP", "XS", "XU", "76", "77", "RT", "LT", "25", "51", "91"}
     | {f"F{c}" for c in "123456789A"}
     | {f"T{c}" for c in "123456789A"}
 )
 
 DOC_ELEMENTS: frozenset[str] = frozenset(
-    {"permanent_image", "vessel_patency", "sites_evaluated", "realtime_needle_entry",
-     "written_report", "medical_necessity"}
+    {
+        "permanent_image",
+        "vessel_patency",
+        "sites_evaluated",
+        "realtime_needle_entry",
+        "written_report",
+        "medical_necessity",
+    }
 )
 
 
@@ -196,10 +203,9 @@ _HCPCS_LETTERS = "ABCDEGHJKLMPQRSTUV"
 
 # The lookahead lets units follow straight on ("37253x6"); everything else that touches the
 # code must be a non-alphanumeric character.
-_CODE_RE = re.compile(
-    rf"(?:[0-9]{{4}}(?:[0-9]|[Tt])|[{_HCPCS_LETTERS}][0-9]{{4}})"
-    r"(?=[^0-9A-Za-z]|[xX][ \t]?[0-9]|\Z)"
-)
+# One leading character class (not an alternation) lets the regex engine skip ahead fast;
+# the exact shape (HCPCS ends in a digit) is checked in Python.
+_CODE_RE = re.compile(rf"[0-9{_HCPCS_LETTERS}][0-9]{{3}}[0-9Tt](?=[^0-9A-Za-z]|[xX][ \t]?[0-9]|\Z)")
 
 _MOD_ALT = r"(?:26|50|52|59|76|77|25|51|91|TC|XE|XP|XS|XU|RT|LT|F[1-9A]|T[1-9A])"
 _MOD_END = r"(?=[^0-9A-Za-z]|[xX×][ \t]?[0-9]|\Z)"
@@ -208,7 +214,9 @@ _MOD_END = r"(?=[^0-9A-Za-z]|[xX×][ \t]?[0-9]|\Z)"
 # " RT" (upper case only when separated by a space, so words are not taken), and units.
 _TAIL_RE = re.compile(
     rf"[ \t]?[-–][ \t]?({_MOD_ALT}){_MOD_END}"
-    rf"|[ \t]*,?[ \t]*(?:(?:with|and|plus|using)[ \t]+)?(?:the[ \t]+|a[ \t]+)?"
+    r"|[ \t]*,?[ \t]*(?:(?:may|can|should|must|is|are)[ \t]+(?:be[ \t]+)?"
+    r"(?:reported|billed|coded|appended)[ \t]+)?"
+    rf"(?:(?:with|and|plus|using)[ \t]+)?(?:the[ \t]+|a[ \t]+)?"
     rf"(?:modifiers?|mod\.?)[ \t]*[:#]?[ \t]*-?[ \t]?({_MOD_ALT}){_MOD_END}"
     rf"|[ \t]((?-i:TC|XE|XP|XS|XU|RT|LT)){_MOD_END}"
     r"|[ \t]*[xX×][ \t]?([0-9]{1,3})(?![0-9])(?:[ \t]*units?\b)?"
@@ -218,6 +226,8 @@ _TAIL_RE = re.compile(
     r"|,?[ \t]*units?[ \t]*[:=]?[ \t]*([0-9]{1,3})(?![0-9])",
     re.IGNORECASE,
 )
+# No modifier or unit can start with these, so the tail pattern need not run.
+_NOT_TAIL_START = frozenset(".;:)]'\"!?/+&=\n")
 # More modifiers after "modifiers 59 and XU".
 _MORE_MODS_RE = re.compile(rf"[ \t]*(?:,|/|&|\+|and)[ \t]*-?[ \t]?({_MOD_ALT}){_MOD_END}", re.I)
 
@@ -230,6 +240,29 @@ _BEFORE_RE = re.compile(
 )
 
 # A number right after one of these labels is an identifier, not a code.
+_LABEL_WORDS = (
+    "mrn",
+    "zip",
+    "code",
+    "acct",
+    "account",
+    "phone",
+    "tel",
+    "fax",
+    "npi",
+    "id",
+    "invoice",
+    "order",
+    "member",
+    "policy",
+    "room",
+    "ext",
+    "extension",
+    "no",
+    "number",
+    "box",
+    "num",
+)
 _LABEL_RE = re.compile(
     r"(?<![a-z])(?:mrn|zip|zip[ \t]*code|postal[ \t]*code|acct|account|phone|tel|fax|npi|id"
     r"|invoice|order|member|policy|room|ext|extension|claim[ \t]*(?:no\.?|number|#)|po[ \t]*box)"
@@ -237,16 +270,14 @@ _LABEL_RE = re.compile(
 )
 
 # Sentence ends: . ! ? before white space or the end, and every line break (bullets).
-_SENT_RE = re.compile(r"\n|[.!?]+(?=[\s\"'”’)\]*_]|\Z)")
+_SENT_RE = re.compile(r"[\n.!?](?:(?<=\n)|[.!?]*(?=[\s\"'”’)\]*_]|\Z))")
 _ABBREV = ("e.g", "i.e", " vs", "etc", " dr", "approx", " fig", " cf", " al", "u.s")
 
-# Clause breaks inside a sentence. A comma before another code ("20604, 20606 or 20611")
-# continues a list rather than starting a clause.
+# Clause breaks inside a sentence. A comma between two codes ("20604, 20606 or 20611")
+# continues a list rather than starting a clause (group 1 marks a comma before a code).
 _CLAUSE_RE = re.compile(
-    r"[;()]"
-    r"|,(?![ \t]*(?:(?:and|or|and/or|&)[ \t]+)?\+?(?:[0-9]{4}|[a-v][0-9]{4}))"
-    r"|[-–—](?<=\s[-–—])(?=\s)"
-    r"|—"
+    r"[;(),\-–—](?:(?<=,)((?=[ \t]*(?:(?:and|or|and/or|&)[ \t]+)?\+?(?:[0-9]{4}|[a-v][0-9]{4})))?"
+    r"|(?<=[;()—])|(?<=\s[-–])(?=\s))"
 )
 
 # ----- keyword anchors: one pass over the lower-cased text finds every word that matters.
@@ -261,27 +292,38 @@ def _kw(cat: str, words: str) -> None:
         _KEYWORDS[w] = cat
 
 
-_kw("B", "but|however|otherwise|instead|and then|and report|and use|and bill|and code"
-    "|and add|and append|and submit|and list|and choose|and select|and instead")
+_kw(
+    "B",
+    "but|however|otherwise|instead|and then|and report|and use|and bill|and code"
+    "|and add|and append|and submit|and list|and choose|and select|and instead",
+)
 _kw("BN", "instead of|rather than")
-_kw("N", "do not|don't|does not|doesn't|did not|never|not|avoid|avoids|avoiding|in place of"
+_kw(
+    "N",
+    "do not|don't|does not|doesn't|did not|never|not|avoid|avoids|avoiding|in place of"
     "|no longer|cannot|can't|can not|should not|shouldn't|must not|mustn't|may not|could not"
     "|would not|won't|should never|must never|nor|drop|remove|omit|exclude|replace|replaces"
-    "|replacing")
+    "|replacing",
+)
 _kw("J", "wrong|wrongly|incorrect|incorrectly|invalid|erroneous|erroneously")
-_kw("P", "deleted|retired|obsolete|outdated|bundled|packaged|included|mutually exclusive"
-    "|replaced by|superseded by|an error|a mistake")
+_kw(
+    "P",
+    "deleted|retired|obsolete|outdated|bundled|packaged|included|mutually exclusive"
+    "|replaced by|superseded by|an error|a mistake",
+)
 _kw("C", "since|because|given that|when|whenever|if|once|unless")
 _kw("BC", "while|whereas|although|though|even though")
 _kw("E", "complete|limited")
 _kw("A", "add-on|add-ons|addon|addons|add on code|add on codes")
 _kw("S", "stand-alone|standalone")
-_kw("GI", "include|includes|including|incorporate|incorporates|bundle|bundles|contain"
-    "|contains")
+_kw("GI", "include|includes|including|incorporate|incorporates|bundle|bundles|contain|contains")
 _kw("GW", "without")
 _kw("GN", "guidance|imaging|rs&i|s&i|supervision")
-_kw("BI", "bilateral|bilaterally|both sides|both breasts|both legs|both arms|both extremities"
-    "|both knees|both shoulders|both hips|both kidneys")
+_kw(
+    "BI",
+    "bilateral|bilaterally|both sides|both breasts|both legs|both arms|both extremities"
+    "|both knees|both shoulders|both hips|both kidneys",
+)
 _kw("UN", "unilateral|unilaterally|one side|single side")
 _kw("DP", "permanent|permanently|hard copy|hard-copy")
 _kw("DI", "image|images")
@@ -325,9 +367,25 @@ _NOT_EXCLUDED_RE = re.compile(
     r"|complete|limited|only|all|just|exist|necessarily|always|forget|have to|mean|say)\b"
 )
 _NEG_WORDS = (
-    "not", "n't", "never", "cannot", "nor", "no longer", "avoid", "instead of", "rather than",
-    "in place of", "drop", "remove", "omit", "exclude", "replac", "wrong", "incorrect",
-    "invalid", "erroneous",
+    "not",
+    "n't",
+    "never",
+    "cannot",
+    "nor",
+    "no longer",
+    "avoid",
+    "instead of",
+    "rather than",
+    "in place of",
+    "drop",
+    "remove",
+    "omit",
+    "exclude",
+    "replac",
+    "wrong",
+    "incorrect",
+    "invalid",
+    "erroneous",
 )
 
 # Cues that follow a code and condemn it: "76942 is not separately reportable".
@@ -350,20 +408,40 @@ _POST_GAP_RE = re.compile(
     r"|together|alone|simply|clearly|definitely|actually|now|currently|considered|now)"
     r"[\s'\"’”*]+){0,3}"
 )
+# "since 1/1/2015" and "since 2016" are about time; "since 20611 includes guidance" is a reason.
 _SINCE_TEMPORAL_RE = re.compile(
-    r"since[ \t]+(?:[0-9]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
-    r"|the[ \t]+[0-9]|cpt[ \t]+[0-9])"
+    r"since[ \t]+(?:[0-9]{1,2}[/.-]|(?:19|20)[0-9]{2}(?![0-9])"
+    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|the[ \t]+[0-9]|cpt[ \t]+[0-9]"
+    r"|then\b|last\b)"
 )
-_WITHOUT_CODE_RE = re.compile(r"without[ \t]+(?:(?:the|a|code|cpt|adding|billing|reporting)"
-                              rf"[ \t]+)?\+?(?:[0-9]{{4}}|[a-v][0-9]{{4}})")
+_WITHOUT_CODE_RE = re.compile(
+    r"without[ \t]+(?:(?:the|a|code|cpt|adding|billing|reporting)[ \t]+)?\+?"
+    r"(?:[0-9]{4}|[a-v][0-9]{4})"
+)
 
 # How two neighbouring codes are joined.
 _LIST, _PLUS, _WITH, _WITH_NEG, _TO, _BUNDLED, _NONE = range(7)
+_MAX_CHAIN_FOR_PAIRS = 16
 _PAIR_JOINS = frozenset({_PLUS, _WITH, _WITH_NEG, _TO, _BUNDLED})
 _GAP_FAST: dict[str, int] = {
-    "/": _LIST, ", ": _LIST, " and ": _LIST, " or ": _LIST, ",": _LIST, " ": _LIST,
-    ", and ": _LIST, ", or ": _LIST, " and/or ": _LIST, "-": _LIST, "–": _LIST, " & ": _LIST,
-    " + ": _PLUS, "+": _PLUS, " plus ": _PLUS, " with ": _WITH, " [": _PLUS, " (": _NONE,
+    "/": _LIST,
+    ", ": _LIST,
+    " and ": _LIST,
+    " or ": _LIST,
+    ",": _LIST,
+    " ": _LIST,
+    ", and ": _LIST,
+    ", or ": _LIST,
+    " and/or ": _LIST,
+    "-": _LIST,
+    "–": _LIST,
+    " & ": _LIST,
+    " + ": _PLUS,
+    "+": _PLUS,
+    " plus ": _PLUS,
+    " with ": _WITH,
+    " [": _PLUS,
+    " (": _NONE,
 }
 _GAP_LIST_RE = re.compile(
     r"[\s'\"’”*]*(?:/|,|&|and/or|and|or|-|–|through|thru|,[ \t]*and|,[ \t]*or)?[\s'\"’”*]*"
@@ -419,7 +497,10 @@ _G_PASSIVE_RE = re.compile(
     r"(?=[0-9]{4}|[a-v][0-9]{4}))?"
 )
 # The subject of "includes guidance" is a noun phrase of its own ("the procedure includes").
-_G_OTHER_SUBJECT_RE = re.compile(r"\b(?:the|this|that|these|those|its)[ \t]+[a-z-]+[ \t]+\Z")
+_G_OTHER_SUBJECT_RE = re.compile(
+    r"\b(?:the|this|that|these|those|its|an?)[ \t]+(?:[a-z-]+[ \t]+){1,3}\Z"
+    r"|\b(?:when|if|because|since|as|while|where|but|whereas|although|unless)\b"
+)
 _G_PASSIVE_BACK_GAP_RE = re.compile(r"[^,;:.]{0,60}")
 _BILAT_NOT_RE = re.compile(r"(?:not|n't)[ \t]+(?:\w+[ \t]+)?\Z")
 
@@ -469,7 +550,9 @@ _DOC_NEG_RE = re.compile(
 _DOC_NEG_AFTER_RE = re.compile(
     r"\b(?:not[ \t]+(?:needed|required|necessary|mandatory)|optional|unnecessary)\b"
 )
-_DOC_LIST_GAP_RE = re.compile(r"[\s,]*(?:and|or|nor)?[\s,]*(?:an?[ \t]+|the[ \t]+)?(?:[a-z-]+[ \t]+)?")
+_DOC_LIST_GAP_RE = re.compile(
+    r"[\s,]*(?:and|or|nor)?[\s,]*(?:an?[ \t]+|the[ \t]+)?(?:[a-z-]+[ \t]+)?"
+)
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ’", "abcdefghijklmnopqrstuvwxyz'")
 
@@ -479,11 +562,26 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ’", "abcdefghijklmnopq
 # ---------------------------------------------------------------------------------------
 
 
+# emit(kind, mention index, value, start, end): records one assertion for a code's group.
+_Emit = Callable[[str, int, "bool | str", int, int], None]
+
+
 class _Raw:
     """A mention while it is being worked out (mutable; becomes a CodeMention)."""
 
-    __slots__ = ("clause", "code", "end", "kind", "mods", "plus", "pol", "sent", "start",
-                 "tail_end", "units")
+    __slots__ = (
+        "clause",
+        "code",
+        "end",
+        "kind",
+        "mods",
+        "plus",
+        "pol",
+        "sent",
+        "start",
+        "tail_end",
+        "units",
+    )
 
     def __init__(self, code: str, kind: CodeKind, start: int, end: int, plus: bool) -> None:
         self.code = code
@@ -512,11 +610,8 @@ def _sentences(text: str, low: str) -> list[tuple[int, int]]:
     n = len(text)
     for m in _SENT_RE.finditer(low):
         s = m.start()
-        if s - prev < 6 and low[s] == "." and m.end() - s == 1:
-            # "e.g." and friends end an abbreviation, not a sentence
-            if low[max(0, s - 6):s].endswith(_ABBREV):
-                continue
-        elif low[s] == "." and low[max(0, s - 6):s].endswith(_ABBREV):
+        # "e.g." and friends end an abbreviation, not a sentence
+        if low[s] == "." and m.end() - s == 1 and low[max(0, s - 6) : s].endswith(_ABBREV):
             continue
         _add_span(text, prev, m.end(), spans)
         prev = m.end()
@@ -559,20 +654,27 @@ def _find_codes(text: str, low: str) -> list[_Raw]:
             prev = text[s - 1]
             if prev.isalnum() or prev in "$#.":
                 continue
-            if prev in "-–" and s >= 2 and text[s - 2].isdigit() and _digit_run_before(
-                text, s - 1
-            ) != 5:
+            if (
+                prev in "-–"
+                and s >= 2
+                and text[s - 2].isdigit()
+                and _digit_run_before(text, s - 1) != 5
+            ):
                 continue  # phone numbers: 555-76942
             if prev in " \t" and s >= 2 and text[s - 2] == "$":
                 continue
-            if s >= 2 and _LABEL_RE.search(low, max(0, s - 24), s):
+            # Cheap test first: only a number right after a label word can be an identifier.
+            if (
+                s >= 3
+                and low[max(0, s - 24) : s].rstrip(" \t:#.").endswith(_LABEL_WORDS)
+                and _LABEL_RE.search(low, max(0, s - 24), s)
+            ):
                 continue
         if e < n:
             nxt = text[e]
             if nxt == "." and e + 1 < n and text[e + 1].isdigit():
                 continue  # 76942.5
-            if nxt == "%" or (nxt == "," and e + 1 < n and text[e + 1].isdigit()
-                              and _digit_run_after(text, e + 1).__len__() == 3):
+            if nxt == "%" or (nxt == "," and e + 1 < n and len(_digit_run_after(text, e + 1)) == 3):
                 continue  # 76942% or 76942,000
             if nxt in "-–" and e + 1 < n and text[e + 1].isdigit():
                 run = _digit_run_after(text, e + 1)
@@ -581,6 +683,8 @@ def _find_codes(text: str, low: str) -> list[_Raw]:
         raw = m.group()
         c0 = raw[0]
         if c0.isalpha():
+            if raw[4] in "Tt":
+                continue  # a letter, 3 digits and T is no code
             kind = CodeKind.HCPCS
         elif raw[4] in "Tt":
             kind = CodeKind.CATEGORY_III
@@ -589,11 +693,12 @@ def _find_codes(text: str, low: str) -> list[_Raw]:
             kind = CodeKind.CPT
         plus = s > 0 and text[s - 1] == "+" and (s < 2 or not text[s - 2].isalnum())
         r = _Raw(raw, kind, s, e, plus)
-        _read_tail(text, r)
+        if e < n and text[e] not in _NOT_TAIL_START:
+            _read_tail(text, r)
         pre_start = s - 1 if plus else s
-        pre = low[max(0, pre_start - 40):pre_start]
-        if "unit" in pre or "mod" in pre:
-            b = _BEFORE_RE.search(pre)
+        lo = max(0, pre_start - 40)
+        if low.find("unit", lo, pre_start) >= 0 or low.find("mod", lo, pre_start) >= 0:
+            b = _BEFORE_RE.search(low[lo:pre_start])
             if b is not None:
                 if b.group(1):
                     _add_mod(r, b.group(1))
@@ -634,7 +739,7 @@ def _read_tail(text: str, r: _Raw) -> None:
 
 
 def _gap_kind(low: str, a: _Raw, b: _Raw) -> int:
-    gap = low[a.tail_end:b.start - 1 if b.plus else b.start]
+    gap = low[a.tail_end : b.start - 1 if b.plus else b.start]
     kind = _GAP_FAST.get(gap)
     if kind is not None:
         if kind == _LIST and b.plus and (gap == " " or gap == ""):
@@ -672,6 +777,8 @@ class _Chain:
 
 
 class _Anchor:
+    """A keyword found in the text, with its category and sentence."""
+
     __slots__ = ("cat", "end", "pos", "sent", "word")
 
     def __init__(self, cat: str, pos: int, end: int, word: str, sent: int) -> None:
@@ -716,11 +823,11 @@ class _Ctx:
         return i
 
     def gap_before(self, i: int, pos: int) -> str:
-        return self.low[self.ms[i].tail_end:pos]
+        return self.low[self.ms[i].tail_end : pos]
 
     def gap_after(self, pos: int, i: int) -> str:
         m = self.ms[i]
-        return self.low[pos:m.start - 1 if m.plus else m.start]
+        return self.low[pos : m.start - 1 if m.plus else m.start]
 
 
 def extract(text: str) -> Claims:
@@ -752,13 +859,22 @@ def extract(text: str) -> Claims:
         for m in ms
     )
     return Claims(
-        text, tuple(sents), mentions, tuple(extents), tuple(add_ons), tuple(guidance),
-        tuple(bilateral), tuple(pairs), tuple(docs),
+        text,
+        tuple(sents),
+        mentions,
+        tuple(extents),
+        tuple(add_ons),
+        tuple(guidance),
+        tuple(bilateral),
+        tuple(pairs),
+        tuple(docs),
     )
 
 
 def _anchors(low: str, sent_starts: list[int], code_sents: set[int]) -> list[_Anchor]:
     out: list[_Anchor] = []
+    if not sent_starts:
+        return out
     scan = " " + low
     last_sent = -1
     last_start = -1
@@ -782,9 +898,18 @@ def _polarity_and_chains(cx: _Ctx, anchors: list[_Anchor], code_sents: set[int])
     low, ms, sents = cx.low, cx.ms, cx.sents
     # Clause breaks, only where codes are: punctuation, break words, sentence starts.
     bounds: list[int] = [s for s, _ in sents]
+    tail_ends = {m.tail_end for m in ms}
     for si in code_sents:
         s, e = sents[si]
-        bounds.extend(c.end() for c in _CLAUSE_RE.finditer(low, s, e))
+        for c in _CLAUSE_RE.finditer(low, s, e):
+            if c.group(1) is not None:
+                j = c.start()
+                while j > s and low[j - 1] in " \t'\"’”*":
+                    j -= 1
+                if j in tail_ends:
+                    continue  # a list of codes
+
+            bounds.append(c.end())
     for a in anchors:
         if a.cat[0] == "B":
             bounds.append(a.pos)
@@ -819,9 +944,9 @@ def _polarity_and_chains(cx: _Ctx, anchors: list[_Anchor], code_sents: set[int])
         _set_group(cx, group)
 
     # Events per clause: cues and chains, in text order.
-    events: dict[int, list[tuple[int, int, object]]] = {}
+    events: dict[int, list[_Event]] = {}
     for ci, ch in enumerate(chains):
-        events.setdefault(ms[ch.idx[0]].clause, []).append((ch.start, 1, ci))
+        events.setdefault(ms[ch.idx[0]].clause, []).append((ch.start, 1, ci, None))
     chain_spans = [(ch.start, ch.end) for ch in chains]
     for a in anchors:
         cat = a.cat
@@ -833,10 +958,14 @@ def _polarity_and_chains(cx: _Ctx, anchors: list[_Anchor], code_sents: set[int])
         k = bisect_right(chain_spans, (a.pos, 1 << 62)) - 1
         if k >= 0 and chain_spans[k][0] <= a.pos < chain_spans[k][1]:
             continue  # inside "76942 should not be billed with 20611": the chain handles it
-        events[clause].append((a.pos, 0, a))
+        events[clause].append((a.pos, 0, -1, a))
     for evs in events.values():
         _run_clause(cx, chains, sorted(evs, key=lambda t: (t[0], t[1])))
     return chains
+
+
+# (position, 0 for a cue or 1 for a chain, chain index, cue)
+_Event = tuple[int, int, int, "_Anchor | None"]
 
 
 def _set_group(cx: _Ctx, group: list[int]) -> None:
@@ -846,16 +975,16 @@ def _set_group(cx: _Ctx, group: list[int]) -> None:
             cx.groups[j] = t
 
 
-def _run_clause(cx: _Ctx, chains: list[_Chain], evs: list[tuple[int, int, object]]) -> None:
+def _run_clause(cx: _Ctx, chains: list[_Chain], evs: list[_Event]) -> None:
+    """Walk one clause's cues and chains in order and set each mention's polarity."""
     low, ms = cx.low, cx.ms
     rec, neg, neg_done, ctx, after_post = 0, 1, 2, 3, 4
     mode = rec
     neg_end = 0
     last: _Chain | None = None
-    for pos, typ, obj in evs:
-        if typ == 1:
-            assert isinstance(obj, int)
-            ch = chains[obj]
+    for pos, _typ, ci, a in evs:
+        if a is None:
+            ch = chains[ci]
             if mode == neg and ch.start - neg_end > 60:
                 mode = rec  # a negation this far back is about something else
             if mode == neg:
@@ -873,8 +1002,6 @@ def _run_clause(cx: _Ctx, chains: list[_Chain], evs: list[tuple[int, int, object
                     ms[j].pol = Polarity.MENTIONED
             last = ch
             continue
-        assert isinstance(obj, _Anchor)
-        a = obj
         cat = a.cat
         if cat in ("C", "BC"):
             if a.word == "since" and _SINCE_TEMPORAL_RE.match(low, pos):
@@ -886,9 +1013,7 @@ def _run_clause(cx: _Ctx, chains: list[_Chain], evs: list[tuple[int, int, object
                 mode, neg_end = neg, a.end
             continue
         post = _POST_RE.match(low, pos) if cat in ("N", "J", "P") else None
-        if post is not None and last is not None and _POST_GAP_RE.fullmatch(
-            low, last.end, pos
-        ):
+        if post is not None and last is not None and _POST_GAP_RE.fullmatch(low, last.end, pos):
             last.negated = True
             for j in last.idx:
                 ms[j].pol = Polarity.WARNED
@@ -921,17 +1046,19 @@ def _pairs(cx: _Ctx, chains: list[_Chain]) -> list[PairStatement]:
         if len(ch.idx) < 2:
             continue
         segments: list[list[int]] = [[ch.idx[0]]]
-        for k, j in enumerate(ch.idx[1:]):
+        # A real pair statement names a handful of codes; the cap keeps a pasted code list
+        # from producing a quadratic number of pairs.
+        for k, j in enumerate(ch.idx[1:_MAX_CHAIN_FOR_PAIRS]):
             if ch.joins[k] in _PAIR_JOINS:
                 segments.append([j])
             else:
                 segments[-1].append(j)
         if len(segments) < 2:
             sent_end = cx.sents[ms[ch.idx[0]].sent][1]
-            both = low[max(0, ch.start - 5):ch.start] == "both "
+            both = low[max(0, ch.start - 5) : ch.start] == "both "
             if not both and not _TOGETHER_RE.match(low, ch.end, min(sent_end, ch.end + 60)):
                 continue
-            segments = [[j] for j in ch.idx]
+            segments = [[j] for j in ch.idx[:_MAX_CHAIN_FOR_PAIRS]]
         together = not ch.negated
         for x in range(len(segments)):
             for y in range(x + 1, len(segments)):
@@ -997,9 +1124,10 @@ def _assertions(
                 if _BILAT_NOT_RE.search(low, max(0, a.pos - 16), a.pos):
                     value = not value
                 emit("B", i, value, a.pos, a.end)
-    for i, m in enumerate(ms):
-        if "50" in m.mods:
-            emit("B", i, True, m.start, m.tail_end)
+    for m in ms:
+        if "50" in m.mods and ("B", m.code, True) not in seen:
+            seen.add(("B", m.code, True))
+            bilateral.append(BilateralAssertion(m.code, True, m.start, m.tail_end))
 
 
 def _nearest_close(cx: _Ctx, a: _Anchor, max_words: int, max_chars: int) -> int | None:
@@ -1051,8 +1179,11 @@ def _guidance(cx: _Ctx, a: _Anchor, emit: _Emit) -> None:
         i = cx.before(a.pos, a.sent)
         if i is not None:
             gap = cx.gap_before(i, a.pos)
-            if len(gap) <= 60 and ";" not in gap and _words(gap) <= 6 and not (
-                _G_OTHER_SUBJECT_RE.search(gap)
+            if (
+                len(gap) <= 60
+                and ";" not in gap
+                and _words(gap) <= 6
+                and not (_G_OTHER_SUBJECT_RE.search(gap))
             ):
                 emit("G", i, value, a.pos, end)
                 return
@@ -1066,7 +1197,7 @@ def _guidance(cx: _Ctx, a: _Anchor, emit: _Emit) -> None:
         if m is None:
             return
         i = cx.before(a.pos, a.sent)
-        if i is not None and ";" not in cx.gap_before(i, a.pos) and a.pos - cx.ms[i].end <= 120:
+        if i is not None and a.pos - cx.ms[i].end <= 120 and ";" not in cx.gap_before(i, a.pos):
             emit("G", i, False, a.pos, m.end())
         return
     m = _G_PASSIVE_RE.match(low, a.pos)
@@ -1081,7 +1212,7 @@ def _guidance(cx: _Ctx, a: _Anchor, emit: _Emit) -> None:
     i = cx.before(a.pos, a.sent)
     if i is not None:
         gap = cx.gap_before(i, a.pos)
-        if _G_PASSIVE_BACK_GAP_RE.fullmatch(gap) and _words(gap) <= 5:
+        if len(gap) <= 60 and _G_PASSIVE_BACK_GAP_RE.fullmatch(gap) and _words(gap) <= 5:
             emit("G", i, value, a.pos, m.end())
 
 
@@ -1103,8 +1234,7 @@ def _docs(cx: _Ctx, anchors: list[_Anchor]) -> list[DocStatement]:
         element, s, e = found
         consumed = e
         sent_s, sent_e = cx.sents[a.sent] if cx.sents else (0, len(low))
-        required = _doc_required(low, s, e, sent_s, sent_e, prev_end if prev_sent == a.sent
-                                 else -1)
+        required = _doc_required(low, s, e, sent_s, sent_e, prev_end if prev_sent == a.sent else -1)
         if required is None:  # no cue of its own: a list continues the previous statement
             required = prev_required
         prev_end, prev_required, prev_sent = e, required, a.sent
@@ -1155,9 +1285,7 @@ def _doc_element(low: str, a: _Anchor) -> tuple[str, int, int] | None:
     return ("medical_necessity", pos, m.end()) if m else None
 
 
-def _doc_required(
-    low: str, s: int, e: int, sent_s: int, sent_e: int, prev_end: int
-) -> bool | None:
+def _doc_required(low: str, s: int, e: int, sent_s: int, sent_e: int, prev_end: int) -> bool | None:
     """False when the text says the element is not needed; None when it says nothing."""
     ws = max(sent_s, s - 50)
     if prev_end > ws:
@@ -1168,10 +1296,10 @@ def _doc_required(
     before = low[ws:s]
     cut = max(before.rfind(";"), before.rfind(","), before.rfind(" but "), before.rfind(":"))
     if cut >= 0:
-        before = before[cut + 1:]
+        before = before[cut + 1 :]
     if _DOC_NEG_RE.search(before):
         return False
-    after = low[e:min(sent_e, e + 30)]
+    after = low[e : min(sent_e, e + 30)]
     for ch in ";,.":
         k = after.find(ch)
         if k >= 0:
@@ -1182,20 +1310,21 @@ def _doc_required(
 
 
 def _doc_code(cx: _Ctx, s: int, e: int, sent: int) -> str | None:
-    idx = cx.sent_idx.get(sent)
     ms = cx.ms
-    if idx:
-        best = min(idx, key=lambda j: s - ms[j].end if ms[j].end <= s else max(0, ms[j].start - e))
-        return ms[best].code
+    i = bisect_right(cx.starts, s) - 1
+    j = bisect_left(cx.starts, e)
+    before = i if i >= 0 and ms[i].sent == sent else None
+    after = j if j < len(ms) and ms[j].sent == sent else None
+    if before is not None and after is not None:
+        return ms[before if s - ms[before].end <= ms[after].start - e else after].code
+    if before is not None:
+        return ms[before].code
+    if after is not None:
+        return ms[after].code
     prev = cx.sent_idx.get(sent - 1)
     if prev:
         return ms[prev[-1]].code
     return None
-
-
-# Signature of the emit callback used by the assertion helpers.
-class _Emit:  # pragma: no cover - typing only
-    def __call__(self, kind: str, i: int, value: bool | str, s: int, e: int) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------
