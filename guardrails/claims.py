@@ -516,7 +516,7 @@ _D_IMAGE_BEFORE_RE = re.compile(
     r"(?:[a-z]+[ \t]+)?\Z"
 )
 _D_IMAGE_AFTER_RE = re.compile(
-    r"images?[ \t]+(?:is[ \t]+|are[ \t]+)?(?:(?:must|should|needs?[ \t]+to|has[ \t]+to"
+    r"images?[ \t]+(?:is[ \t]+|are[ \t]+|was[ \t]+|were[ \t]+)?(?:(?:must|should|needs?[ \t]+to|has[ \t]+to"
     r"|have[ \t]+to)[ \t]+)?(?:be[ \t]+)?(?:not[ \t]+)?(?:saved|stored|retained|archived"
     r"|recorded|kept|captured|needed|required|necessary)\b"
 )
@@ -1237,6 +1237,8 @@ def _docs(cx: _Ctx, anchors: list[_Anchor]) -> list[DocStatement]:
         required = _doc_required(low, s, e, sent_s, sent_e, prev_end if prev_sent == a.sent else -1)
         if required is None:  # no cue of its own: a list continues the previous statement
             required = prev_required
+        if " not " in low[s:e]:  # "image was not retained" carries its own negation
+            required = False
         prev_end, prev_required, prev_sent = e, required, a.sent
         code = _doc_code(cx, s, e, a.sent)
         key = (code, element, required)

@@ -142,6 +142,9 @@ class CodeEntry(Sourced):
     )
     pc_tc: PcTc = Field(PcTc.UNKNOWN, description="Whether -26/-TC split applies.")
     bilateral: Bilateral = Field(Bilateral.UNKNOWN, description="Bilateral reporting rule.")
+    allowed_modifiers: tuple[str, ...] = Field(
+        (), description="Modifiers the general modifier rules would flag but this code takes."
+    )
     unit_limit: UnitLimit | None = Field(None, description="Unit limit, if known.")
     documentation: tuple[str, ...] = Field((), description="Documentation element set ids.")
     complete_elements: str | None = Field(None, description="Complete-exam element set id.")

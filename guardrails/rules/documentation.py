@@ -22,27 +22,30 @@ def check(ctx: Context) -> Iterator[Finding]:
     """Errors for statements that a required element is not needed; info on requirements."""
     cat = ctx.catalog
     for st in ctx.claims.docs:
-        if st.required or st.code is None:
+        if st.required:
             continue
-        entry = cat.get(st.code)
-        if entry is None:
-            continue
+        # A statement tied to no code speaks about the claim as a whole.
+        targets = (st.code,) if st.code is not None else tuple(ctx.active())
         element_id = _ELEMENT.get(st.element, st.element)
-        for set_id in entry.documentation:
-            es = cat.element_sets[set_id]
-            if any(e.id == element_id for e in es.elements):
-                required = "; ".join(e.label for e in es.elements)
-                yield Finding(
-                    "documentation.contradiction",
-                    Severity.ERROR,
-                    (st.code,),
-                    f"Wrong: {st.code} does require this. Required for {st.code}: {required}.",
-                    sources=es.sources,
-                    confidence=es.confidence.value,
-                    on_fail=OnFail.WARN,
-                    span=(st.start, st.end),
-                )
-                break
+        for code in targets:
+            entry = cat.get(code)
+            if entry is None:
+                continue
+            for set_id in entry.documentation:
+                es = cat.element_sets[set_id]
+                if any(e.id == element_id for e in es.elements):
+                    yield Finding(
+                        "documentation.contradiction",
+                        Severity.ERROR,
+                        (code,),
+                        f"{code} requires what the text says is not needed or not done. "
+                        f"Required for {code}: {ctx.compiled.requirements[set_id]}.",
+                        sources=es.sources,
+                        confidence=es.confidence.value,
+                        on_fail=OnFail.WARN,
+                        span=(st.start, st.end),
+                    )
+                    break
     for code in ctx.active():
         entry = cat.codes[code]
         for set_id in entry.documentation:

@@ -16,7 +16,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         entry = cat.codes[code]
         for mod in sorted(ctx.modifiers.get(code, frozenset())):
             rule = cat.modifiers.get(mod)
-            if rule is None:
+            if rule is None or mod in entry.allowed_modifiers:
                 continue
             src = rule.sources
             conf = rule.confidence.value

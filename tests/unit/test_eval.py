@@ -1,0 +1,373 @@
+"""The evaluation harness: suite loading, metrics, report writing, comparisons, the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from advisor.cli import app
+from advisor.evaluation.metrics import (
+    AnswerView,
+    CitationView,
+    CodeView,
+    FindingView,
+    RetrievedView,
+    aggregate_questions,
+    percentile,
+    rule_matches,
+    score_check,
+    score_question,
+)
+from advisor.evaluation.report import compare, format_regressions, markdown_report, write_outputs
+from advisor.evaluation.runner import CaseResult, EvalRun, parse_raw_codes, summarize
+from advisor.evaluation.suite import (
+    CheckCase,
+    QuestionCase,
+    SuiteError,
+    load_suites,
+    select_cases,
+)
+from knowledge.catalog import load_catalog
+
+CAT = load_catalog()
+
+GOOD = """\
+suite: sample
+cases:
+- id: q-knee
+  question: "US-guided knee injection?"
+  expect_codes: [20611]
+  forbid_codes: [20610, 76942]
+  tags: {family: joint_injection, user: clinician, kind: coding}
+- id: q-conv
+  conversation: ["Venous duplex one leg?", "And both legs?"]
+  expect_codes: [93970]
+  tags: {family: vascular, user: coder, kind: follow_up}
+- id: c-pair
+  type: check
+  codes: "20610 76942"
+  expect_verdict: fail
+  expect_findings: [pairs.bundled]
+  tags: {family: joint_injection, user: coder, kind: check}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def q(**kw) -> QuestionCase:
+    base = {"id": "x", "question": "q?", "tags": {"family": "joint_injection", "user": "coder",
+                                                  "kind": "coding"}}
+    return QuestionCase.model_validate(base | kw)
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def test_loads_cases_of_both_kinds_and_folders(tmp_path: Path) -> None:
+    write(tmp_path, GOOD)
+    suites = load_suites([tmp_path], CAT)
+    cases = suites[0].cases
+    assert [type(c).__name__ for c in cases] == ["QuestionCase", "QuestionCase", "CheckCase"]
+    assert cases[0].expect_codes == ("20611",)  # YAML ints become code strings
+    assert cases[1].turns == ("Venous duplex one leg?", "And both legs?")
+    assert [c.id for c in select_cases(suites, ["coder"])] == ["q-conv", "c-pair"]
+    assert [c.id for c in select_cases(suites, ["kind=check"])] == ["c-pair"]
+    assert [c.id for c in select_cases(suites, [], limit=1)] == ["q-knee"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("expect_codes: [20611]", "expect_code: [20611]"),
+         [":5: case q-knee: expect_code: Extra inputs are not permitted"]),
+        (("user: clinician", "user: nurse"), [":7: case q-knee: tags.user:"]),
+        (("expect_verdict: fail", "expect_verdict: maybe"), [":15: case c-pair: expect_verdict:"]),
+        (("forbid_codes: [20610, 76942]", "forbid_codes: [2061]"),
+         [":6: case q-knee: forbid_codes:", "not a code: 2061"]),
+        (('  question: "US-guided knee injection?"\n', ""),
+         ["case q-knee: (case): Value error, give exactly one of question or conversation"]),
+    ],
+)
+def test_bad_file_names_file_line_case_and_field(tmp_path: Path, edit, expected) -> None:
+    path = write(tmp_path, GOOD.replace(*edit))
+    with pytest.raises(SuiteError) as info:
+        load_suites([path], CAT)
+    text = str(info.value)
+    assert str(path) in text
+    for part in expected:
+        assert part in text, text
+
+
+def test_cross_checks_ids_families_codes_and_sources(tmp_path: Path) -> None:
+    bad = GOOD.replace("id: q-conv", "id: q-knee").replace(
+        "family: vascular", "family: cardiology"
+    ).replace("expect_codes: [20611]", "expect_codes: [37250]\n  expect_sources: [nowhere]")
+    path = write(tmp_path, bad)
+    with pytest.raises(SuiteError) as info:
+        load_suites([path], CAT)
+    problems = info.value.problems
+    assert any("case q-knee: id: duplicate" in p for p in problems)
+    assert any("tags.family: unknown family 'cardiology'" in p for p in problems)
+    assert any("expect_codes: 37250 is deleted" in p for p in problems)
+    assert any("expect_sources: unknown source key 'nowhere'" in p for p in problems)
+
+
+def test_yaml_syntax_error_and_missing_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "suite: x\ncases:\n- {id: a, question: [unclosed\n")
+    with pytest.raises(SuiteError, match=r"s\.yaml:\d+: YAML syntax error"):
+        load_suites([path], CAT)
+    with pytest.raises(SuiteError, match="no such file"):
+        load_suites([tmp_path / "nope.yaml"], CAT)
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def view(codes, findings=(), citations=(), retrieved=(), latency=100, error=None) -> AnswerView:
+    return AnswerView(
+        codes=[CodeView(code=c, status=s, modifiers=list(m)) for c, s, *m in codes],
+        findings=[FindingView(rule=r, severity=sev, codes=list(cs), sources=list(src))
+                  for r, sev, cs, src in findings],
+        citations=[CitationView(id=i, source=s) for i, s in citations],
+        retrieved=[RetrievedView(id=i, source=s, source_keys=list(k)) for i, s, k in retrieved],
+        latency_ms=latency,
+        error=error,
+    )
+
+
+def test_exact_precision_recall_and_allowed_codes() -> None:
+    case = q(expect_codes=["20550"], allow_codes=["76942"], forbid_codes=["20611"])
+    s = score_question(case, view([("20550", "corrected"), ("76942", "verified")]), CAT)
+    assert s.exact
+    assert s.passed
+    assert (s.true_positives, s.false_positives, s.false_negatives) == (1, 0, 0)
+    s = score_question(case, view([("20550", "verified"), ("20552", "verified")]), CAT)
+    assert not s.exact
+    assert (s.true_positives, s.false_positives) == (1, 1)
+    # A not-verified code is shown but not recommended: the expected code is missing.
+    s = score_question(case, view([("20550", "not_verified")]), CAT)
+    assert s.false_negatives == 1
+    assert not s.passed
+    assert not s.exact
+
+
+def test_leak_needs_a_forbidden_code_shown_as_valid() -> None:
+    case = q(expect_codes=["20611"], forbid_codes=["76942"])
+    leaked = score_question(case, view([("20611", "verified"), ("76942", "verified")]), CAT)
+    flagged = score_question(case, view([("20611", "verified"), ("76942", "not_verified")]), CAT)
+    removed = score_question(case, view([("20611", "verified"), ("76942", "removed")]), CAT)
+    assert leaked.leaked == ["76942"]
+    assert flagged.leaked == []
+    assert not flagged.passed
+    assert removed.leaked == []
+    assert removed.passed
+    m = aggregate_questions([leaked, flagged, removed])
+    assert m.forbidden_leak_rate == pytest.approx(1 / 3, abs=1e-3)
+
+
+def test_unflagged_invalid_is_decided_by_the_checker() -> None:
+    case = q()
+    # Unknown code shown verified with no finding.
+    s = score_question(case, view([("76943", "verified")]), CAT)
+    assert s.unflagged_invalid == ["76943"]
+    # Deleted code shown verified, but a warning about it is shown: flagged.
+    deleted = [("existence.deleted", "error", ["37250"], [])]
+    s = score_question(case, view([("37250", "verified")], findings=deleted), CAT)
+    assert s.unflagged_invalid == []
+    # A pair that breaks a rule together (20610 + 76942), shown verified: both invalid.
+    s = score_question(case, view([("20610", "verified"), ("76942", "verified")]), CAT)
+    assert set(s.unflagged_invalid) == {"20610", "76942"}
+    # A valid pair is not invalid; an info finding does not flag anything.
+    s = score_question(case, view([("36556", "verified"), ("76937", "verified")]), CAT)
+    assert s.unflagged_invalid == []
+    m = aggregate_questions([score_question(case, view([("76943", "verified")]), CAT),
+                             score_question(case, view([("20611", "verified")]), CAT)])
+    assert m.unflagged_invalid_rate == 0.5
+
+
+def test_finding_recall_sources_and_citation_validity() -> None:
+    case = q(expect_findings=["pairs.bundled", "modifiers"], expect_sources=["AAPC_76937",
+                                                                               "ACEP_FAQ"])
+    v = view(
+        [("20611", "verified")],
+        findings=[("pairs.bundled", "error", ["20610"], ["supercoder_2061x"]),
+                  ("modifiers.bilateral", "error", ["93970"], [])],
+        citations=[("p1", "guidelines/a.md"), ("p2", "guidelines/b.md"), ("p9", "x.md")],
+        retrieved=[("p1", "guidelines/a.md", ["AAPC_76937"]), ("p2", "guidelines/other.md", [])],
+    )
+    s = score_question(case, v, CAT)
+    assert (s.findings_hit, s.findings_expected) == (2, 2)
+    assert (s.citations_valid, s.citations_total) == (1, 3)  # p2 source differs; p9 not retrieved
+    assert (s.sources_hit, s.sources_expected) == (1, 2)
+    assert "expected source ACEP_FAQ cited" in s.failures
+    m = aggregate_questions([s])
+    assert m.citation_validity == pytest.approx(1 / 3, abs=1e-3)
+    assert m.finding_recall == 1.0
+    assert m.source_recall == 0.5
+    assert rule_matches("pairs", "pairs.bundled")
+    assert not rule_matches("pair", "pairs.bundled")
+
+
+def test_expect_no_codes_latency_budget_and_errors() -> None:
+    case = q(expect_no_codes=True, max_latency_ms=50)
+    s = score_question(case, view([("76942", "not_verified")], latency=80), CAT)
+    assert not s.exact
+    assert len(s.failures) == 2
+    assert score_question(q(expect_no_codes=True), view([]), CAT).passed
+    err = score_question(q(expect_codes=["20611"]), view([], error="boom"), CAT)
+    assert err.error == "boom"
+    assert not err.exact
+    m = aggregate_questions([err, score_question(q(), view([], latency=10), CAT)])
+    assert m.errors == 1
+    assert m.latency_p50_ms == 10.0
+
+
+def test_percentiles_and_empty_aggregates() -> None:
+    assert percentile([], 50) is None
+    assert percentile([10, 20, 30, 40], 50) == 25.0
+    assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
+    m = aggregate_questions([])
+    assert m.cases == 0
+    assert m.exact_code_set is None
+    assert m.latency_p95_ms is None
+
+
+def test_check_scores() -> None:
+    case = CheckCase.model_validate({
+        "id": "c", "type": "check", "codes": "20610 76942", "expect_verdict": "fail",
+        "expect_findings": ["pairs.bundled"], "forbid_findings": ["units"],
+        "expect_status": {20611: "corrected"},
+        "tags": {"family": "joint_injection", "user": "coder", "kind": "check"},
+    })
+    ok = score_check(case, "fail", ["pairs.bundled"], {"20611": "corrected"})
+    assert ok.passed
+    bad = score_check(case, "review", ["units.over_limit"], {})
+    assert bad.failures == [
+        "verdict review, expected fail", "expected finding pairs.bundled",
+        "finding units must not fire", "20611 is absent, expected corrected",
+    ]
+
+
+def test_raw_codes_parse() -> None:
+    codes = parse_raw_codes(["+76937", "76641-50", "unknown", "20611", "20611", ""])
+    assert [(c.code, c.modifiers, c.status) for c in codes] == [
+        ("76937", [], "verified"), ("76641", ["50"], "verified"), ("unknown", [], "verified"),
+        ("20611", [], "verified"),
+    ]
+
+
+# ------------------------------------------------------------------ report and compare
+
+
+def make_run(pass_knee: bool = True) -> EvalRun:
+    knee = q(id="q-knee", expect_codes=["20611"], forbid_codes=["76942"])
+    obs = q(id="q-ob", expect_codes=["76805"],
+            tags={"family": "obstetric", "user": "clinician", "kind": "coding"})
+    good = [("20611", "corrected")] if pass_knee else [("20611", "verified"),
+                                                       ("76942", "verified")]
+    results = [
+        CaseResult(id="q-knee", suite="s", type="question", tags=knee.tags.values(),
+                   prompt="knee", system=score_question(knee, view(good, latency=900), CAT),
+                   baseline=score_question(knee, view([("20610", "verified"),
+                                                       ("76942", "verified")]), CAT)),
+        CaseResult(id="q-ob", suite="s", type="question", tags=obs.tags.values(), prompt="ob",
+                   system=score_question(obs, view([("76805", "verified")], latency=1200), CAT),
+                   baseline=score_question(obs, view([("76805", "verified")]), CAT)),
+    ]
+    return EvalRun(started="2026-11-26T00:00:00+00:00", seconds=3.2, backend="fake",
+                   ruleset=CAT.ruleset, baseline="raw", suites=["suites/s.yaml"],
+                   summary=summarize(results), cases=results)
+
+
+def test_summary_side_by_side_and_per_tag() -> None:
+    run = make_run()
+    s = run.summary
+    assert s.system.exact_code_set == 1.0
+    assert s.baseline is not None
+    assert s.baseline.exact_code_set == 0.5
+    assert s.baseline.forbidden_leak_rate == 1.0
+    assert set(s.system_by_tag["family"]) == {"joint_injection", "obstetric"}
+    assert s.baseline_by_tag["family"]["joint_injection"].unflagged_invalid_rate == 1.0
+
+
+def test_report_json_and_png_are_written(tmp_path: Path) -> None:
+    run = make_run(pass_knee=False)
+    paths = write_outputs(run, tmp_path / "out", command="advisor eval suites")
+    md = paths["report"].read_text(encoding="utf-8")
+    assert "| exact code set | 50.0% | 50.0% | +0.0 pts |" in md
+    assert "### By family" in md
+    assert "`q-knee`" in md
+    assert "advisor eval suites" in md
+    data = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert data["summary"]["system"]["forbidden_leak_rate"] == 1.0
+    assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["chart"].stat().st_size > 5000
+    assert "Lookup and check cases" in markdown_report(run)
+
+
+def test_compare_reports_regressions() -> None:
+    old = make_run(pass_knee=True).model_dump(mode="json")
+    new = make_run(pass_knee=False)
+    regs = compare(old, new)
+    found = {(r.scope, r.metric) for r in regs}
+    assert ("system", "exact_code_set") in found
+    assert ("system", "forbidden_leak_rate") in found
+    assert ("system/family=joint_injection", "pass_rate") in found
+    assert ("case", "q-knee") in found
+    assert ("system/family=obstetric", "exact_code_set") not in found
+    text = format_regressions(regs)
+    assert "exact_code_set 100.0% -> 50.0%" in text
+    assert compare(old, make_run(pass_knee=True)) == []
+    assert format_regressions([]) == "No regressions against the earlier run."
+
+
+# ----------------------------------------------------------------------------- command
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ADVISOR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ADVISOR_BACKEND", "none")
+    return tmp_path
+
+
+def test_eval_command_checks_only_writes_outputs_and_compares(cli_env: Path) -> None:
+    suite = write(cli_env, GOOD.split("- id: q-knee")[0] + GOOD.split("- id: q-conv")[1].split(
+        "\n", 4)[-1])
+    assert "q-knee" not in suite.read_text()
+    out = cli_env / "out"
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", str(suite), "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["summary"]["checks"]["passed"] == 1
+    assert (out / "report.md").exists()
+    assert (out / "chart.png").exists()
+    # Compare with a doctored earlier run in which a case passed that now fails.
+    old = json.loads((out / "results.json").read_text())
+    old["summary"]["checks"]["verdict_accuracy"] = 1.5
+    (cli_env / "old.json").write_text(json.dumps(old))
+    res = runner.invoke(app, ["eval", str(suite), "--compare", str(cli_env / "old.json")])
+    assert res.exit_code == 1
+    assert "checks: verdict_accuracy" in res.stdout
+
+
+def test_eval_command_bad_input_exits_2(cli_env: Path) -> None:
+    bad = write(cli_env, GOOD.replace("expect_verdict: fail", "expect_verdct: fail"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", str(bad)])
+    assert res.exit_code == 2
+    assert "case c-pair: expect_verdct: Extra inputs are not permitted" in res.output
+    res = runner.invoke(app, ["eval", str(bad), "--baseline", "oracle"])
+    assert res.exit_code == 2
+    good = write(cli_env, GOOD, "good.yaml")
+    res = runner.invoke(app, ["eval", str(good), "--tag", "nothing-matches"])
+    assert res.exit_code == 2
+    assert "no case matches" in res.output
