@@ -93,7 +93,9 @@ def check(draft: Draft | str, catalog: Catalog, *, claims: Claims | None = None)
     )
 
 
-def overall_of(findings: list[Finding] | tuple[Finding, ...], verdicts: tuple[CodeVerdict, ...]) -> Overall:
+def overall_of(
+    findings: list[Finding] | tuple[Finding, ...], verdicts: tuple[CodeVerdict, ...]
+) -> Overall:
     """fail on any error, review on any warning or unverified code, else pass."""
     if any(f.severity is Severity.ERROR for f in findings):
         return Overall.FAIL

@@ -516,7 +516,8 @@ _D_IMAGE_BEFORE_RE = re.compile(
     r"(?:[a-z]+[ \t]+)?\Z"
 )
 _D_IMAGE_AFTER_RE = re.compile(
-    r"images?[ \t]+(?:is[ \t]+|are[ \t]+|was[ \t]+|were[ \t]+)?(?:(?:must|should|needs?[ \t]+to|has[ \t]+to"
+    r"images?[ \t]+(?:(?:is|are|was|were)[ \t]+)?"
+    r"(?:(?:must|should|needs?[ \t]+to|has[ \t]+to"
     r"|have[ \t]+to)[ \t]+)?(?:be[ \t]+)?(?:not[ \t]+)?(?:saved|stored|retained|archived"
     r"|recorded|kept|captured|needed|required|necessary)\b"
 )

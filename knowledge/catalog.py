@@ -15,6 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import BaseModel
+
 from knowledge.loader import KnowledgeError, Located, line_of, load_model
 from knowledge.schema import (
     CODE_RE,
@@ -225,10 +227,10 @@ def _cross_check(
 
     source_keys = {s.key for s in sources_file.sources}
     seen: set[str] = set()
-    for i, s in enumerate(sources_file.sources):
-        if s.key in seen:
-            problems.append(f"{where('sources', 'sources', i)}: duplicate source key {s.key}")
-        seen.add(s.key)
+    for i, src in enumerate(sources_file.sources):
+        if src.key in seen:
+            problems.append(f"{where('sources', 'sources', i)}: duplicate source key {src.key}")
+        seen.add(src.key)
     codes = {}
     for i, c in enumerate(codes_file.codes):
         if c.code in codes:
@@ -237,7 +239,9 @@ def _cross_check(
     family_ids = {f.id for f in codes_file.families}
     set_ids = {s.id: s for s in docs_file.sets}
 
-    def need_codes(fname: str, loc: tuple[int | str, ...], what: str, refs: tuple[str, ...]) -> None:
+    def need_codes(
+        fname: str, loc: tuple[int | str, ...], what: str, refs: tuple[str, ...]
+    ) -> None:
         for ref in refs:
             if ref not in codes:
                 problems.append(f"{where(fname, *loc)}: {what} {ref} is not in the catalog")
@@ -276,14 +280,14 @@ def _cross_check(
             need_codes("codes", (*loc, "misreadings", j), "misreading fix", m.fix)
             need_sources("codes", (*loc, "misreadings", j), m.sources)
         for set_id in c.documentation:
-            s = set_ids.get(set_id)
-            if s is None or s.kind != "documentation":
+            es = set_ids.get(set_id)
+            if es is None or es.kind != "documentation":
                 problems.append(
                     f"{where('codes', *loc, 'documentation')}: no documentation set {set_id}"
                 )
         if c.complete_elements:
-            s = set_ids.get(c.complete_elements)
-            if s is None or s.kind != "complete_exam":
+            es = set_ids.get(c.complete_elements)
+            if es is None or es.kind != "complete_exam":
                 problems.append(
                     f"{where('codes', *loc, 'complete_elements')}: no complete-exam set "
                     f"{c.complete_elements}"
@@ -307,17 +311,17 @@ def _cross_check(
                 need_codes("pairs", (*loc, "fix"), "replacement", repl)
         if r.relation is PairRelation.BUNDLED and r.modifier_indicator is None:
             problems.append(f"{where('pairs', *loc)}: a bundled rule needs a modifier_indicator")
-    for i, s in enumerate(docs_file.sets):
-        need_codes("documentation", ("sets", i, "codes"), "code", s.codes)
-        need_sources("documentation", ("sets", i), s.sources)
-    for i, m in enumerate(mods_file.modifiers):
-        need_sources("modifiers", ("modifiers", i), m.sources)
+    for i, eset in enumerate(docs_file.sets):
+        need_codes("documentation", ("sets", i, "codes"), "code", eset.codes)
+        need_sources("documentation", ("sets", i), eset.sources)
+    for i, mod in enumerate(mods_file.modifiers):
+        need_sources("modifiers", ("modifiers", i), mod.sources)
     for i, mc in enumerate(mods_file.misconceptions):
         need_sources("modifiers", ("misconceptions", i), mc.sources)
     return problems
 
 
-FILES = {
+FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "codes": ("codes.yaml", CodesFile),
     "pairs": ("pairs.yaml", PairsFile),
     "documentation": ("documentation.yaml", DocumentationFile),
@@ -334,7 +338,7 @@ def build_catalog(data_dir: Path = DATA_DIR, cms: CmsStore | None = None) -> Cat
     for name, (fname, model) in FILES.items():
         path = data_dir / fname
         try:
-            obj, node = load_model(path, model)  # type: ignore[type-var]
+            obj, node = load_model(path, model)
         except KnowledgeError as exc:
             problems.extend(exc.problems)
             continue

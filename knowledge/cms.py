@@ -282,7 +282,7 @@ def _read_rows(path: Path) -> _Rows:
 
 
 def _xlsx_rows(path: Path) -> _Rows:
-    import openpyxl  # type: ignore[import-untyped]
+    import openpyxl
 
     try:
         book: Any = openpyxl.load_workbook(path, read_only=True, data_only=True)

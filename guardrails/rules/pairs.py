@@ -67,7 +67,7 @@ def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
                 codes,
                 f"Modifier {', '.join(bypass)} cannot unbundle {c1} + {c2}: the edit's "
                 "modifier indicator is 0.",
-                sources=edit.sources + ("MLN1783722",),
+                sources=(*edit.sources, "MLN1783722"),
                 confidence=edit.confidence.value,
                 fix=fix,
                 on_fail=OnFail.FIX if fix else OnFail.REASK,
