@@ -296,6 +296,125 @@ def kb_info(as_json: JsonOpt = False) -> None:
             typer.echo(f"{k:>14}: {v}")
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Port (default 7860).")
+    ] = None,
+) -> None:
+    """Start the web app (same as `python app.py`); lookups work while the model loads."""
+    import importlib
+
+    # app.py is the top-level UI module; imported by name because `app` here is the Typer app.
+    web = importlib.import_module("app")
+    web.serve(host=host, port=port)
+
+
+audit_app = typer.Typer(
+    help="The audit log: questions and answers (PHI masked), verdicts, feedback.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only entries on or after DATE (YYYY-MM-DD or ISO time)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array (the default).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per answer.")] = False,
+) -> None:
+    """Print the audit log (settings.audit_path) as JSON or CSV.
+
+    Exit status: 0 done, 1 the log cannot be read, 2 bad option.
+    """
+    from advisor.audit import AuditError, AuditLog, parse_since
+    from advisor.settings import load_settings
+
+    if as_json and as_csv:
+        _fail("Give either --json or --csv, not both.", 2)
+    start = None
+    if since is not None:
+        try:
+            start = parse_since(since)
+        except ValueError as exc:
+            _fail(str(exc), 2)
+    audit = AuditLog(load_settings().audit_path)
+    try:
+        sys.stdout.write(audit.export(start, "csv" if as_csv else "json"))
+    except AuditError as exc:
+        _fail(str(exc), 1)
+    finally:
+        audit.close()
+
+
+@app.command("eval")
+def eval_(
+    suites: Annotated[
+        list[str], typer.Argument(help="Suite files or folders of *.yaml suites, e.g. suites.")
+    ],
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="Chat backend: embedded, openai, ollama or none."),
+    ] = None,
+    as_json: JsonOpt = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write report.md, results.json and chart.png into DIR."),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="Also score the raw model (no retrieval, no rules): raw."),
+    ] = None,
+    compare_to: Annotated[
+        Path | None,
+        typer.Option("--compare", help="An earlier results.json; print what got worse."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Run only the first N matching cases.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="Keep cases with this tag value (family, user or kind), "
+                     "or key=value; repeat to narrow further."),
+    ] = None,
+) -> None:
+    """Run question suites through the real pipeline and score them (optionally vs the raw model).
+
+    Exit status: 0 done, 1 regressions against --compare, 2 bad suite file or option.
+    """
+    from pydantic import ValidationError
+
+    from advisor.evaluation.command import EvalUsageError, SuiteError, run_eval
+
+    if baseline not in (None, "raw"):
+        _fail(f"Unknown baseline {baseline!r}: the only baseline is 'raw'.", 2)
+    try:
+        _, status = run_eval(
+            suites,
+            backend=backend,
+            as_json=as_json,
+            out=out,
+            baseline="raw" if baseline else None,
+            compare_to=compare_to,
+            limit=limit,
+            tags=tag or [],
+        )
+    except SuiteError as exc:
+        _fail(str(exc), 2)
+    except EvalUsageError as exc:
+        _fail(str(exc), 2)
+    except ValidationError as exc:
+        _fail(f"Bad setting: {exc.errors()[0].get('msg')}. Backends: embedded, openai, "
+              "ollama, none.", 2)
+    raise typer.Exit(status)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -63,8 +63,9 @@ def check(draft: Draft | str, catalog: Catalog, *, claims: Claims | None = None)
     claims = claims if claims is not None else extract(draft.text)
     lines = draft.codes if draft.codes else lines_from_claims(claims)
     if not draft.codes and lines:
-        draft = Draft(codes=lines, text=draft.text)
+        draft = Draft(codes=lines, text=draft.text, context=draft.context)
     ctx = Context(catalog, lines, claims, compiled_for(catalog))
+    ctx.context = f"{draft.context}\n{draft.text}".lower() if draft.context else ""
     findings: list[Finding] = []
     for family in RULE_FAMILIES:
         findings.extend(family.check(ctx))

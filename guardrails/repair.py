@@ -50,7 +50,7 @@ def apply(report: CheckReport, *, drop: bool = True) -> Draft:
         elif drop and f.on_fail is OnFail.DROP:
             gone = set(f.fix.remove) if f.fix and f.fix.remove else set(f.codes)
             lines = [ln for ln in lines if ln.code not in gone]
-    return Draft(codes=tuple(lines), text=report.draft.text)
+    return Draft(codes=tuple(lines), text=report.draft.text, context=report.draft.context)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ class Draft:
 
     codes: tuple[DraftCode, ...] = ()
     text: str = ""
+    context: str = ""  # the question: read for body sites only, never for codes
 
     def code_list(self) -> list[str]:
         """Distinct codes in order."""

@@ -142,6 +142,9 @@ class CodeEntry(Sourced):
     )
     pc_tc: PcTc = Field(PcTc.UNKNOWN, description="Whether -26/-TC split applies.")
     bilateral: Bilateral = Field(Bilateral.UNKNOWN, description="Bilateral reporting rule.")
+    sites: tuple[str, ...] = Field(
+        (), description="Body sites (lowercase words) the code is for, e.g. knee for 20610."
+    )
     allowed_modifiers: tuple[str, ...] = Field(
         (), description="Modifiers the general modifier rules would flag but this code takes."
     )

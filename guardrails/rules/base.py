@@ -23,6 +23,7 @@ class Compiled:
     misreadings: dict[str, tuple[tuple[re.Pattern[str], int], ...]]
     misconceptions: tuple[tuple[re.Pattern[str], int, tuple[str, ...]], ...]
     requirements: dict[str, str]
+    sites: dict[str, re.Pattern[str]]
 
 
 _COMPILED: dict[int, tuple[Catalog, Compiled]] = {}
@@ -48,7 +49,12 @@ def compiled_for(catalog: Catalog) -> Compiled:
         set_id: "; ".join(e.label for e in es.elements)
         for set_id, es in catalog.element_sets.items()
     }
-    comp = Compiled(mis, cons, reqs)
+    sites = {
+        code: re.compile(r"\b(?:" + "|".join(map(re.escape, entry.sites)) + r")\b")
+        for code, entry in catalog.codes.items()
+        if entry.sites
+    }
+    comp = Compiled(mis, cons, reqs, sites)
     _COMPILED[id(catalog)] = (catalog, comp)
     return comp
 
@@ -65,6 +71,7 @@ class Context:
     units: dict[str, int] = field(default_factory=dict)
     line_count: dict[str, int] = field(default_factory=dict)
     modifiers: dict[str, frozenset[str]] = field(default_factory=dict)
+    context: str = ""
 
     def __post_init__(self) -> None:
         for line in self.lines:

@@ -127,6 +127,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 on_fail=on_fail,
                 span=(m.start, m.end),
             )
+    yield from _sites(ctx)
     low = claims.text.lower() if ctx.compiled.misconceptions else ""
     for rx, i, requires in ctx.compiled.misconceptions:
         if requires and not any(w in low for w in requires):
@@ -144,3 +145,40 @@ def check(ctx: Context) -> Iterator[Finding]:
             confidence=mc.confidence.value,
             span=(hit.start(), hit.end()),
         )
+
+
+def _sites(ctx: Context) -> Iterator[Finding]:
+    """A code for one body site recommended where the question names another site."""
+    if not ctx.context:
+        return
+    cat = ctx.catalog
+    sites = ctx.compiled.sites
+    for code in ctx.active():
+        own = sites.get(code)
+        if own is None or own.search(ctx.context):
+            continue
+        entry = cat.codes[code]
+        for other, rx in sites.items():
+            sib = cat.codes[other]
+            if (
+                other == code
+                or sib.family != entry.family
+                or sib.guidance_included != entry.guidance_included
+                or not sib.active
+            ):
+                continue
+            hit = rx.search(ctx.context)
+            if hit is None:
+                continue
+            yield Finding(
+                "descriptor.site",
+                Severity.ERROR,
+                (code,),
+                f"{code} is for {entry.sites[0]}-type sites; a {hit.group(0)} is reported with "
+                f"{other} ({sib.label}).",
+                sources=sib.sources,
+                confidence=sib.confidence.value,
+                fix=Fix(f"Replace {code} with {other}.", remove=(code,), add=(other,)),
+                on_fail=OnFail.FIX,
+            )
+            break

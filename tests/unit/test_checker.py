@@ -389,3 +389,18 @@ def test_checker_is_pure():
             else:
                 continue
             assert not set(names) & banned, (path, names)
+
+
+def test_site_rule_knee_is_major_joint(cat):
+    draft = Draft(codes=(DraftCode("20606"),), context="Ultrasound-guided knee injection")
+    r = check(draft, cat)
+    f = finding(r, "descriptor.site", "20606")
+    assert f.fix.add == ("20611",)
+    out = check_and_repair(draft, cat)
+    assert [c.code for c in out.draft.codes] == ["20611"]
+
+
+def test_site_rule_quiet_when_site_matches_or_absent(cat):
+    assert "descriptor.site" not in rules(
+        check(Draft(codes=(DraftCode("20606"),), context="guided ankle aspiration"), cat))
+    assert "descriptor.site" not in rules(check(Draft(codes=(DraftCode("20606"),)), cat))

@@ -1,0 +1,227 @@
+"""One prompt template per kind of model call, named by :class:`Task`.
+
+Each template keeps its stable part (the instructions) first and short: llama.cpp reuses
+the evaluated prefix of the previous prompt, and reading the prompt is the slow part on a
+CPU. The variable part (earlier turn, candidates, passages, question) follows, trimmed to
+a budget that keeps a draft prompt under about 700 tokens.
+
+Passages are shown to the model under short ids (P1, P2, ...) instead of their 20-character
+content hashes: fewer tokens to read and to write. :class:`PromptContext` maps them back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+MAX_CANDIDATES = 6
+MAX_PASSAGES = 3
+PASSAGE_CHARS = 350
+LABEL_CHARS = 90
+QUESTION_CHARS = 600
+TASK_KEY = "advisor_task"  # additional_kwargs key naming the task (not sent to backends)
+
+
+class Task(StrEnum):
+    """Every kind of model call; prompts, limits, logs and fakes hang off this name."""
+
+    DRAFT = "draft"  # first structured draft of codes and prose
+    REASK = "reask"  # one more draft, told which findings the first one failed
+    RAW_BASELINE = "raw_baseline"  # the model alone, no candidates or rules (evaluation only)
+
+
+class CandidateLike(Protocol):
+    """What a prompt needs of a candidate code."""
+
+    code: str
+    label: str
+
+
+class PassageLike(Protocol):
+    """What a prompt needs of a retrieved passage."""
+
+    id: str
+    text: str
+    title: str
+    section: str
+
+
+# Shared schema of DRAFT and REASK answers. "codes" comes before "answer" so the prose is
+# written after the codes are chosen and agrees with them.
+DRAFT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "codes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string"},
+                    "units": {"type": "integer"},
+                    "modifiers": {"type": "array", "items": {"type": "string"}},
+                    "reason": {"type": "string", "maxLength": 160},
+                    "citations": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["code", "units", "modifiers", "reason", "citations"],
+            },
+        },
+        # Bounded so a small model cannot spend the token budget copying passages.
+        "answer": {"type": "string", "maxLength": 400},
+    },
+    "required": ["codes", "answer"],
+}
+
+RAW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "codes": {"type": "array", "items": {"type": "string"}},
+        "answer": {"type": "string"},
+    },
+    "required": ["codes", "answer"],
+}
+
+_DRAFT_SYSTEM = (
+    "You are a CPT coding assistant for ultrasound services. Choose codes ONLY from the "
+    "candidate list; never invent a code. Pick the fewest codes that describe the service: "
+    "a code whose label already includes imaging guidance is billed without a separate "
+    "guidance code; an add-on code needs its primary code. For each code give units, "
+    "modifiers (e.g. RT, LT, 50, 26; often none), a short reason and the ids of the passages "
+    "that support it (P1, P2, ...). Then write a 1-3 sentence answer. Output only JSON "
+    'matching: {"codes":[{"code","units","modifiers":[],"reason","citations":[]}],"answer"}.'
+)
+
+_REASK_SYSTEM = _DRAFT_SYSTEM  # same prefix: the prefix cache is reused for the re-ask
+
+_RAW_SYSTEM = (
+    "You are a CPT coding assistant. Answer the billing question with the CPT codes to "
+    'report. Output only JSON: {"codes":["....."],"answer":"..."}.'
+)
+
+
+@dataclass(frozen=True)
+class Template:
+    """The fixed parts of one task's prompt and its generation limit."""
+
+    task: Task
+    system: str
+    schema: dict[str, Any]
+    max_tokens: int
+
+
+TEMPLATES: dict[Task, Template] = {
+    Task.DRAFT: Template(Task.DRAFT, _DRAFT_SYSTEM, DRAFT_SCHEMA, 320),
+    Task.REASK: Template(Task.REASK, _REASK_SYSTEM, DRAFT_SCHEMA, 320),
+    Task.RAW_BASELINE: Template(Task.RAW_BASELINE, _RAW_SYSTEM, RAW_SCHEMA, 200),
+}
+
+
+@dataclass
+class PromptContext:
+    """The variable part of a draft prompt, with the short-id map of its passages."""
+
+    question: str
+    candidates: Sequence[CandidateLike] = ()
+    passages: Sequence[PassageLike] = ()
+    earlier: str = ""  # one line about the previous turn, for follow-up questions
+    short_ids: dict[str, str] = field(default_factory=dict)  # "P1" -> passage id
+
+    def __post_init__(self) -> None:
+        self.candidates = list(self.candidates)[:MAX_CANDIDATES]
+        self.passages = list(self.passages)[:MAX_PASSAGES]
+        self.short_ids = {f"P{i}": p.id for i, p in enumerate(self.passages, start=1)}
+
+    def resolve(self, cited: Sequence[str]) -> tuple[str, ...]:
+        """Passage ids for what the model cited: short ids or full ids of shown passages."""
+        full = set(self.short_ids.values())
+        out: dict[str, None] = {}
+        for c in cited:
+            key = str(c).strip().strip("[]").upper()
+            if key in self.short_ids:
+                out.setdefault(self.short_ids[key], None)
+            elif str(c).strip() in full:
+                out.setdefault(str(c).strip(), None)
+        return tuple(out)
+
+
+def trim(text: str, limit: int) -> str:
+    """Text cut to about ``limit`` characters at a word boundary, whitespace collapsed."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0]
+    return cut + " …"
+
+
+def _variable_part(ctx: PromptContext) -> str:
+    lines: list[str] = []
+    if ctx.earlier:
+        lines.append(f"Earlier in this conversation: {trim(ctx.earlier, 300)}")
+    lines.append("Candidate codes:")
+    if ctx.candidates:
+        lines.extend(f"- {c.code}: {trim(c.label, LABEL_CHARS)}" for c in ctx.candidates)
+    else:
+        lines.append("- (none)")
+    lines.append("Passages:")
+    for short, p in zip(ctx.short_ids, ctx.passages, strict=True):
+        head = p.section if p.section and p.section != p.title else p.title
+        lines.append(f"[{short}] {trim(head, 60)}: {trim(p.text, PASSAGE_CHARS)}")
+    lines.append(f"Question: {trim(ctx.question, QUESTION_CHARS)}")
+    return "\n".join(lines)
+
+
+def _tagged_system(task: Task, text: str) -> SystemMessage:
+    # The task rides in additional_kwargs so fakes and logs can key on it; the chat
+    # backends send only role and content.
+    return SystemMessage(text, additional_kwargs={TASK_KEY: task.value})
+
+
+def draft_messages(ctx: PromptContext) -> list[BaseMessage]:
+    """Messages of a DRAFT call."""
+    tpl = TEMPLATES[Task.DRAFT]
+    return [_tagged_system(Task.DRAFT, tpl.system), HumanMessage(_variable_part(ctx))]
+
+
+def reask_messages(
+    ctx: PromptContext, previous: dict[str, Any], problems: Sequence[str]
+) -> list[BaseMessage]:
+    """Messages of the one REASK call: the draft prompt, the failed draft and its findings."""
+    tpl = TEMPLATES[Task.REASK]
+    shown = [
+        {k: c.get(k) for k in ("code", "units", "modifiers")}
+        for c in previous.get("codes", [])
+        if isinstance(c, dict)
+    ]
+    fix = (
+        f"Your draft codes {shown} failed these checks:\n"
+        + "\n".join(f"- {trim(p, 240)}" for p in problems[:6])
+        + "\nAnswer again with codes from the candidate list that pass them, or with no "
+        "codes if none fit."
+    )
+    return [
+        _tagged_system(Task.REASK, tpl.system),
+        HumanMessage(_variable_part(ctx)),
+        HumanMessage(fix),
+    ]
+
+
+def raw_baseline_messages(question: str) -> list[BaseMessage]:
+    """Messages of a RAW_BASELINE call: the question alone (for measuring what rules add)."""
+    tpl = TEMPLATES[Task.RAW_BASELINE]
+    return [
+        _tagged_system(Task.RAW_BASELINE, tpl.system),
+        HumanMessage(f"Question: {trim(question, QUESTION_CHARS)}"),
+    ]
+
+
+def task_of(messages: Sequence[BaseMessage]) -> Task | None:
+    """The task a message list was built for (read from its system message)."""
+    for m in messages:
+        value = m.additional_kwargs.get(TASK_KEY)
+        if value:
+            return Task(value)
+    return None

@@ -1,0 +1,146 @@
+"""The whole pipeline on the real packaged model, real embeddings and a real Chroma index.
+
+The index is built once per session into a temporary folder from the packaged guidelines
+and catalog; one Advisor per preset is reused so llama.cpp's prefix cache stays warm.
+Per-question results are printed; the assertion is a hit rate (>= 8 of 10 on the default
+preset), because a 1.5B model on CPU is not expected to be perfect, and every miss must
+still be honest: no forbidden code may ever be shown as verified.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from advisor.gguf import ensure_gguf
+from advisor.pipeline import Advisor, Answer
+from advisor.settings import ModelPreset, Settings
+from knowledge.catalog import load_catalog
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = Path(os.environ.get("ADVISOR_TEST_DATA_DIR", REPO / ".venv" / "test-data"))
+OK = {"verified", "corrected"}
+
+# (question, codes that must end verified or corrected, codes that must never be verified)
+CASES: list[tuple[str, set[str], set[str]]] = [
+    ("What do I bill for an ultrasound-guided knee injection?", {"20611"}, {"20610", "76942"}),
+    ("Central venous catheter placement (non-tunneled, age 5 or older) with ultrasound "
+     "guidance", {"36556", "76937"}, {"76942"}),
+    ("PICC line placement with ultrasound guidance and imaging, what codes?", {"36573"},
+     {"76937", "36569"}),
+    ("FAST exam in the emergency department: what do I code?", {"93308", "76705"}, set()),
+    ("Complete abdominal ultrasound", {"76700"}, {"76705"}),
+    ("Thoracentesis with ultrasound guidance", {"32555"}, {"32554", "76942"}),
+    ("Ultrasound-guided fine needle aspiration of a thyroid nodule, first lesion", {"10005"},
+     {"10021", "76942"}),
+    ("Bilateral lower extremity venous duplex, complete", {"93970"}, {"93971"}),
+    ("Complete transthoracic echocardiogram with spectral and color Doppler", {"93306"},
+     {"93307", "93320", "93325"}),
+    ("IVUS of one iliac vessel during angiography, with the catheter placed in the aorta",
+     {"37252"}, set()),
+]
+
+
+@pytest.fixture(scope="session")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Chroma index of the packaged guidelines and catalog, built once per session."""
+    from advisor.index import build_index
+
+    data_dir = tmp_path_factory.mktemp("pipeline-index")
+    report = build_index(Settings(data_dir=data_dir), catalog=load_catalog())
+    assert report.chunks_total > 0
+    return data_dir
+
+
+def advisor_for(index_dir: Path, preset: ModelPreset) -> Advisor:
+    model_path = ensure_gguf(Settings(data_dir=MODELS, model_preset=preset))
+    settings = Settings(data_dir=index_dir, model_path=model_path, model_preset=preset,
+                        n_ctx=2048, max_tokens=256, llm_timeout_s=600)
+    return Advisor(settings, catalog=load_catalog())
+
+
+@pytest.fixture(scope="session")
+def default_advisor(index_dir: Path) -> Advisor:
+    return advisor_for(index_dir, ModelPreset.DEFAULT)
+
+
+@pytest.fixture(scope="session")
+def small_advisor(index_dir: Path) -> Advisor:
+    return advisor_for(index_dir, ModelPreset.SMALL)
+
+
+def outcome(answer: Answer, expected: set[str], forbidden: set[str]) -> tuple[bool, bool, str]:
+    """(hit, honest, line to print) for one answer."""
+    got = {c.code: c.status.value for c in answer.codes}
+    hit = all(got.get(c) in OK for c in expected)
+    wrongly_verified = {c for c in forbidden if got.get(c) in OK}
+    honest = not wrongly_verified and all(c.status.value for c in answer.codes)
+    shown = " ".join(f"{c}:{s}" for c, s in got.items()) or "-"
+    line = (f"{'HIT ' if hit else 'MISS'} {answer.timings_ms.get('total', 0) / 1000:5.1f}s "
+            f"calls={answer.model_calls} {answer.path:8} {shown}"
+            + (f" removed={[c.code for c in answer.removed]}" if answer.removed else "")
+            + (f" FORBIDDEN VERIFIED {sorted(wrongly_verified)}" if wrongly_verified else ""))
+    return hit, honest, line
+
+
+def test_default_preset_hits_expected_codes(
+    default_advisor: Advisor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hits = 0
+    dishonest: list[str] = []
+    lines = []
+    started = time.perf_counter()
+    for question, expected, forbidden in CASES:
+        answer = default_advisor.ask(question)
+        hit, honest, line = outcome(answer, expected, forbidden)
+        hits += hit
+        if not honest:
+            dishonest.append(question)
+        lines.append(f"{line}  | {question[:70]}")
+        # The shown answer text always agrees with the table: every code carries a verdict.
+        for c in answer.codes:
+            assert c.code in answer.answer
+        assert answer.backend.startswith("embedded")
+    with capsys.disabled():
+        print(f"\n[default preset] {hits}/{len(CASES)} hits in "
+              f"{time.perf_counter() - started:.0f} s")
+        print("\n".join(lines))
+    assert not dishonest, f"forbidden codes shown as verified for: {dishonest}"
+    assert hits >= 8, f"only {hits}/10 questions ended with the expected verified codes"
+
+
+@pytest.mark.parametrize(("question", "expected", "forbidden"), [CASES[0], CASES[7]],
+                         ids=["knee", "venous-duplex"])
+def test_small_preset_on_a_couple_of_questions(
+    small_advisor: Advisor, question: str, expected: set[str], forbidden: set[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    answer = small_advisor.ask(question)
+    hit, honest, line = outcome(answer, expected, forbidden)
+    with capsys.disabled():
+        print(f"\n[small preset] {line}  | {question}")
+    assert honest
+    assert hit
+
+
+def test_follow_up_on_the_real_model(default_advisor: Advisor) -> None:
+    first = default_advisor.ask("Unilateral lower extremity venous duplex for DVT, one leg")
+    second = default_advisor.ask("and if both legs are scanned completely?", history=[first])
+    got = {c.code: c.status.value for c in second.codes}
+    assert got.get("93970") in OK, second.answer
+    assert got.get("93971") not in OK
+
+
+def test_out_of_scope_and_lookup_need_no_model(default_advisor: Advisor) -> None:
+    mri = default_advisor.ask("How do I bill a knee MRI?")
+    assert mri.path == "out_of_scope"
+    assert mri.codes == []
+    codes = default_advisor.ask("20610 76942")
+    assert codes.path == "lookup"
+    assert codes.model_calls == 0
+    assert {c.code: c.status.value for c in codes.codes} == {"20611": "corrected"}
