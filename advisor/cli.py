@@ -206,6 +206,97 @@ def ask(
                f"{t.get('total', 0) / 1000:.1f} s")
 
 
+@app.command()
+def index(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Your own documents or folders (.md .txt .html .pdf) to add."),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Build a fresh collection and swap it in at the end.")
+    ] = False,
+    if_needed: Annotated[
+        bool, typer.Option("--if-needed", help="Do nothing when the index is already current.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index the built-in guideline corpus, the code catalog and your documents in Chroma.
+
+    Re-indexing is incremental: unchanged files are skipped, changed files re-embedded,
+    deleted files removed. A crash during --rebuild leaves the old index in use.
+    """
+    from advisor.index import IndexProgress, IndexUnavailable, build_index, index_ready
+    from advisor.settings import load_settings
+
+    settings = load_settings()
+    try:
+        if if_needed and not paths and not rebuild and index_ready(settings):
+            if not as_json:
+                typer.echo("index is current; nothing to do")
+            else:
+                _emit_json({"skipped": True})
+            return
+    except IndexUnavailable:
+        pass
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total}"), disable=as_json, transient=True) as bar:
+        task = bar.add_task("indexing", total=None)
+
+        def progress(p: IndexProgress) -> None:
+            bar.update(task, total=p.total, completed=p.done,
+                       description=f"{p.stage}: {Path(p.path).name if p.path else ''}")
+
+        try:
+            report = build_index(settings, paths or (), rebuild=rebuild, progress=progress)
+        except IndexUnavailable as exc:
+            _fail(str(exc), 1)
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        for f in report.files:
+            if f.status == "failed":
+                typer.echo(f"  failed: {f.path}: {f.message}", err=True)
+            for w in f.warnings:
+                typer.echo(f"  warning: {f.path}: {w}", err=True)
+        typer.echo(report.summary())
+    if report.files_failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, e.g. 'PICC ultrasound'.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="Passages to return.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what retrieval hands the model: passages with citations and candidate codes."""
+    from advisor.index import IndexUnavailable
+    from advisor.retriever import Retriever
+    from advisor.settings import load_settings
+
+    settings = load_settings()
+    try:
+        result = Retriever(settings, _catalog()).search(query, k)
+    except IndexUnavailable as exc:
+        _fail(str(exc), 1)
+    if as_json:
+        _emit_json({
+            "passages": [p.citation() | {"text": p.text, "kind": p.kind, "codes": list(p.codes)}
+                         for p in result.passages],
+            "candidates": [c.model_dump(mode="json") for c in result.candidates],
+        })
+        return
+    for p in result.passages:
+        c = p.citation()
+        typer.echo(f"[{c['id']}] {c['title']} / {c['section'] or '-'}  (score {c['score']:.3f})")
+        typer.echo("    " + p.text[:240].replace("\n", " ") + ("..." if len(p.text) > 240 else ""))
+    typer.echo("candidate codes:")
+    for cand in result.candidates:
+        typer.echo(f"  {cand.code}  {cand.label}  <- {cand.why}")
+
+
 @app.command("import-cms")
 def import_cms(
     files: Annotated[
