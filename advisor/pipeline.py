@@ -36,6 +36,7 @@ from advisor.prompts import (
     PromptContext,
     Task,
     draft_messages,
+    draft_schema,
     reask_messages,
 )
 from advisor.settings import Backend, Settings
@@ -495,7 +496,7 @@ class Advisor:
         try:
             t0 = time.perf_counter()
             calls += 1
-            raw = yield from self._call(model, Task.DRAFT, draft_messages(ctx))
+            raw = yield from self._call(model, Task.DRAFT, draft_messages(ctx), ctx)
             timings["draft"] += _ms(time.perf_counter() - t0)
         except ModelError as exc:
             timings["draft"] += _ms(time.perf_counter() - t0)
@@ -528,7 +529,9 @@ class Advisor:
             try:
                 t0 = time.perf_counter()
                 calls += 1
-                raw2 = yield from self._call(model, Task.REASK, reask_messages(ctx, raw, problems))
+                raw2 = yield from self._call(
+                    model, Task.REASK, reask_messages(ctx, raw, problems), ctx
+                )
                 timings["draft"] += _ms(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 second = self._round(raw2, ctx)
@@ -554,7 +557,11 @@ class Advisor:
         yield self._compose(q, rounds, ctx, extra, withhold_prose, banner, timings, started, calls)
 
     def _call(
-        self, model: BaseChatModel, task: Task, messages: list[BaseMessage]
+        self,
+        model: BaseChatModel,
+        task: Task,
+        messages: list[BaseMessage],
+        ctx: PromptContext | None = None,
     ) -> Generator[str, None, dict[str, Any]]:
         """One structured model call; streams readable text when the backend streams."""
         from advisor.llm import (
@@ -566,16 +573,21 @@ class Advisor:
         )
 
         tpl = TEMPLATES[task]
+        # Constrained decoding narrows the codes to the candidates on the embedded backend;
+        # replies are validated against the general schema, so an off-list code from another
+        # backend still reaches the checker (and is dropped there with a finding).
+        constrained = draft_schema(ctx) if task in (Task.DRAFT, Task.REASK) else tpl.schema
+        schema = tpl.schema
         timeout = self.settings.llm_timeout_s
         log.info("model call: %s", task)
         if not isinstance(model, LlamaCppChatModel):
-            return structured_call(model, messages, tpl.schema, timeout_s=timeout)
+            return structured_call(model, messages, schema, timeout_s=timeout)
         renderer = _DraftRenderer()
         parts: list[str] = []
         try:
             for chunk in model.stream(
                 messages,
-                response_format={"type": "json_object", "schema": tpl.schema},
+                response_format={"type": "json_object", "schema": constrained},
                 timeout_s=timeout,
                 max_tokens=min(self.settings.max_tokens, tpl.max_tokens),
             ):
@@ -590,7 +602,7 @@ class Advisor:
             raise ModelUnavailable(f"The embedded model failed: {exc}") from exc
         if renderer.answer_shown:
             yield "\n"
-        return parse_json_reply("".join(parts), tpl.schema)
+        return parse_json_reply("".join(parts), schema)
 
     def _round(self, raw: dict[str, Any], ctx: PromptContext) -> _Round:
         draft = self._to_draft(raw, ctx)

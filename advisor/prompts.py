@@ -64,17 +64,39 @@ DRAFT_SCHEMA: dict[str, Any] = {
                     "code": {"type": "string"},
                     "units": {"type": "integer"},
                     "modifiers": {"type": "array", "items": {"type": "string"}},
-                    "reason": {"type": "string", "maxLength": 160},
+                    "reason": {"type": "string", "maxLength": 100},
                     "citations": {"type": "array", "items": {"type": "string"}},
                 },
                 "required": ["code", "units", "modifiers", "reason", "citations"],
             },
         },
         # Bounded so a small model cannot spend the token budget copying passages.
-        "answer": {"type": "string", "maxLength": 400},
+        "answer": {"type": "string", "maxLength": 300},
     },
     "required": ["codes", "answer"],
 }
+
+
+def draft_schema(ctx: PromptContext | None) -> dict[str, Any]:
+    """The draft schema narrowed to the candidates shown, enforced by constrained decoding.
+
+    A small model handed prose alone picks codes it has seen on the web (20610 + 76942 for
+    a guided knee injection); restricting the code field to the candidates and capping the
+    list keeps it choosing, not inventing. The checker still verifies whatever comes back.
+    """
+    if ctx is None or not ctx.candidates:
+        return DRAFT_SCHEMA
+    codes = [c.code for c in ctx.candidates]
+    item = dict(DRAFT_SCHEMA["properties"]["codes"]["items"])
+    props = dict(item["properties"])
+    props["code"] = {"type": "string", "enum": codes}
+    item["properties"] = props
+    schema = dict(DRAFT_SCHEMA)
+    schema["properties"] = {
+        "codes": {"type": "array", "items": item, "maxItems": 4},
+        "answer": DRAFT_SCHEMA["properties"]["answer"],
+    }
+    return schema
 
 RAW_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -114,8 +136,8 @@ class Template:
 
 
 TEMPLATES: dict[Task, Template] = {
-    Task.DRAFT: Template(Task.DRAFT, _DRAFT_SYSTEM, DRAFT_SCHEMA, 320),
-    Task.REASK: Template(Task.REASK, _REASK_SYSTEM, DRAFT_SCHEMA, 320),
+    Task.DRAFT: Template(Task.DRAFT, _DRAFT_SYSTEM, DRAFT_SCHEMA, 256),
+    Task.REASK: Template(Task.REASK, _REASK_SYSTEM, DRAFT_SCHEMA, 256),
     Task.RAW_BASELINE: Template(Task.RAW_BASELINE, _RAW_SYSTEM, RAW_SCHEMA, 200),
 }
 
