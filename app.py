@@ -1,0 +1,571 @@
+"""The advisor's web app (Gradio): chat, lookup, claim check, note audit and settings.
+
+A thin layer over ``advisor``: every verdict comes from the deterministic checker, every
+element of a note audit from ``guardrails.audit``; this module only wires them to widgets.
+
+    python app.py [--host H] [--port P]      (same as: advisor serve)
+
+Binds 127.0.0.1 unless told otherwise, optional username/password from settings, Gradio
+analytics off. The model loads in a background thread; lookups, claim checks and note
+audits work before it is ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from advisor.pipeline import Advisor
+    from advisor.settings import Settings
+    from knowledge.catalog import Catalog
+
+log = logging.getLogger("advisor.app")
+
+# Concurrent model calls per backend: llama.cpp runs one generation at a time in-process.
+MODEL_CONCURRENCY = {"embedded": 1, "openai": 4, "ollama": 2, "none": 8}
+FAST_CONCURRENCY = 8  # lookups, checks, audits: no model, milliseconds each
+WAIT_FOR_MODEL_S = 900.0
+
+CSS = """
+.badge {display:inline-block;padding:1px 8px;border-radius:10px;font-size:0.85em;
+        font-weight:600;white-space:nowrap}
+.badge-verified {background:#d1fadf;color:#05603a}
+.badge-corrected {background:#fef0c7;color:#93370d}
+.badge-removed {background:#fee4e2;color:#912018}
+.badge-unverified {background:#e4e7ec;color:#344054}
+.badge-info {background:#e0f2fe;color:#075985}
+table.codes, table.facts {border-collapse:collapse;margin:6px 0;width:100%}
+table.codes th, table.codes td, table.facts th, table.facts td
+  {border:1px solid #d0d5dd;padding:3px 6px;text-align:left;vertical-align:top}
+table.codes caption {text-align:left;font-weight:600}
+td.code {font-family:monospace;font-weight:600}
+.muted {color:#667085;font-size:0.9em}
+.banner {background:#fffaeb;border-left:4px solid #f79009;padding:4px 8px;margin:4px 0}
+.error-box {background:#fef3f2;border-left:4px solid #d92d20;padding:6px 10px}
+.answer-text {white-space:pre-wrap;margin:4px 0}
+.fix {color:#05603a}
+.passage {white-space:pre-wrap;font-size:0.9em;border-left:3px solid #d0d5dd;padding-left:6px}
+.card {border:1px solid #d0d5dd;border-radius:8px;padding:8px 12px;margin:8px 0}
+"""
+
+
+def _quiet_environment() -> None:
+    """Analytics, telemetry and hub look-ups off before gradio, chromadb or torch load."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class AdvisorApp:
+    """The app's state (settings, catalog, advisor, warm-up) and its event handlers."""
+
+    def __init__(self, settings: Settings, catalog: Catalog | None = None,
+                 advisor: Advisor | None = None) -> None:
+        """Build the advisor lazily-loading pieces; call :meth:`start_warmup` to load them."""
+        from advisor.pipeline import Advisor
+        from advisor.ui import PassageMemo, Warmup
+        from knowledge.catalog import load_catalog
+
+        self.settings = settings
+        if catalog is None:
+            cms = settings.cms_dir if settings.cms_dir.exists() else None
+            catalog = load_catalog(cms_dir=cms)
+        self.catalog = catalog
+        self.memo = PassageMemo(self._make_retriever)
+        self.advisor = advisor or Advisor(settings, catalog, retriever=self.memo)
+        self.warmup = Warmup([("index", self._warm_index), ("model", self._warm_model)])
+        self.export_dir = Path(tempfile.mkdtemp(prefix="advisor-export-"))
+        self.sources = {k: s.where for k, s in catalog.sources.items()}
+
+    # -- warm-up ------------------------------------------------------------------------
+    def _make_retriever(self) -> Any:
+        from advisor.retriever import Retriever
+
+        return Retriever(self.settings, self.catalog)
+
+    def _warm_index(self) -> None:
+        from advisor.index import IndexUnavailable, build_index
+
+        try:
+            self.memo.warm_up()
+        except IndexUnavailable:
+            # First run on this data dir: build the built-in guideline index once.
+            log.info("no index yet: building the built-in index")
+            build_index(self.settings, catalog=self.catalog, embedder=self.memo.inner.embedder)
+            self.memo.warm_up()
+
+    def _warm_model(self) -> None:
+        from advisor.llm import ModelUnavailable
+
+        if str(self.settings.backend) == "none":
+            return
+        model = self.advisor.chat_model()
+        if model is None:
+            raise ModelUnavailable(getattr(self.advisor, "_model_error", None)
+                                   or "The chat model could not be built.")
+        load = getattr(model, "load", None)
+        if callable(load):  # the embedded model: read the GGUF now, not on the first question
+            load()
+
+    def start_warmup(self) -> None:
+        """Load index and model in a background thread."""
+        self.warmup.start()
+
+    def status(self) -> str:
+        """The status line at the top of the page."""
+        from advisor.ui import status_line
+
+        return status_line(self.warmup, str(self.settings.backend))
+
+    def settings_view(self) -> tuple[str, dict[str, Any]]:
+        """Settings table and raw model status."""
+        from advisor.llm import model_status
+        from advisor.ui import settings_markdown
+
+        try:
+            st = model_status(self.settings)
+        except Exception as exc:  # a broken status probe must not break the tab
+            st = {"error": str(exc)}
+        return settings_markdown(self.settings, st, self.warmup.summary()), st
+
+    # -- chat ---------------------------------------------------------------------------
+    def chat(
+        self, message: str, chat: list[dict[str, Any]] | None, turns: list[Any] | None
+    ) -> Iterator[tuple[list[dict[str, Any]], list[Any], str]]:
+        """Stream one answer into the chat; the final message holds the checked code table."""
+        from advisor.pipeline import Answer
+        from advisor.ui import (
+            ChatTurn,
+            answer_html,
+            error_html,
+            error_message,
+            esc,
+            streaming_html,
+        )
+
+        chat = list(chat or [])
+        turns = list(turns or [])
+        question = (message or "").strip()
+        if not question:
+            yield chat, turns, ""
+            return
+        # sanitize_html is off so the tables render; everything shown is escaped here instead.
+        chat.append({"role": "user", "content": esc(question)})
+        chat.append({"role": "assistant", "content": streaming_html("", "Working…")})
+        yield chat, turns, ""
+        try:
+            if str(self.settings.backend) != "none":
+                waited = time.monotonic()
+                while not self.warmup.wait(2.0):
+                    if time.monotonic() - waited > WAIT_FOR_MODEL_S:
+                        break
+                    chat[-1]["content"] = streaming_html(
+                        "", f"Waiting for the model to load: {self.warmup.summary()}"
+                    )
+                    yield chat, turns, ""
+            history = [Answer.model_validate(t.answer) for t in turns]
+            text = ""
+            final: Any = None
+            for item in self.advisor.stream(question, history=history):
+                if isinstance(item, str):
+                    text += item
+                    chat[-1]["content"] = streaming_html(text)
+                    yield chat, turns, ""
+                else:
+                    final = item
+            if final is None:
+                raise RuntimeError("the advisor returned no answer")
+            data = final.to_json()
+            passages = self.memo.texts(str(c["id"]) for c in data.get("citations") or [])
+            turns.append(ChatTurn(question=question, answer=data, passages=passages))
+            log.info("answered via %s in %s ms: %s", data.get("path"),
+                     data.get("timings_ms", {}).get("total"),
+                     ", ".join(f"{c['code']} {c['status']}" for c in data.get("codes", [])))
+            chat[-1]["content"] = answer_html(data, passages)
+        except Exception as exc:  # shown as a message; the trace goes to the server log
+            log.exception("chat failed")
+            chat[-1]["content"] = error_html(error_message(exc))
+        yield chat, turns, ""
+
+    def feedback(self, chat: list[dict[str, Any]] | None, turns: list[Any] | None,
+                 data: gr.LikeData) -> str:
+        """Store a thumbs up/down for the answer it was given on."""
+        from advisor.ui import append_feedback, error_message, feedback_record
+
+        try:
+            index = data.index[0] if isinstance(data.index, list | tuple) else data.index
+            before = (chat or [])[: int(index) + 1]
+            n = sum(1 for m in before if m.get("role") == "assistant")
+            turns = turns or []
+            if n < 1 or n > len(turns):
+                return "That message has no checked answer to rate."
+            turn = turns[n - 1]
+            liked = bool(data.liked) if not isinstance(data.liked, str) else data.liked == "Like"
+            turn.feedback = "up" if liked else "down"
+            append_feedback(self.settings.data_dir / "feedback.jsonl",
+                            feedback_record(turn, liked))
+            return f"Thanks: feedback ({turn.feedback}) saved."
+        except Exception as exc:
+            log.exception("feedback failed")
+            return error_message(exc)
+
+    def export(self, turns: list[Any] | None, kind: str) -> str | None:
+        """Write the conversation as Markdown or JSON and return the file path."""
+        from advisor.ui import export_json, export_markdown
+
+        if not turns:
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        if kind == "json":
+            path = self.export_dir / f"advisor-conversation-{stamp}.json"
+            path.write_text(export_json(turns, ruleset=self.catalog.ruleset), encoding="utf-8")
+        else:
+            path = self.export_dir / f"advisor-conversation-{stamp}.md"
+            path.write_text(export_markdown(turns, ruleset=self.catalog.ruleset),
+                            encoding="utf-8")
+        return str(path)
+
+    # -- deterministic tools ------------------------------------------------------------
+    def lookup_records(self, text: str) -> list[dict[str, Any]]:
+        """Lookup records for the codes typed (MalformedCodeError on a bad token)."""
+        from advisor.lookup import lookup, normalize_code
+        from advisor.ui import parse_code_list
+
+        codes = [normalize_code(t) for t in parse_code_list(text or "")]
+        if not codes:
+            raise ValueError("Type one or more codes, e.g. 76937 or 20611 76942.")
+        return [lookup(c, self.catalog) for c in dict.fromkeys(codes)]
+
+    def lookup_view(self, text: str) -> tuple[str, Any]:
+        """Lookup tab: HTML cards and the raw records."""
+        from advisor.ui import error_html, error_message, lookup_html
+
+        try:
+            records = self.lookup_records(text)
+        except Exception as exc:
+            return error_html(error_message(exc)), None
+        return lookup_html(records), records
+
+    def check_outcome(self, text: str) -> Any:
+        """Check claim lines ('20610 76942', '93971-50', '37253x6')."""
+        from guardrails.claims import parse_claim_lines
+        from guardrails.repair import check_and_repair
+        from guardrails.report import Draft, DraftCode
+
+        lines = parse_claim_lines([text or ""])
+        if not lines:
+            raise ValueError("Type claim lines, e.g. 20610 76942, 93971-50 or 37253x6.")
+        draft = Draft(codes=tuple(
+            DraftCode(ln.code, ln.units, ln.modifiers, add_on_mark=ln.add_on_mark)
+            for ln in lines
+        ))
+        return check_and_repair(draft, self.catalog)
+
+    def check_view(self, text: str) -> tuple[str, Any]:
+        """Claim-check tab: verdict, findings, fixes and the corrected claim."""
+        from advisor.ui import error_html, error_message, outcome_html, outcome_json
+
+        try:
+            outcome = self.check_outcome(text)
+        except Exception as exc:
+            return error_html(error_message(exc)), None
+        return outcome_html(outcome, self.catalog, self.sources), outcome_json(outcome)
+
+    def audit_result(self, note: str, codes: str) -> Any:
+        """Audit a note for the codes given (or the codes it names)."""
+        from advisor.lookup import normalize_code
+        from advisor.ui import codes_in_text, parse_code_list
+        from guardrails.audit import audit_note
+
+        if not (note or "").strip():
+            raise ValueError("Paste a de-identified procedure or point-of-care note first.")
+        chosen = [normalize_code(t) for t in parse_code_list(codes or "")]
+        chosen = chosen or codes_in_text(note, self.catalog)
+        if not chosen:
+            raise ValueError("Pick the codes to audit (e.g. 76937), or press 'Suggest codes'.")
+        return audit_note(note, chosen, self.catalog)
+
+    def audit_view(self, note: str, codes: str) -> str:
+        """Note-audit tab: elements present or missing per code, complete versus limited."""
+        from advisor.ui import audit_html, error_html, error_message
+
+        try:
+            return audit_html(self.audit_result(note, codes))
+        except Exception as exc:
+            return error_html(error_message(exc))
+
+    def suggest_codes(self, note: str) -> tuple[str, str]:
+        """Codes to audit: those the note names, else the model's checked suggestion."""
+        from advisor.ui import codes_in_text, error_message
+
+        if not (note or "").strip():
+            return "", "Paste a note first."
+        named = codes_in_text(note, self.catalog)
+        if named:
+            return " ".join(named), "Codes named in the note."
+        if str(self.settings.backend) == "none" or not self.warmup.ready:
+            return "", ("The note names no code and the model is not ready; type the codes "
+                        "to audit.")
+        try:
+            answer = self.advisor.ask(
+                "Which CPT codes does this procedure note support? " + note[:1500]
+            )
+        except Exception as exc:
+            log.exception("suggestion failed")
+            return "", error_message(exc)
+        codes = [c.code for c in answer.codes if str(c.status.value) != "removed"]
+        if not codes:
+            return "", "No code could be suggested; type the codes to audit."
+        return " ".join(codes), ("Suggested by the model and checked by the rules; the audit "
+                                 "below is rule-based. Edit the codes if they do not fit.")
+
+    # -- API (gradio_client) ------------------------------------------------------------
+    @staticmethod
+    def _api_error(exc: Exception) -> Exception:
+        """A gr.Error with a readable message: shown to API callers even with show_error off."""
+        import gradio as gr
+
+        from advisor.ui import error_message
+
+        if not isinstance(exc, ValueError):
+            log.exception("API call failed")
+        return gr.Error(error_message(exc), print_exception=False)
+
+    def api_ask(self, question: str) -> dict[str, Any]:
+        """Answer one question; the Answer as JSON (codes with verdicts, findings, citations)."""
+        self.warmup.wait(WAIT_FOR_MODEL_S)
+        try:
+            return dict(self.advisor.ask(question).to_json())
+        except Exception as exc:
+            raise self._api_error(exc) from exc
+
+    def api_check(self, claim: str) -> dict[str, Any]:
+        """Check claim lines; verdicts, findings and the corrected claim as JSON."""
+        from advisor.ui import outcome_json
+
+        try:
+            return outcome_json(self.check_outcome(claim))
+        except Exception as exc:
+            raise self._api_error(exc) from exc
+
+    def api_lookup(self, codes: str) -> list[dict[str, Any]]:
+        """Lookup records for the codes."""
+        try:
+            return self.lookup_records(codes)
+        except Exception as exc:
+            raise self._api_error(exc) from exc
+
+    def api_audit(self, note: str, codes: str) -> dict[str, Any]:
+        """Note audit as JSON."""
+        try:
+            return dict(self.audit_result(note, codes).to_dict())
+        except Exception as exc:
+            raise self._api_error(exc) from exc
+
+
+def build_ui(state: AdvisorApp) -> gr.Blocks:
+    """The Blocks layout with every event wired to ``state``'s handlers."""
+    _quiet_environment()
+    import gradio as gr
+
+    from advisor.ui import (
+        EXAMPLE_CLAIMS,
+        EXAMPLE_NOTE,
+        EXAMPLE_QUESTIONS,
+        footer_markdown,
+    )
+
+    settings = state.settings
+    model_limit = MODEL_CONCURRENCY.get(str(settings.backend), 1)
+    fast: dict[str, Any] = {"concurrency_limit": FAST_CONCURRENCY, "concurrency_id": "fast"}
+    private: dict[str, Any] = {"api_visibility": "undocumented"}
+
+    with gr.Blocks(title="Ultrasound coding advisor", analytics_enabled=False) as demo:
+        gr.Markdown("## Ultrasound CPT coding advisor\nEvery code shown is checked by "
+                    "deterministic rules and carries a verdict: **verified**, **corrected**, "
+                    "**removed** or **not verified**. Use de-identified text only.")
+        status = gr.Markdown(state.status(), elem_id="model-status")
+        timer = gr.Timer(2.0)
+
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                chatbot = gr.Chatbot(label="Advisor", height=520, elem_id="chatbot",
+                                     sanitize_html=False, render_markdown=False,
+                                     buttons=["copy"])
+                turns = gr.State([])
+                with gr.Row():
+                    msg = gr.Textbox(label="Question", placeholder=EXAMPLE_QUESTIONS[0],
+                                     scale=5, elem_id="question",
+                                     max_length=settings.max_question_chars)
+                    ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                gr.Examples([[q] for q in EXAMPLE_QUESTIONS], inputs=[msg],
+                            label="Example questions (click one, then Ask)")
+                with gr.Row():
+                    clear = gr.Button("New conversation", size="sm")
+                    export_md = gr.Button("Export Markdown", size="sm", elem_id="export-md")
+                    export_js = gr.Button("Export JSON", size="sm", elem_id="export-json")
+                export_file = gr.File(label="Export", interactive=False, elem_id="export-file",
+                                      visible=False)
+                feedback_msg = gr.Markdown(elem_id="feedback-msg")
+
+            with gr.Tab("Lookup", id="lookup"):
+                lk_in = gr.Textbox(label="Codes", placeholder="76937 20611 76942",
+                                   elem_id="lookup-codes")
+                lk_btn = gr.Button("Look up", variant="primary", elem_id="lookup-go")
+                gr.Examples([["76937"], ["20611 76942"], ["93970 93971"]], inputs=[lk_in])
+                lk_out = gr.HTML(elem_id="lookup-out")
+                with gr.Accordion("JSON", open=False):
+                    lk_json = gr.JSON()
+
+            with gr.Tab("Claim check", id="check"):
+                ck_in = gr.Textbox(label="Claim lines (CODE[-MOD][xUNITS])",
+                                   placeholder="20610 76942", elem_id="claim")
+                ck_btn = gr.Button("Check claim", variant="primary", elem_id="check-go")
+                gr.Examples([[c] for c in EXAMPLE_CLAIMS], inputs=[ck_in])
+                ck_out = gr.HTML(elem_id="check-out")
+                with gr.Accordion("JSON", open=False):
+                    ck_json = gr.JSON()
+
+            with gr.Tab("Note audit", id="audit"):
+                gr.Markdown("Paste a **de-identified** procedure or point-of-care note. Which "
+                            "elements are present is decided by rules, never by the model.")
+                au_note = gr.Textbox(label="Note", lines=10, elem_id="audit-note",
+                                     max_length=20000)
+                with gr.Row():
+                    au_codes = gr.Textbox(label="Codes to audit", placeholder="76937",
+                                          elem_id="audit-codes", scale=4)
+                    au_suggest = gr.Button("Suggest codes", scale=1, elem_id="audit-suggest")
+                au_hint = gr.Markdown()
+                au_btn = gr.Button("Audit note", variant="primary", elem_id="audit-go")
+                gr.Examples([[EXAMPLE_NOTE, "76937"]], inputs=[au_note, au_codes])
+                au_out = gr.HTML(elem_id="audit-out")
+
+            with gr.Tab("Settings", id="settings"):
+                st_md = gr.Markdown(elem_id="settings-table")
+                st_refresh = gr.Button("Refresh status", size="sm")
+                with gr.Accordion("Model status (raw)", open=False):
+                    st_json = gr.JSON()
+
+        gr.Markdown(footer_markdown(state.catalog), elem_id="footer")
+
+        # Chat: streamed, limited to what the model backend can run at once.
+        chat_args: dict[str, Any] = {
+            "fn": state.chat, "inputs": [msg, chatbot, turns],
+            "outputs": [chatbot, turns, msg], "concurrency_limit": model_limit,
+            "concurrency_id": "model", **private,
+        }
+        ask.click(api_name="chat", **chat_args)
+        msg.submit(api_name="chat_submit", **chat_args)
+        clear.click(lambda: ([], [], gr.File(value=None, visible=False), ""),
+                    outputs=[chatbot, turns, export_file, feedback_msg],
+                    api_name="clear", **private)
+
+        def exported(t: list[Any], kind: str) -> tuple[gr.File, str]:
+            path = state.export(t, kind)
+            if path is None:
+                return gr.File(value=None, visible=False), "Nothing to export yet: ask first."
+            return gr.File(value=path, visible=True), ""
+
+        export_md.click(lambda t: exported(t, "md"), inputs=[turns],
+                        outputs=[export_file, feedback_msg], api_name="export_markdown",
+                        **private, **fast)
+        export_js.click(lambda t: exported(t, "json"), inputs=[turns],
+                        outputs=[export_file, feedback_msg], api_name="export_json",
+                        **private, **fast)
+
+        def on_like(chat: Any, turns_: Any, data: Any) -> str:
+            return state.feedback(chat, turns_, data)
+
+        # Gradio injects LikeData by the annotation object, which postponed annotations hide.
+        on_like.__annotations__["data"] = gr.LikeData
+        chatbot.like(on_like, inputs=[chatbot, turns], outputs=[feedback_msg],
+                     api_name="feedback", **private, **fast)
+
+        lk_btn.click(state.lookup_view, inputs=[lk_in], outputs=[lk_out, lk_json],
+                     api_name="lookup_view", **private, **fast)
+        lk_in.submit(state.lookup_view, inputs=[lk_in], outputs=[lk_out, lk_json],
+                     api_name="lookup_submit", **private, **fast)
+        ck_btn.click(state.check_view, inputs=[ck_in], outputs=[ck_out, ck_json],
+                     api_name="check_view", **private, **fast)
+        ck_in.submit(state.check_view, inputs=[ck_in], outputs=[ck_out, ck_json],
+                     api_name="check_submit", **private, **fast)
+        au_btn.click(state.audit_view, inputs=[au_note, au_codes], outputs=[au_out],
+                     api_name="audit_view", **private, **fast)
+        au_suggest.click(state.suggest_codes, inputs=[au_note], outputs=[au_codes, au_hint],
+                         api_name="suggest_codes", **private, **fast)
+
+        def tick() -> tuple[str, gr.Timer]:
+            return state.status(), gr.Timer(active=not state.warmup.ready)
+
+        timer.tick(tick, outputs=[status, timer], show_progress="hidden", api_name="status_tick",
+                   **private, **fast)
+        st_refresh.click(state.settings_view, outputs=[st_md, st_json], api_name="settings",
+                         **private, **fast)
+        demo.load(state.settings_view, outputs=[st_md, st_json], **private, **fast)
+
+        # Plain JSON endpoints for gradio_client and scripts.
+        gr.api(state.api_ask, api_name="ask", concurrency_limit=model_limit,
+               concurrency_id="model")
+        gr.api(state.api_check, api_name="check", **fast)
+        gr.api(state.api_lookup, api_name="lookup", **fast)
+        gr.api(state.api_audit, api_name="audit", **fast)
+
+    demo.queue(default_concurrency_limit=model_limit, max_size=64)
+    return demo
+
+
+def serve(host: str | None = None, port: int | None = None, *, block: bool = True) -> Any:
+    """Load settings, start the warm-up thread and launch the app."""
+    _quiet_environment()
+    from advisor.settings import load_settings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = load_settings(host=host, port=port)
+    state = AdvisorApp(settings)
+    state.start_warmup()
+    demo = build_ui(state)
+    auth = None
+    if settings.auth_user and settings.auth_password is not None:
+        auth = (settings.auth_user, settings.auth_password.get_secret_value())
+    log.info("serving on http://%s:%s (auth %s)", settings.host, settings.port,
+             "on" if auth else "off")
+    return demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        auth=auth,
+        share=False,
+        show_error=False,
+        prevent_thread_lock=not block,
+        footer_links=["api", "settings"],
+        max_file_size=f"{settings.max_upload_mb}mb",
+        css=CSS,
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        quiet=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python app.py [--host H] [--port P]``."""
+    parser = argparse.ArgumentParser(description="Ultrasound CPT coding advisor (web app).")
+    parser.add_argument("--host", help="Bind address (default 127.0.0.1 from settings).")
+    parser.add_argument("--port", type=int, help="Port (default 7860 from settings).")
+    args = parser.parse_args(argv)
+    serve(args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
