@@ -64,14 +64,14 @@ DRAFT_SCHEMA: dict[str, Any] = {
                     "code": {"type": "string"},
                     "units": {"type": "integer"},
                     "modifiers": {"type": "array", "items": {"type": "string"}},
-                    "reason": {"type": "string", "maxLength": 100},
+                    "reason": {"type": "string", "maxLength": 80},
                     "citations": {"type": "array", "items": {"type": "string"}},
                 },
                 "required": ["code", "units", "modifiers", "reason", "citations"],
             },
         },
         # Bounded so a small model cannot spend the token budget copying passages.
-        "answer": {"type": "string", "maxLength": 300},
+        "answer": {"type": "string", "maxLength": 240},
     },
     "required": ["codes", "answer"],
 }
@@ -93,7 +93,7 @@ def draft_schema(ctx: PromptContext | None) -> dict[str, Any]:
     item["properties"] = props
     schema = dict(DRAFT_SCHEMA)
     schema["properties"] = {
-        "codes": {"type": "array", "items": item, "maxItems": 4},
+        "codes": {"type": "array", "items": item, "maxItems": 3},
         "answer": DRAFT_SCHEMA["properties"]["answer"],
     }
     return schema
@@ -109,7 +109,8 @@ RAW_SCHEMA: dict[str, Any] = {
 
 _DRAFT_SYSTEM = (
     "You are a CPT coding assistant for ultrasound services. Choose codes ONLY from the "
-    "candidate list; never invent a code. Pick the fewest codes that describe the service: "
+    "candidate list; never invent a code. Pick the fewest codes (usually one or two) that "
+    "describe the service: "
     "a code whose label already includes imaging guidance is billed without a separate "
     "guidance code; an add-on code needs its primary code. For each code give units, "
     "modifiers (e.g. RT, LT, 50, 26; often none), a short reason and the ids of the passages "

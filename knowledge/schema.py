@@ -143,7 +143,12 @@ class CodeEntry(Sourced):
     pc_tc: PcTc = Field(PcTc.UNKNOWN, description="Whether -26/-TC split applies.")
     bilateral: Bilateral = Field(Bilateral.UNKNOWN, description="Bilateral reporting rule.")
     sites: tuple[str, ...] = Field(
-        (), description="Body sites (lowercase words) the code is for, e.g. knee for 20610."
+        (),
+        description="Lowercase words for the sites or patients the code is for, e.g. knee for "
+        "20610, adult for 36556; checked against the question within the site group.",
+    )
+    site_group: str | None = Field(
+        None, description="Codes that differ only by site or age share a group (e.g. 20604/20611)."
     )
     allowed_modifiers: tuple[str, ...] = Field(
         (), description="Modifiers the general modifier rules would flag but this code takes."

@@ -162,8 +162,8 @@ def _sites(ctx: Context) -> Iterator[Finding]:
             sib = cat.codes[other]
             if (
                 other == code
-                or sib.family != entry.family
-                or sib.guidance_included != entry.guidance_included
+                or entry.site_group is None
+                or sib.site_group != entry.site_group
                 or not sib.active
             ):
                 continue
@@ -174,8 +174,8 @@ def _sites(ctx: Context) -> Iterator[Finding]:
                 "descriptor.site",
                 Severity.ERROR,
                 (code,),
-                f"{code} is for {entry.sites[0]}-type sites; a {hit.group(0)} is reported with "
-                f"{other} ({sib.label}).",
+                f"{code} is for {entry.sites[0]}-type cases; the question says "
+                f"'{hit.group(0)}', which is reported with {other} ({sib.label}).",
                 sources=sib.sources,
                 confidence=sib.confidence.value,
                 fix=Fix(f"Replace {code} with {other}.", remove=(code,), add=(other,)),

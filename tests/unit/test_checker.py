@@ -404,3 +404,11 @@ def test_site_rule_quiet_when_site_matches_or_absent(cat):
     assert "descriptor.site" not in rules(
         check(Draft(codes=(DraftCode("20606"),), context="guided ankle aspiration"), cat))
     assert "descriptor.site" not in rules(check(Draft(codes=(DraftCode("20606"),)), cat))
+
+
+def test_site_rule_age_for_central_lines(cat):
+    draft = Draft(codes=(DraftCode("36555"), DraftCode("76937")),
+                  context="CVC in the internal jugular of an adult under ultrasound")
+    out = check_and_repair(draft, cat)
+    assert [c.code for c in out.draft.codes] == ["76937", "36556"]
+    assert {v.code: v.status for v in out.verdicts}["36556"] is CodeStatus.CORRECTED

@@ -18,7 +18,7 @@ def test_draft_schema_restricts_codes_to_candidates():
     schema = draft_schema(ctx)
     codes = schema["properties"]["codes"]
     assert codes["items"]["properties"]["code"]["enum"] == ["20611", "20610"]
-    assert codes["maxItems"] == 4
+    assert codes["maxItems"] == 3
     # the general schema is untouched
     assert "enum" not in DRAFT_SCHEMA["properties"]["codes"]["items"]["properties"]["code"]
 
