@@ -132,7 +132,15 @@ def check(ctx: Context) -> Iterator[Finding]:
     for rx, i, requires in ctx.compiled.misconceptions:
         if requires and not any(w in low for w in requires):
             continue
-        hit = rx.search(claims.text)
+        # Run the pattern only over sentences that hold a trigger word: long alternations
+        # are slow to scan across a whole answer.
+        hit = None
+        for s, e in claims.sentences or ((0, len(low)),):
+            if requires and not any(w in low[s:e] for w in requires):
+                continue
+            hit = rx.search(claims.text, s, e)
+            if hit is not None:
+                break
         if hit is None:
             continue
         mc = cat.misconceptions[i]
