@@ -273,6 +273,8 @@ def _cross_check(
         need_codes("codes", (*loc, "excluded_primaries"), "excluded primary", c.excluded_primaries)
         need_codes("codes", (*loc, "included_guidance"), "included guidance", c.included_guidance)
         need_codes("codes", (*loc, "replaced_by"), "replacement", c.replaced_by)
+        if c.with_us_guidance:
+            need_codes("codes", (*loc, "with_us_guidance"), "guided code", (c.with_us_guidance,))
         need_sources("codes", loc, c.sources)
         if c.unit_limit:
             need_sources("codes", (*loc, "unit_limit"), c.unit_limit.sources)

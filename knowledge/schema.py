@@ -147,6 +147,9 @@ class CodeEntry(Sourced):
         description="Lowercase words for the sites or patients the code is for, e.g. knee for "
         "20610, adult for 36556; checked against the question within the site group.",
     )
+    with_us_guidance: Code | None = Field(
+        None, description="The code to report instead when ultrasound guidance is used."
+    )
     site_group: str | None = Field(
         None, description="Codes that differ only by site or age share a group (e.g. 20604/20611)."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from guardrails.claims import Polarity
@@ -128,6 +129,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 span=(m.start, m.end),
             )
     yield from _sites(ctx)
+    yield from _guidance_context(ctx)
     low = claims.text.lower() if ctx.compiled.misconceptions else ""
     for rx, i, requires in ctx.compiled.misconceptions:
         if requires and not any(w in low for w in requires):
@@ -152,6 +154,37 @@ def check(ctx: Context) -> Iterator[Finding]:
             sources=mc.sources,
             confidence=mc.confidence.value,
             span=(hit.start(), hit.end()),
+        )
+
+
+_US_GUIDED = re.compile(
+    r"\b(?:ultrasound|sonograph\w*|us)[- ](?:guided|guidance)\b|\bunder (?:real[- ]time )?"
+    r"ultrasound\b|\bwith (?:real[- ]time )?ultrasound\b"
+)
+_NO_GUIDANCE = re.compile(r"\b(?:without|no) (?:ultrasound|imaging|image guidance)\b")
+
+
+def _guidance_context(ctx: Context) -> Iterator[Finding]:
+    """An unguided code recommended where the question says ultrasound guidance was used."""
+    if not ctx.context or not _US_GUIDED.search(ctx.context) or _NO_GUIDANCE.search(ctx.context):
+        return
+    cat = ctx.catalog
+    for code in ctx.active():
+        entry = cat.codes[code]
+        guided = entry.with_us_guidance
+        if guided is None:
+            continue
+        g = cat.codes[guided]
+        yield Finding(
+            "descriptor.guidance_context",
+            Severity.ERROR,
+            (code,),
+            f"The question says ultrasound guidance was used; {code} is the code without "
+            f"imaging guidance. With ultrasound guidance report {guided} ({g.label}).",
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+            fix=Fix(f"Replace {code} with {guided}.", remove=(code,), add=(guided,)),
+            on_fail=OnFail.FIX,
         )
 
 

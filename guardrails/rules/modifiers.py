@@ -60,7 +60,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                         sources=src + entry.sources,
                         confidence=conf,
                         fix=fix,
-                        on_fail=OnFail.FIX if mod == "50" else OnFail.WARN,
+                        on_fail=OnFail.FIX,
                     )
                     break
                 if (

@@ -149,7 +149,28 @@ def check(ctx: Context) -> Iterator[Finding]:
                     fix=Fix(f"Remove {guide}.", remove=(guide,)),
                     on_fail=OnFail.FIX,
                 )
+    yield from _included_guidance_notes(ctx, active)
     yield from _warnings(ctx)
+
+
+def _included_guidance_notes(ctx: Context, active: list[str]) -> Iterator[Finding]:
+    """Say which guidance codes are not added to a code that already includes guidance."""
+    cat = ctx.catalog
+    present = set(active)
+    for code in active:
+        entry = cat.codes[code]
+        left_out = tuple(g for g in entry.included_guidance if g not in present)
+        if not left_out:
+            continue
+        yield Finding(
+            "pairs.guidance_not_separate",
+            Severity.INFO,
+            (code, *left_out),
+            f"{code} already includes the imaging guidance: do not also report "
+            f"{' or '.join(left_out)}.",
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+        )
 
 
 def _warnings(ctx: Context) -> Iterator[Finding]:

@@ -12,7 +12,7 @@ from guardrails.repair import apply, check_and_repair
 from guardrails.report import CodeStatus, Draft, DraftCode, Overall, Severity
 from knowledge.catalog import build_catalog
 
-REF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ultrasound"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reference.json"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def finding(report, rule: str, code: str | None = None):
 
 # -- the 20 wrong claims from the web ----------------------------------------------------
 
-WEB = json.loads((REF / "web_errors.json").read_text()) if REF.exists() else []
+WEB = [{"claim": c} for c in json.loads(FIXTURE.read_text())["web_error_claims"]]
 
 
 def test_there_are_twenty_web_errors():
@@ -412,3 +412,32 @@ def test_site_rule_age_for_central_lines(cat):
     out = check_and_repair(draft, cat)
     assert [c.code for c in out.draft.codes] == ["76937", "36556"]
     assert {v.code: v.status for v in out.verdicts}["36556"] is CodeStatus.CORRECTED
+
+
+def test_unguided_code_when_question_says_ultrasound_guided(cat):
+    draft = Draft(codes=(DraftCode("20610"),), context="ultrasound-guided knee injection")
+    out = check_and_repair(draft, cat)
+    assert [c.code for c in out.draft.codes] == ["20611"]
+    assert "descriptor.guidance_context" in {f.rule for f in out.findings}
+    fna = Draft(codes=(DraftCode("10005"), DraftCode("10021")),
+                context="Ultrasound-guided fine needle aspiration of a thyroid nodule")
+    out = check_and_repair(fna, cat)
+    assert [c.code for c in out.draft.codes] == ["10005"]
+
+
+def test_guided_and_unguided_fna_together_not_verified(cat):
+    r = check(d("10005", "10021"), cat)
+    assert r.verdict_for("10021").status is not CodeStatus.VERIFIED
+
+
+def test_side_modifiers_dropped_from_bilateral_code(cat):
+    out = check_and_repair(d("93970-LT-RT"), cat)
+    assert [(c.code, c.modifiers) for c in out.draft.codes] == [("93970", ())]
+    assert {v.code: v.status for v in out.verdicts}["93970"] is CodeStatus.CORRECTED
+
+
+def test_note_that_included_guidance_is_not_separate(cat):
+    r = check(d("20611"), cat)
+    f = finding(r, "pairs.guidance_not_separate", "20611")
+    assert "76942" in f.codes and f.severity is Severity.INFO
+    assert r.verdict_for("20611").status is CodeStatus.VERIFIED

@@ -15,7 +15,9 @@ from knowledge.catalog import DATA_DIR, build_catalog
 from knowledge.corpus import load_guidelines
 from knowledge.loader import KnowledgeError
 
-REF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ultrasound"
+REF = json.loads(
+    (Path(__file__).resolve().parents[1] / "fixtures" / "reference.json").read_text()
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +49,9 @@ def _problems(d: Path) -> list[str]:
 
 
 def test_builtin_data_loads_and_covers_reference(catalog):
-    facts = json.loads((REF / "code_facts.json").read_text())
-    singles = [f["code"] for f in facts if re.fullmatch(r"\d{5}", f["code"])]
-    ranges = [f["code"] for f in facts if not re.fullmatch(r"\d{5}", f["code"])]
+    facts = REF["codes"]
+    singles = [c for c in facts if re.fullmatch(r"\d{5}", c)]
+    ranges = [c for c in facts if not re.fullmatch(r"\d{5}", c)]
     assert len(facts) == 142
     for code in singles:
         assert code in catalog.codes, code
@@ -62,16 +64,16 @@ def test_builtin_data_loads_and_covers_reference(catalog):
 
 
 def test_every_reference_pair_rule_is_represented(catalog):
-    rules = json.loads((REF / "pair_rules.json").read_text())
+    rules = REF["pair_rules"]
     covered = 0
-    for r in rules:
-        c1 = [c for c in r["column1_or_primary"] if re.fullmatch(r"\d{5}", c)]
-        c2 = [c for c in r["column2_or_bundled"] if re.fullmatch(r"\d{5}", c)]
+    for col1, col2 in rules:
+        c1 = [c for c in col1 if re.fullmatch(r"\d{5}", c)]
+        c2 = [c for c in col2 if re.fullmatch(r"\d{5}", c)]
         if not c1 or not c2:
             # policy rules without a concrete pair: unit limits and region policy
             covered += 1
             continue
-        assert any(catalog.pair(a, b) for a in c1 for b in c2), r["rule"]
+        assert any(catalog.pair(a, b) for a in c1 for b in c2), (col1, col2)
         covered += 1
     assert covered == 28
     assert catalog.unit_limit("76942").value == 1
@@ -115,7 +117,7 @@ def test_labels_are_short_own_words(catalog):
 def test_guideline_corpus(catalog):
     docs = load_guidelines(catalog=catalog)
     assert len(docs) >= 20
-    errors = json.loads((REF / "web_errors.json").read_text())
+    errors = REF["web_error_claims"]
     text = "\n".join(d.body for d in docs)
     assert text.count("## Error") >= len(errors)
 
