@@ -71,7 +71,9 @@ class Settings(BaseSettings):
 
     chroma_url: str | None = Field(None, description="Chroma server URL; unset = embedded.")
     collection: str = Field("guidelines", description="Chroma collection name prefix.")
-    embedding_backend: EmbeddingBackend = Field(EmbeddingBackend.PACKAGED, description="Embeddings.")
+    embedding_backend: EmbeddingBackend = Field(
+        EmbeddingBackend.PACKAGED, description="Embeddings."
+    )
     embedding_model: str = Field("all-MiniLM-L6-v2", description="Model for non-packaged backends.")
     retrieval_k: int = Field(5, ge=1, le=50, description="Passages handed to the model.")
 

@@ -5,6 +5,7 @@ Run: .venv/bin/python bench/bench_guardrails.py
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import subprocess
@@ -55,7 +56,8 @@ def main() -> None:
     samples.sort()
     p50 = samples[len(samples) // 2] * 1e3
     p99 = samples[int(len(samples) * 0.99)] * 1e3
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cores=2 python {platform.python_version()}")
+    print(f"machine: {platform.machine()} cores={os.cpu_count()} "
+          f"python {platform.python_version()}")
     print(f"lookup in-process: n={len(samples)} p50={p50:.4f} ms p99={p99:.4f} ms")
 
     cold = []
@@ -64,7 +66,8 @@ def main() -> None:
         t = time.perf_counter()
         subprocess.run([str(exe), "lookup", "76937"], check=True, capture_output=True)
         cold.append(time.perf_counter() - t)
-    print(f"advisor lookup cold start: median={statistics.median(cold):.3f} s max={max(cold):.3f} s")
+    print(f"advisor lookup cold start: median={statistics.median(cold):.3f} s "
+          f"max={max(cold):.3f} s")
 
     words = len(DRAFT.split())
     ncodes = len(extract(DRAFT).codes())
