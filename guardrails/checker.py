@@ -65,7 +65,8 @@ def check(draft: Draft | str, catalog: Catalog, *, claims: Claims | None = None)
     if not draft.codes and lines:
         draft = Draft(codes=lines, text=draft.text, context=draft.context)
     ctx = Context(catalog, lines, claims, compiled_for(catalog))
-    ctx.context = f"{draft.context}\n{draft.text}".lower() if draft.context else ""
+    # Only the question describes the service; the drafted prose may discuss other cases.
+    ctx.context = draft.context.lower()
     findings: list[Finding] = []
     for family in RULE_FAMILIES:
         findings.extend(family.check(ctx))
