@@ -88,7 +88,7 @@ def check_and_repair(
             break
         current = fixed
         # Text-level findings were reported on the first pass; re-check the codes alone.
-        report = check(Draft(codes=current.codes, text=""), catalog)
+        report = check(Draft(codes=current.codes, text="", context=current.context), catalog)
     original = {v.code: v for v in first.verdicts}
     final_codes = {v.code: v for v in report.verdicts}
     verdicts: list[CodeVerdict] = []

@@ -130,6 +130,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             )
     yield from _sites(ctx)
     yield from _guidance_context(ctx)
+    yield from _extent_context(ctx)
     low = claims.text.lower() if ctx.compiled.misconceptions else ""
     for rx, i, requires in ctx.compiled.misconceptions:
         if requires and not any(w in low for w in requires):
@@ -185,6 +186,43 @@ def _guidance_context(ctx: Context) -> Iterator[Finding]:
             confidence=entry.confidence.value,
             fix=Fix(f"Replace {code} with {guided}.", remove=(code,), add=(guided,)),
             on_fail=OnFail.FIX,
+        )
+
+
+_ASKED_LIMITED = re.compile(r"\blimited\b|\bfollow[- ]?up\b|\bsingle[- ]organ\b|\bfocused\b")
+_ASKED_COMPLETE = re.compile(r"\bcomplete\b")
+
+
+def _extent_context(ctx: Context) -> Iterator[Finding]:
+    """A complete code where the question asks for a limited exam, or the reverse."""
+    if not ctx.context:
+        return
+    limited = _ASKED_LIMITED.search(ctx.context) is not None
+    if limited == (_ASKED_COMPLETE.search(ctx.context) is not None):
+        return  # neither or both: the question does not settle it
+    asked = "limited" if limited else "complete"
+    cat = ctx.catalog
+    for code in ctx.active():
+        entry = cat.codes[code]
+        if entry.extent.value not in ("complete", "limited") or entry.extent.value == asked:
+            continue
+        other = (
+            f" The {asked} code of that region is {entry.counterpart}."
+            if (entry.counterpart)
+            else ""
+        )
+        yield Finding(
+            "descriptor.extent_context",
+            Severity.WARNING,
+            (code,),
+            f"The question asks about a {asked} exam; {code} is the {entry.extent.value} "
+            f"code.{other} Not verified: confirm what was done and documented.",
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+            fix=Fix(
+                "Use the code that matches the exam done.",
+                alternatives=(entry.counterpart,) if entry.counterpart else (),
+            ),
         )
 
 

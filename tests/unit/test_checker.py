@@ -441,3 +441,17 @@ def test_note_that_included_guidance_is_not_separate(cat):
     f = finding(r, "pairs.guidance_not_separate", "20611")
     assert "76942" in f.codes and f.severity is Severity.INFO
     assert r.verdict_for("20611").status is CodeStatus.VERIFIED
+
+
+def test_extent_asked_in_question(cat):
+    r = check(Draft(codes=(DraftCode("76775"), DraftCode("76700")),
+                    context="Limited retroperitoneal ultrasound of the kidneys"), cat)
+    assert finding(r, "descriptor.extent_context", "76700").severity is Severity.WARNING
+    assert r.verdict_for("76700").status is CodeStatus.NOT_VERIFIED
+    assert r.verdict_for("76775").status is CodeStatus.VERIFIED
+
+
+def test_context_survives_repair_rounds(cat):
+    out = check_and_repair(Draft(codes=(DraftCode("20610"), DraftCode("20600")),
+                                 context="ultrasound-guided shoulder joint injection"), cat)
+    assert [c.code for c in out.draft.codes] == ["20611"]
