@@ -455,3 +455,9 @@ def test_context_survives_repair_rounds(cat):
     out = check_and_repair(Draft(codes=(DraftCode("20610"), DraftCode("20600")),
                                  context="ultrasound-guided shoulder joint injection"), cat)
     assert [c.code for c in out.draft.codes] == ["20611"]
+
+
+def test_one_tte_code_per_session(cat):
+    out = check_and_repair(d("93306", "93307"), cat)
+    assert [c.code for c in out.draft.codes] == ["93306"]
+    assert finding(check(d("93307", "93308"), cat), "pairs.bundled", "93308")
