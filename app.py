@@ -86,6 +86,11 @@ class AdvisorApp:
         self.warmup = Warmup([("index", self._warm_index), ("model", self._warm_model)])
         self.export_dir = Path(tempfile.mkdtemp(prefix="advisor-export-"))
         self.sources = {k: s.where for k, s in catalog.sources.items()}
+        from advisor.audit import AuditLog
+
+        # Every answer shown is recorded (masked) with its verdicts; a failed write is
+        # queued and retried by the log itself and never blocks the answer.
+        self.audit = AuditLog(settings.audit_path)
 
     # -- warm-up ------------------------------------------------------------------------
     def _make_retriever(self) -> Any:
@@ -187,7 +192,8 @@ class AdvisorApp:
                 raise RuntimeError("the advisor returned no answer")
             data = final.to_json()
             passages = self.memo.texts(str(c["id"]) for c in data.get("citations") or [])
-            turns.append(ChatTurn(question=question, answer=data, passages=passages))
+            turns.append(ChatTurn(question=question, answer=data, passages=passages,
+                                  audit_id=self._record(final)))
             log.info("answered via %s in %s ms: %s", data.get("path"),
                      data.get("timings_ms", {}).get("total"),
                      ", ".join(f"{c['code']} {c['status']}" for c in data.get("codes", [])))
@@ -196,6 +202,16 @@ class AdvisorApp:
             log.exception("chat failed")
             chat[-1]["content"] = error_html(error_message(exc))
         yield chat, turns, ""
+
+    def _record(self, answer: Any) -> str | None:
+        """Write the answer to the audit log; None if even queueing it failed."""
+        from advisor.audit import AuditEntry
+
+        try:
+            return self.audit.record(AuditEntry.from_answer(answer))
+        except Exception:  # the answer is already shown; the log says what went wrong
+            log.exception("audit record failed")
+            return None
 
     def feedback(self, chat: list[dict[str, Any]] | None, turns: list[Any] | None,
                  data: gr.LikeData) -> str:
@@ -214,6 +230,8 @@ class AdvisorApp:
             turn.feedback = "up" if liked else "down"
             append_feedback(self.settings.data_dir / "feedback.jsonl",
                             feedback_record(turn, liked))
+            if getattr(turn, "audit_id", None):
+                self.audit.feedback(turn.audit_id, turn.feedback)
             return f"Thanks: feedback ({turn.feedback}) saved."
         except Exception as exc:
             log.exception("feedback failed")

@@ -183,7 +183,14 @@ def ask(
             sys.stdout.write(item)
             sys.stdout.flush()
             streamed = True
-    assert answer is not None
+    if answer is None:
+        _fail("The advisor returned no answer.", 1)
+    from advisor.audit import AuditEntry, AuditLog
+
+    # Recorded masked; a failed write is queued, logged and never blocks the answer.
+    log_ = AuditLog(settings.audit_path)
+    log_.record(AuditEntry.from_answer(answer))
+    log_.close()
     if as_json:
         _emit_json(answer.to_json())
         return

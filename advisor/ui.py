@@ -576,6 +576,7 @@ class ChatTurn:
     answer: dict[str, Any]
     passages: dict[str, str] = field(default_factory=dict)
     feedback: str | None = None
+    audit_id: str | None = None  # the audit-log entry of this answer, for feedback
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:

@@ -376,3 +376,26 @@ def test_tool_handlers_answer_without_a_model(tmp_path) -> None:
     codes, hint = state.suggest_codes("Bill +76937 for the line.")
     assert codes == "76937"
     assert "named in the note" in hint
+
+
+def test_chat_answers_are_audited_and_feedback_attached(tmp_path):
+    """The app records each answer in the audit log and attaches thumbs to that entry."""
+    import app as app_module
+    from advisor.audit import AuditLog
+    from advisor.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, backend="none")
+    state = app_module.AdvisorApp(settings)
+    *_, (chat, turns, _) = list(state.chat("20610 76942", [], []))
+    assert turns and turns[-1].audit_id
+    entries = AuditLog(settings.audit_path).entries(None)
+    assert len(entries) == 1
+
+    class Like:
+        index = (1, 0)
+        liked = True
+
+    msg = state.feedback(chat, turns, Like())
+    assert "saved" in msg
+    exported = AuditLog(settings.audit_path).export(None, "json")
+    assert '"up"' in exported
