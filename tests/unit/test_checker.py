@@ -461,3 +461,11 @@ def test_one_tte_code_per_session(cat):
     out = check_and_repair(d("93306", "93307"), cat)
     assert [c.code for c in out.draft.codes] == ["93306"]
     assert finding(check(d("93307", "93308"), cat), "pairs.bundled", "93308")
+
+
+def test_age_variants_are_never_billed_together(cat):
+    r = check(d("36572", "36573"), cat)
+    f = finding(r, "pairs.bundled", "36573")
+    assert f.severity is Severity.ERROR and f.fix is None
+    assert r.verdict_for("36572").status is CodeStatus.NOT_VERIFIED
+    assert r.verdict_for("36573").status is CodeStatus.NOT_VERIFIED
