@@ -469,3 +469,10 @@ def test_age_variants_are_never_billed_together(cat):
     assert f.severity is Severity.ERROR and f.fix is None
     assert r.verdict_for("36572").status is CodeStatus.NOT_VERIFIED
     assert r.verdict_for("36573").status is CodeStatus.NOT_VERIFIED
+
+
+def test_correct_prose_about_guidance_is_not_flagged(cat):
+    r = check("20611 includes the ultrasound guidance and is billed without a separate "
+              "guidance code.", cat)
+    assert "descriptor.meaning" not in rules(r)
+    assert r.verdict_for("20611").status is CodeStatus.VERIFIED
