@@ -170,10 +170,28 @@ def _guidance_context(ctx: Context) -> Iterator[Finding]:
     if not ctx.context or not _US_GUIDED.search(ctx.context) or _NO_GUIDANCE.search(ctx.context):
         return
     cat = ctx.catalog
+    us_addons = [
+        c for c, e in cat.codes.items() if e.add_on and e.family == "guidance" and e.active
+    ]
     for code in ctx.active():
         entry = cat.codes[code]
         guided = entry.with_us_guidance
         if guided is None:
+            for addon in us_addons:
+                ap = cat.addon_primaries(addon)
+                if addon in ctx.codes or ap is None or code not in ap.primaries:
+                    continue
+                needs = cat.codes[addon].documentation
+                what = cat.element_sets[needs[0]].title if needs else addon
+                yield Finding(
+                    "descriptor.guidance_addon",
+                    Severity.INFO,
+                    (code, addon),
+                    f"The question says ultrasound guidance was used: +{addon} may be added "
+                    f"to {code} when its documentation requirements are met ({what}).",
+                    sources=cat.codes[addon].sources,
+                    confidence=cat.codes[addon].confidence.value,
+                )
             continue
         g = cat.codes[guided]
         yield Finding(

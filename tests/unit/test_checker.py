@@ -476,3 +476,12 @@ def test_correct_prose_about_guidance_is_not_flagged(cat):
               "guidance code.", cat)
     assert "descriptor.meaning" not in rules(r)
     assert r.verdict_for("20611").status is CodeStatus.VERIFIED
+
+
+def test_guidance_add_on_suggested_for_vascular_access(cat):
+    r = check(Draft(codes=(DraftCode("36556"),),
+                    context="Central line in the internal jugular with ultrasound guidance"), cat)
+    f = finding(r, "descriptor.guidance_addon", "36556")
+    assert "76937" in f.codes and f.severity is Severity.INFO
+    assert r.verdict_for("36556").status is CodeStatus.VERIFIED
+    assert r.verdict_for("76937") is None  # suggested, never recommended by the checker
