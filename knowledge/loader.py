@@ -30,23 +30,32 @@ class KnowledgeError(Exception):
         )
 
 
+def _child(node: yaml.Node, part: int | str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                found: yaml.Node = value
+                return found
+    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+        if 0 <= part < len(node.value):
+            item: yaml.Node = node.value[part]
+            return item
+    return None
+
+
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """Follow a pydantic error location through the YAML node tree; 1-based line."""
+    """Follow a pydantic error location through the YAML node tree; 1-based line.
+
+    A location part that names no node (a union tag, or a missing key) is skipped, so the
+    line points at the deepest enclosing node found.
+    """
     if node is None:
         return None
     best = node.start_mark.line + 1
     for part in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    child = value
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                child = node.value[part]
+        child = _child(node, part)
         if child is None:
-            break
+            continue
         node = child
         best = node.start_mark.line + 1
     return best
@@ -107,3 +116,8 @@ def load_model(path: Path, model: type[M]) -> tuple[M, Located]:
 def line_of(located: Located, *loc: int | str) -> int | None:
     """Line of a location in a parsed file, for cross-reference errors."""
     return _line_of(located.node, tuple(loc))
+
+
+def line_of_node(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """Line of a location in a YAML node tree (for other YAML formats, e.g. suites)."""
+    return _line_of(node, loc)

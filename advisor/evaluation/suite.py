@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from knowledge.loader import KnowledgeError, line_of_node, read_yaml
+
 if TYPE_CHECKING:
     from knowledge.catalog import Catalog
 
@@ -219,36 +221,9 @@ class Suite(BaseModel):
 
 # ------------------------------------------------------------------------------- loading
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _child(node: yaml.Node, part: int | str) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                return value
-    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-        if 0 <= part < len(node.value):
-            return node.value[part]
-    return None
-
-
 def line_for(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    """1-based line of a pydantic error location in a YAML node tree (deepest node found).
-
-    A location part that names no node (a union tag like 'question', or a key that is
-    missing) is skipped, so the line points at the nearest enclosing node.
-    """
-    if node is None:
-        return None
-    best = node.start_mark.line + 1
-    for part in loc:
-        child = _child(node, part)
-        if child is None:
-            continue
-        node = child
-        best = node.start_mark.line + 1
-    return best
+    """1-based line of a pydantic error location in a YAML node tree (deepest node found)."""
+    return line_of_node(node, tuple(loc))
 
 
 def _strip_tag(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
@@ -287,19 +262,13 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
 def load_suite_file(path: Path) -> Suite:
     """Read and validate one suite file; raises SuiteError naming file, line, case, field."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError([f"{path}: cannot read: {exc}"]) from exc
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise SuiteError([f"{where}: YAML syntax error: {exc}"]) from exc
+        data, located = read_yaml(path)
+    except KnowledgeError as exc:
+        raise SuiteError(exc.problems) from exc
     try:
         parsed = SuiteFile.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        node = yaml.compose(text, Loader=_Loader)
+        node = located.node
         problems = []
         for err in exc.errors():
             loc = _strip_tag(tuple(err["loc"]))
