@@ -15,7 +15,14 @@ from advisor.evaluation.report import (
     markdown_report,
     write_outputs,
 )
-from advisor.evaluation.runner import BaselineKind, EvalRun, Runner, build_advisor
+from advisor.evaluation.runner import (
+    BaselineKind,
+    CaseResult,
+    EvalRun,
+    Runner,
+    build_advisor,
+    case_key,
+)
 from advisor.evaluation.suite import QuestionCase, SuiteError, load_suites, select_cases
 
 
@@ -34,6 +41,74 @@ def _ensure_index(settings: Any, catalog: Any, err: TextIO) -> None:
     err.write("No current guideline index: building it once (`advisor index`)...\n")
     report = build_index(settings, catalog=catalog)
     err.write(report.summary() + "\n")
+
+
+CHECKPOINT = "cases.partial.jsonl"
+
+
+class Checkpoint:
+    """Finished cases appended one JSON line at a time, so a crash loses at most one case.
+
+    The first line names the run (suites, backend, baseline, filters, ruleset); a later run
+    with the same name into the same --out folder takes the finished cases from it and runs
+    only the rest. The file is removed once the report is written.
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path = path
+        self.header = header
+        self._fh: TextIO | None = None
+
+    def load(self) -> dict[str, CaseResult]:
+        """Finished cases of an interrupted run of the same name; {} when there is none."""
+        if not self.path.exists():
+            return {}
+        done: dict[str, CaseResult] = {}
+        with self.path.open(encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        try:
+            first = json.loads(lines[0]) if lines else None
+        except ValueError:
+            first = None
+        if not isinstance(first, dict) or first.get("header") != self.header:
+            return {}
+        for line in lines[1:]:
+            try:
+                r = CaseResult.model_validate_json(line)
+            except ValueError:
+                continue  # a line cut short by the crash
+            done[case_key(r.suite, r.id)] = r
+        return done
+
+    def start(self, done: dict[str, CaseResult]) -> None:
+        """Rewrite the file with the header and the cases kept, then append as cases finish."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"header": self.header}) + "\n")
+            for r in done.values():
+                fh.write(r.model_dump_json() + "\n")
+        tmp.replace(self.path)
+        self._fh = self.path.open("a", encoding="utf-8")
+
+    def append(self, result: CaseResult) -> None:
+        """Record one finished case on disk at once."""
+        if self._fh is not None:
+            self._fh.write(result.model_dump_json() + "\n")
+            self._fh.flush()
+
+    def finish(self) -> None:
+        """Close and remove the file (the full results are written by then)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Close but keep the file (an interrupted run resumes from it)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
 def run_eval(
@@ -93,6 +168,81 @@ def run_eval(
     if limit is not None:
         filters["limit"] = limit
 
+    checkpoint: Checkpoint | None = None
+    done: dict[str, CaseResult] = {}
+    if out is not None:
+        checkpoint = Checkpoint(
+            out / CHECKPOINT,
+            {
+                "suites": [str(s.path) for s in loaded],
+                "backend": advisor.backend_label(),
+                "baseline": baseline,
+                "filters": filters,
+                "ruleset": catalog.ruleset,
+            },
+        )
+        done = checkpoint.load()
+        wanted = {case_key(_suite_name(loaded, c), c.id) for c in cases}
+        done = {k: v for k, v in done.items() if k in wanted}
+        if done:
+            stderr.write(
+                f"resuming: {len(done)} of {len(cases)} cases already done in "
+                f"{checkpoint.path} (delete that file to start over)\n"
+            )
+        checkpoint.start(done)
+    on_result = checkpoint.append if checkpoint is not None else None
+    try:
+        run = _run_with_progress(runner, loaded, cases, filters, done, on_result,
+                                 show_progress, stderr)
+    finally:
+        if checkpoint is not None:
+            checkpoint.close()
+
+    command = "advisor eval " + " ".join(
+        [*suites]
+        + ([f"--backend {backend}"] if backend else [])
+        + ([f"--baseline {baseline}"] if baseline else [])
+        + [f"--tag {t}" for t in tags]
+        + ([f"--limit {limit}"] if limit else [])
+    )
+    if out is not None:
+        paths = write_outputs(run, out, command)
+        if checkpoint is not None:
+            checkpoint.finish()
+        stderr.write("wrote " + ", ".join(str(p) for p in paths.values()) + "\n")
+    regressions = compare(old, run) if old is not None else []
+    if as_json:
+        payload = run.model_dump(mode="json")
+        if old is not None:
+            payload["regressions"] = [r.model_dump(mode="json") for r in regressions]
+        stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        stdout.write(markdown_report(run, command))
+        if old is not None:
+            stdout.write("\n" + format_regressions(regressions) + "\n")
+    return run, 1 if regressions else 0
+
+
+__all__ = ["EvalUsageError", "SuiteError", "run_eval"]
+
+
+def _suite_name(loaded: Sequence[Any], case: Any) -> str:
+    for s in loaded:
+        if any(c is case for c in s.cases):
+            return str(s.name)
+    return ""
+
+
+def _run_with_progress(
+    runner: Runner,
+    loaded: Sequence[Any],
+    cases: Sequence[Any],
+    filters: dict[str, Any],
+    done: dict[str, CaseResult],
+    on_result: Any,
+    show_progress: bool,
+    stderr: TextIO,
+) -> EvalRun:
     if show_progress:
         from rich.console import Console
         from rich.progress import (
@@ -116,34 +266,10 @@ def run_eval(
         ) as bar:
             task = bar.add_task("", total=len(cases))
             run = runner.run(
-                loaded, cases,
+                loaded, cases, done=done, on_result=on_result,
                 progress=lambda cid: bar.update(task, advance=1, description=cid),
                 filters=filters,
             )
     else:
-        run = runner.run(loaded, cases, filters=filters)
-
-    command = "advisor eval " + " ".join(
-        [*suites]
-        + ([f"--backend {backend}"] if backend else [])
-        + ([f"--baseline {baseline}"] if baseline else [])
-        + [f"--tag {t}" for t in tags]
-        + ([f"--limit {limit}"] if limit else [])
-    )
-    if out is not None:
-        paths = write_outputs(run, out, command)
-        stderr.write("wrote " + ", ".join(str(p) for p in paths.values()) + "\n")
-    regressions = compare(old, run) if old is not None else []
-    if as_json:
-        payload = run.model_dump(mode="json")
-        if old is not None:
-            payload["regressions"] = [r.model_dump(mode="json") for r in regressions]
-        stdout.write(json.dumps(payload, indent=2) + "\n")
-    else:
-        stdout.write(markdown_report(run, command))
-        if old is not None:
-            stdout.write("\n" + format_regressions(regressions) + "\n")
-    return run, 1 if regressions else 0
-
-
-__all__ = ["EvalUsageError", "SuiteError", "run_eval"]
+        run = runner.run(loaded, cases, filters=filters, done=done, on_result=on_result)
+    return run

@@ -139,6 +139,11 @@ class CaseResult(BaseModel):
     answer: str = Field("", description="The start of the system's answer text.")
 
 
+def case_key(suite: str, case_id: str) -> str:
+    """A case's identity across runs: suite name and case id."""
+    return f"{suite}/{case_id}"
+
+
 class Summary(BaseModel):
     """Aggregates of one run."""
 
@@ -310,8 +315,15 @@ class Runner:
         cases: Sequence[QuestionCase | CheckCase],
         progress: Progress | None = None,
         filters: dict[str, Any] | None = None,
+        done: dict[str, CaseResult] | None = None,
+        on_result: Callable[[CaseResult], None] | None = None,
     ) -> EvalRun:
-        """Run and score every case; ``progress`` is told each finished case id."""
+        """Run and score every case; ``progress`` is told each finished case id.
+
+        ``done`` holds results of an interrupted earlier run, keyed by :func:`case_key`; those
+        cases are not run again. ``on_result`` is handed each new result as soon as it exists
+        (the command appends it to a checkpoint file).
+        """
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         t0 = time.perf_counter()
         suite_of = {id(c): s.name for s in suites for c in s.cases}
@@ -323,6 +335,12 @@ class Runner:
             )
         results: list[CaseResult] = []
         for case in cases:
+            earlier = (done or {}).get(case_key(suite_of.get(id(case), ""), case.id))
+            if earlier is not None:
+                results.append(earlier)
+                if progress is not None:
+                    progress(case.id)
+                continue
             if isinstance(case, QuestionCase):
                 score, text = self.run_question(case)
                 base = None
@@ -339,6 +357,8 @@ class Runner:
                     id=case.id, suite=suite_of.get(id(case), ""), type="check",
                     tags=case.tags.values(), prompt=prompt, system=self.run_check(case),
                 ))
+            if on_result is not None:
+                on_result(results[-1])
             if progress is not None:
                 progress(case.id)
         return EvalRun(

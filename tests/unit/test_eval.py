@@ -371,3 +371,57 @@ def test_eval_command_bad_input_exits_2(cli_env: Path) -> None:
     res = runner.invoke(app, ["eval", str(good), "--tag", "nothing-matches"])
     assert res.exit_code == 2
     assert "no case matches" in res.output
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from advisor.evaluation.command import CHECKPOINT, run_eval
+    from advisor.evaluation.runner import Runner
+
+    checks = "".join(
+        f"- id: c-{i}\n  type: check\n  codes: \"20610 76942\"\n  expect_verdict: fail\n"
+        f"  tags: {{family: joint_injection, user: coder, kind: check}}\n"
+        for i in range(5)
+    )
+    suite = write(cli_env, "suite: resume\ncases:\n" + checks)
+    out = cli_env / "out"
+    real = Runner.run_check
+    calls: list[str] = []
+
+    def crash_on_third(self: Runner, case: CheckCase):  # type: ignore[no-untyped-def]
+        calls.append(case.id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, case)
+
+    monkeypatch.setattr(Runner, "run_check", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval([str(suite)], out=out, show_progress=False, stdout=io.StringIO(),
+                 stderr=io.StringIO())
+    lines = (out / CHECKPOINT).read_text().splitlines()
+    assert json.loads(lines[0])["header"]["suites"] == [str(suite)]
+    assert [json.loads(x)["id"] for x in lines[1:]] == ["c-0", "c-1"]
+
+    calls.clear()
+    monkeypatch.setattr(Runner, "run_check", lambda self, case: calls.append(case.id) or real(
+        self, case))
+    err = io.StringIO()
+    run, status = run_eval([str(suite)], out=out, show_progress=False, stdout=io.StringIO(),
+                           stderr=err)
+    assert status == 0
+    assert "resuming: 2 of 5 cases" in err.getvalue()
+    assert calls == ["c-2", "c-3", "c-4"]  # the finished cases are not run again
+    assert [c.id for c in run.cases] == [f"c-{i}" for i in range(5)]
+    assert run.summary.checks.passed == 5
+    assert not (out / CHECKPOINT).exists()
+    assert json.loads((out / "results.json").read_text())["summary"]["checks"]["passed"] == 5
+
+    # A different run (other filters) into the same folder does not take those results.
+    calls.clear()
+    (out / CHECKPOINT).write_text(lines[0] + "\n" + "\n".join(lines[1:]) + "\n")
+    run_eval([str(suite)], out=out, limit=4, show_progress=False, stdout=io.StringIO(),
+             stderr=io.StringIO())
+    assert calls == ["c-0", "c-1", "c-2", "c-3"]
