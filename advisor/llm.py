@@ -76,8 +76,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Prefix-cache budget: one saved state of a few hundred prompt tokens is a few MB for the
-# 1.5B model, so this keeps many recent prompts without pressing on RAM.
+# Prefix-cache budget. A saved state is its KV cells (a few MB for a few hundred prompt
+# tokens) plus a copy of the prompt's logits (up to n_batch x 151,936 floats: up to 311 MB
+# for the Qwen2.5 models), so this keeps the last one or two prompts.
 CACHE_BYTES = 512 * 1024 * 1024
 
 
@@ -116,7 +117,6 @@ def load_llama(model_path: str | Path, n_ctx: int, n_threads: int | None = None)
             return loaded
         try:
             import llama_cpp
-            from llama_cpp.llama_cache import LlamaRAMCache
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ModelUnavailable(
                 "llama-cpp-python is not installed, so the embedded model cannot run. "
@@ -139,11 +139,31 @@ def load_llama(model_path: str | Path, n_ctx: int, n_threads: int | None = None)
             ) from exc
         # Reuses the evaluated prompt prefix across calls: prompts keep their stable part
         # first, and reading the prompt is the slow part on CPU.
-        llama.set_cache(LlamaRAMCache(capacity_bytes=CACHE_BYTES))
+        llama.set_cache(prompt_cache(CACHE_BYTES))
         loaded = _LoadedModel(llama=llama, load_seconds=time.perf_counter() - start)
         _loaded[key] = loaded
         log.info("Loaded %s in %.1f s (%d threads)", key[0], loaded.load_seconds, threads)
         return loaded
+
+
+def prompt_cache(capacity_bytes: int) -> Any:
+    """llama-cpp-python's RAM prompt cache, counting all the memory an entry holds.
+
+    ``LlamaRAMCache`` counts only an entry's KV state against its capacity, not the copy
+    of the prompt's logits the entry also holds (160 MB for a 277-token prompt with the
+    0.5B model, at most 311 MB), so a "512 MB" cache kept growing with every new question.
+    """
+    from llama_cpp.llama_cache import LlamaRAMCache
+
+    class CountedRAMCache(LlamaRAMCache):
+        @property
+        def cache_size(self) -> int:
+            return sum(
+                int(s.llama_state_size) + s.scores.nbytes + s.input_ids.nbytes
+                for s in self.cache_state.values()
+            )
+
+    return CountedRAMCache(capacity_bytes=capacity_bytes)
 
 
 def unload_models() -> None:

@@ -647,3 +647,26 @@ def test_an_unreachable_ollama_is_unavailable(tmp_path):
     with pytest.raises(ModelUnavailable, match="Cannot reach") as info:
         structured_call(build_chat_model(settings), MESSAGES, SCHEMA)
     assert info.value.retryable is True
+
+
+def test_prompt_cache_counts_the_saved_logits() -> None:
+    """Each cached state holds its prompt's logits; they count against the capacity."""
+    import numpy as np
+    from llama_cpp.llama import LlamaState
+
+    def state(n: int) -> LlamaState:
+        return LlamaState(
+            input_ids=np.arange(n, dtype=np.intc),
+            scores=np.zeros((n, 1000), dtype=np.single),  # 4 KB per token
+            n_tokens=n,
+            llama_state=b"kv",
+            llama_state_size=2,
+            seed=0,
+        )
+
+    cache = llm.prompt_cache(capacity_bytes=100_000)
+    for i in range(5):
+        cache[[i] * 10] = state(10)  # about 40 KB each
+    assert len(cache.cache_state) == 2
+    assert cache.cache_size <= 100_000
+    assert list(cache.cache_state) == [(3,) * 10, (4,) * 10]  # the most recent are kept
