@@ -244,11 +244,13 @@ class AdvisorApp:
         if not turns:
             return None
         stamp = time.strftime("%Y%m%d-%H%M%S")
+        # A folder per export: sessions exporting in the same second must not share a file.
+        folder = Path(tempfile.mkdtemp(prefix="export-", dir=self.export_dir))
         if kind == "json":
-            path = self.export_dir / f"advisor-conversation-{stamp}.json"
+            path = folder / f"advisor-conversation-{stamp}.json"
             path.write_text(export_json(turns, ruleset=self.catalog.ruleset), encoding="utf-8")
         else:
-            path = self.export_dir / f"advisor-conversation-{stamp}.md"
+            path = folder / f"advisor-conversation-{stamp}.md"
             path.write_text(export_markdown(turns, ruleset=self.catalog.ruleset),
                             encoding="utf-8")
         return str(path)
