@@ -6,31 +6,15 @@ data dir) and calls its named endpoints like a script would.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
+import helpers
 import pytest
 
 # The model answers on a shared 2-core CPU: allow more than the default per-test limit.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-START_TIMEOUT_S = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+ARTIFACTS = helpers.REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -38,46 +22,15 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A gradio_client Client on the real app, started as a subprocess."""
     from gradio_client import Client
 
-    port = _free_port()
-    data = Path(os.environ.get("ADVISOR_TEST_DATA_DIR", REPO / ".venv" / "test-data"))
-    data.mkdir(parents=True, exist_ok=True)
     log = tmp_path_factory.mktemp("app") / "app.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
-    env.update(
-        ADVISOR_DATA_DIR=str(data), ADVISOR_BACKEND="embedded", ADVISOR_LLM_TIMEOUT_S="900",
-        GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-        ANONYMIZED_TELEMETRY="False",
-    )
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--port", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app did not start:\n{log.read_text()[-4000:]}")
-            time.sleep(1)
-        yield Client(url, verbose=False, download_files=False)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(log, ARTIFACTS / "app-api.log")
+        with helpers.run_app(
+            helpers.shared_data_dir(), log, keep_log_as=ARTIFACTS / "app-api.log",
+            backend="embedded", llm_timeout_s=900,
+        ) as app:
+            yield Client(app.url, verbose=False, download_files=False)
+    except helpers.ProcessFailed as exc:
+        pytest.fail(str(exc))
 
 
 def test_endpoints_are_named(client) -> None:  # type: ignore[no-untyped-def]

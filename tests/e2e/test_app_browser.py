@@ -7,30 +7,21 @@ through Debian's chromium. Screenshots go to test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import helpers
 import pytest
 
 # The model answers on a shared 2-core CPU: allow more than the default per-test limit.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
+ARTIFACTS = helpers.REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run",
 ]
-START_TIMEOUT_S = 240
 # First question: may include building the index and loading the model on a busy 2-core box.
 ANSWER_TIMEOUT_MS = 1_200_000
 QUICK_TIMEOUT_MS = 30_000
@@ -44,67 +35,19 @@ NOTE_WITHOUT_PATENCY = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("ADVISOR_TEST_DATA_DIR", REPO / ".venv" / "test-data"))
-
-
-def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"app exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(1)
-    pytest.fail(f"app did not start in {START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app, started as a subprocess on a free port."""
-    port = _free_port()
-    data = _data_dir()
-    data.mkdir(parents=True, exist_ok=True)
     log = tmp_path_factory.mktemp("app") / "app.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
-    env.update(
-        ADVISOR_DATA_DIR=str(data),
-        ADVISOR_BACKEND="embedded",
-        ADVISOR_LLM_TIMEOUT_S="900",
-        GRADIO_ANALYTICS_ENABLED="False",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        ANONYMIZED_TELEMETRY="False",
-    )
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--port", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_up(url, proc, log)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        # Keep the server log next to the screenshots for a failing run.
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(log, ARTIFACTS / "app-browser.log")
+        # The server log is kept next to the screenshots for a failing run.
+        with helpers.run_app(
+            helpers.shared_data_dir(), log, keep_log_as=ARTIFACTS / "app-browser.log",
+            backend="embedded", llm_timeout_s=900,
+        ) as app:
+            yield app.url
+    except helpers.ProcessFailed as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
