@@ -86,6 +86,9 @@ class AdvisorApp:
         self.warmup = Warmup([("index", self._warm_index), ("model", self._warm_model)])
         self.export_dir = Path(tempfile.mkdtemp(prefix="advisor-export-"))
         self.sources = {k: s.where for k, s in catalog.sources.items()}
+        from advisor.limits import RateLimiter
+
+        self.rate = RateLimiter(settings.max_questions_per_minute)  # chat questions per session
         from advisor.audit import AuditLog
 
         # Every answer shown is recorded (masked) with its verdicts; a failed write is
@@ -145,9 +148,15 @@ class AdvisorApp:
 
     # -- chat ---------------------------------------------------------------------------
     def chat(
-        self, message: str, chat: list[dict[str, Any]] | None, turns: list[Any] | None
+        self, message: str, chat: list[dict[str, Any]] | None, turns: list[Any] | None,
+        request: Any = None,
     ) -> Iterator[tuple[list[dict[str, Any]], list[Any], str]]:
-        """Stream one answer into the chat; the final message holds the checked code table."""
+        """Stream one answer into the chat; the final message holds the checked code table.
+
+        A question over the length limit, or over the session's questions per minute, gets
+        a message instead and never reaches the model; the text stays in the box.
+        """
+        from advisor.limits import InputRejected, check_question
         from advisor.pipeline import Answer
         from advisor.ui import (
             ChatTurn,
@@ -163,6 +172,15 @@ class AdvisorApp:
         question = (message or "").strip()
         if not question:
             yield chat, turns, ""
+            return
+        try:
+            check_question(question, self.settings)
+            self.rate.check(getattr(request, "session_hash", None) or "local")
+        except InputRejected as exc:
+            shown = question if len(question) <= 300 else question[:300] + "…"
+            chat.append({"role": "user", "content": esc(shown)})
+            chat.append({"role": "assistant", "content": error_html(str(exc))})
+            yield chat, turns, message
             return
         # sanitize_html is off so the tables render; everything shown is escaped here instead.
         chat.append({"role": "user", "content": esc(question)})
@@ -363,6 +381,12 @@ class AdvisorApp:
 
     def api_ask(self, question: str) -> dict[str, Any]:
         """Answer one question; the Answer as JSON (codes with verdicts, findings, citations)."""
+        from advisor.limits import InputRejected, check_question
+
+        try:
+            question = check_question(question, self.settings)
+        except InputRejected as exc:  # refused before waiting for the model
+            raise self._api_error(exc) from exc
         self.warmup.wait(WAIT_FOR_MODEL_S)
         try:
             return dict(self.advisor.ask(question).to_json())
@@ -479,8 +503,14 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
         gr.Markdown(footer_markdown(state.catalog), elem_id="footer")
 
         # Chat: streamed, limited to what the model backend can run at once.
+        def chat_fn(message: Any, chat: Any, turns_: Any, request: Any) -> Iterator[Any]:
+            yield from state.chat(message, chat, turns_, request)
+
+        # The session (for the per-session rate limit) comes from gr.Request, injected by
+        # the annotation object as for LikeData below.
+        chat_fn.__annotations__["request"] = gr.Request
         chat_args: dict[str, Any] = {
-            "fn": state.chat, "inputs": [msg, chatbot, turns],
+            "fn": chat_fn, "inputs": [msg, chatbot, turns],
             "outputs": [chatbot, turns, msg], "concurrency_limit": model_limit,
             "concurrency_id": "model", **private,
         }
@@ -547,11 +577,10 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
 def serve(host: str | None = None, port: int | None = None, *, block: bool = True) -> Any:
     """Load settings, start the warm-up thread and launch the app."""
     _quiet_environment()
+    from advisor.logging_setup import setup_logging
     from advisor.settings import load_settings
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(logging.INFO)  # PHI masked in every record of the app's loggers
     settings = load_settings(host=host, port=port)
     state = AdvisorApp(settings)
     state.start_warmup()

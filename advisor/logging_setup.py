@@ -15,7 +15,14 @@ from typing import Any
 
 from advisor.privacy import scrub
 
-__all__ = ["ADVISOR_LOGGERS", "PhiFilter", "install_phi_masking", "mask_record", "setup_logging"]
+__all__ = [
+    "ADVISOR_LOGGERS",
+    "LOG_FORMAT",
+    "PhiFilter",
+    "install_phi_masking",
+    "mask_record",
+    "setup_logging",
+]
 
 ADVISOR_LOGGERS: tuple[str, ...] = ("advisor", "guardrails", "knowledge", "app")
 
@@ -86,7 +93,14 @@ def install_phi_masking(names: Iterable[str] = ADVISOR_LOGGERS) -> None:
         logging.setLogRecordFactory(factory)
 
 
-def setup_logging(level: int | str = logging.INFO) -> None:
-    """Configure the app log (stderr) with PHI masking on the advisor's loggers."""
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: int | str = logging.INFO, fmt: str = LOG_FORMAT) -> None:
+    """Configure the log (stderr) with PHI masking on the advisor's loggers.
+
+    Called first thing by the `advisor` command and by the web app, before any question
+    is read, so no record of theirs can carry a name, date of birth or number unmasked.
+    """
     install_phi_masking()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=fmt)

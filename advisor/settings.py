@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     auth_password: SecretStr | None = Field(None, description="Optional UI password.")
     max_question_chars: int = Field(4000, ge=10, description="Longest accepted question.")
     max_upload_mb: int = Field(50, ge=1, description="Largest accepted document upload.")
+    max_questions_per_minute: int = Field(
+        20, ge=0, description="Chat questions one session may ask per minute; 0 = no limit."
+    )
 
     @property
     def chroma_dir(self) -> Path:
