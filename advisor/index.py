@@ -15,12 +15,13 @@ when ``settings.chroma_url`` is set):
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,6 +44,7 @@ from advisor.embeddings import (
     register_with_chroma,
     set_offline_env,
 )
+from advisor.limits import document_problem
 from advisor.settings import EmbeddingBackend
 
 if TYPE_CHECKING:
@@ -63,6 +65,18 @@ class IndexUnavailable(RuntimeError):
     """The vector store cannot be reached or opened; the message says what to do."""
 
     retryable = True
+
+
+class IndexDamaged(IndexUnavailable):
+    """The embedded store is there but cannot be read: only a rebuild helps."""
+
+    retryable = False
+
+
+class DataDirReadOnly(IndexUnavailable):
+    """The embedded store cannot be written (Chroma writes even to search)."""
+
+    retryable = False
 
 
 class FileResult(BaseModel):
@@ -92,10 +106,12 @@ class IndexReport(BaseModel):
     chunks_total: int = Field(0, description="Chunks in the active collection.")
     seconds: float = Field(0.0, description="Wall time of the run.")
     files: list[FileResult] = Field(default_factory=list, description="Per-document results.")
+    set_aside: str | None = Field(None, description="Where a damaged store was moved, if it was.")
 
     def summary(self) -> str:
         """One line for a terminal."""
-        return (
+        moved = f"damaged index moved to {self.set_aside}; " if self.set_aside else ""
+        return moved + (
             f"{self.files_seen} files: {self.files_indexed} indexed, {self.files_skipped} "
             f"unchanged, {self.files_failed} failed, {self.files_removed} removed; "
             f"+{self.chunks_added}/-{self.chunks_removed} chunks, {self.chunks_total} in "
@@ -164,12 +180,77 @@ def get_client(settings: Settings) -> ClientAPI:
                     "embedded store"
                 ) from exc
         else:
-            settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-            client = chromadb.PersistentClient(
-                path=str(settings.chroma_dir), settings=chroma_settings
-            )
+            client = _open_embedded(settings, chroma_settings)
         _CLIENTS[key] = client
         return client
+
+
+# SQLite's "database disk image is malformed" (11) and "file is not a database" (26).
+_DAMAGED_RE = re.compile(r"code: (11|26)\)|malformed|not a database|corrupt", re.IGNORECASE)
+
+
+def _open_embedded(settings: Settings, chroma_settings: Any) -> ClientAPI:
+    """PersistentClient on settings.chroma_dir; failures become errors that say what to do."""
+    import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    folder = settings.chroma_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirReadOnly(_read_only_message(settings, exc)) from exc
+    try:
+        return chromadb.PersistentClient(path=str(folder), settings=chroma_settings)
+    except Exception as exc:  # chromadb wraps SQLite errors in its InternalError
+        # chromadb keeps the half-started system per path; drop it so a retry starts afresh.
+        SharedSystemClient._identifier_to_system.pop(str(folder), None)
+        raise store_error(settings, exc) from exc
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def _read_only_message(settings: Settings, exc: BaseException) -> str:
+    return (
+        f"the data directory {settings.data_dir} is read-only ({exc}): the index cannot be "
+        "opened, since Chroma writes to its folder even to search. Make it writable, or set "
+        "ADVISOR_DATA_DIR to a writable folder (copy its chroma folder there to keep the index)"
+    )
+
+
+def store_error(settings: Settings, exc: BaseException) -> IndexUnavailable:
+    """An error from the embedded store, classified, with the command that fixes it."""
+    if isinstance(exc, IndexUnavailable):
+        return exc
+    folder = settings.chroma_dir
+    sqlite = folder / "chroma.sqlite3"
+    text = str(exc)
+    if "readonly" in text or not _writable(folder) or (sqlite.exists() and not _writable(sqlite)):
+        return DataDirReadOnly(_read_only_message(settings, exc))
+    if _DAMAGED_RE.search(text):
+        return IndexDamaged(
+            f"the index in {folder} is damaged ({text}): run `advisor index --rebuild` to set "
+            "it aside and build a new one"
+        )
+    return IndexUnavailable(
+        f"cannot open the index in {folder} ({type(exc).__name__}: {text}): if another "
+        "`advisor index` is running, wait for it; otherwise run `advisor index --rebuild`"
+    )
+
+
+def set_aside_damaged(settings: Settings) -> Path:
+    """Move a damaged embedded store out of the way (kept, not deleted); its new place."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    folder = settings.chroma_dir
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    target = folder.with_name(f"{folder.name}.damaged-{stamp}")
+    folder.rename(target)
+    with _CLIENT_LOCK:
+        _CLIENTS.pop(str(folder.resolve()), None)
+    SharedSystemClient._identifier_to_system.pop(str(folder), None)
+    return target
 
 
 def _prefix(settings: Settings) -> str:
@@ -328,15 +409,11 @@ class _Loaded:
         if self.doc.path is None:
             self._catalog_chunks = chunk_catalog(self.catalog)
             return _catalog_hash(self._catalog_chunks)
-        path = self.doc.path
-        size = path.stat().st_size
-        limit = self.settings.max_upload_mb * 1024 * 1024
-        if self.doc.kind == "user" and size > limit:
-            raise DocumentError(
-                f"the file is {size / 1_048_576:.1f} MB, over the {self.settings.max_upload_mb} MB "
-                "limit (ADVISOR_MAX_UPLOAD_MB): split it or raise the limit"
-            )
-        return _hash_file(path)
+        if self.doc.kind == "user":
+            problem = document_problem(self.doc.path, self.settings.max_upload_mb)
+            if problem:
+                raise DocumentError(problem)
+        return _hash_file(self.doc.path)
 
     def chunks(self) -> tuple[list[Chunk], list[str]]:
         if self.doc.path is None:
@@ -345,11 +422,6 @@ class _Loaded:
             text = self.doc.path.read_text(encoding="utf-8")
             chunks = chunk_markdown(text, self.doc.key, "guideline", self.doc.path.stem)
             return chunks, []
-        if self.doc.path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            raise DocumentError(
-                f"unsupported file type {self.doc.path.suffix or '(none)'}: index .md, .txt, "
-                ".html or .pdf files"
-            )
         return read_document(self.doc.path, self.doc.key)
 
 
@@ -363,13 +435,22 @@ class ManifestEntry:
     hashes: set[str]
     ids: set[str]
     kind: str
+    sizes: set[int] = field(default_factory=set)  # chunk counts the chunks say it has
+
+    def complete(self, digest: str) -> bool:
+        """True when the index holds this version of the document, all of it and nothing else."""
+        if self.hashes != {digest}:
+            return False
+        # Chunks written before counts were recorded carry none; they are trusted as before.
+        return not self.sizes or self.sizes == {len(self.ids)}
 
 
 def read_manifest(collection: Collection) -> dict[str, ManifestEntry]:
     """Document -> content hash(es) -> chunk ids, read from the chunks' own metadata.
 
-    More than one hash for a document means an earlier run stopped half-way through it;
-    such a document never counts as unchanged, so the next run finishes the job.
+    More than one hash for a document, or fewer chunks than its chunks say it has, means an
+    earlier run stopped half-way through it (a crash, a kill -9); such a document never
+    counts as unchanged, so the next run finishes the job.
     """
     manifest: dict[str, ManifestEntry] = {}
     got = collection.get(include=["metadatas"])  # type: ignore[list-item]
@@ -379,6 +460,8 @@ def read_manifest(collection: Collection) -> dict[str, ManifestEntry]:
         entry = manifest.setdefault(key, ManifestEntry(set(), set(), str(meta.get("kind", ""))))
         entry.hashes.add(str(meta.get("doc_hash", "")))
         entry.ids.add(cid)
+        if isinstance(meta.get("doc_chunks"), int):
+            entry.sizes.add(int(meta["doc_chunks"]))
     return manifest
 
 
@@ -410,8 +493,16 @@ def build_index(
         from knowledge.catalog import load_catalog
 
         catalog = load_catalog()
+    set_aside: Path | None = None
+    if client is None:
+        try:
+            client = get_client(settings)
+        except IndexDamaged:
+            if not rebuild or settings.chroma_url:
+                raise
+            set_aside = set_aside_damaged(settings)
+            client = get_client(settings)
     embedder = embedder or make_embedder(settings)
-    client = client or get_client(settings)
     active, alias = open_active(client, settings, embedder)
     signature = embedder.signature()
     if active is not None and (active.metadata or {}).get("embedding") != signature:
@@ -432,7 +523,11 @@ def build_index(
         target = active
         manifest = old_manifest
 
-    report = IndexReport(collection=target.name, rebuilt=new_collection and active is not None)
+    report = IndexReport(
+        collection=target.name,
+        rebuilt=new_collection and active is not None,
+        set_aside=str(set_aside) if set_aside else None,
+    )
     try:
         _index_all(
             settings,
@@ -539,7 +634,7 @@ def _index_one(
     old = manifest.get(doc.key)
     try:
         digest = loaded.content_hash()
-        if old is not None and old.hashes == {digest}:
+        if old is not None and old.complete(digest):
             report.files_skipped += 1
             return FileResult(path=doc.key, status="unchanged", chunks=len(old.ids))
         chunks, warnings = loaded.chunks()
@@ -591,6 +686,8 @@ def _apply(
     """Write a document's chunks: embed only new ids, re-tag kept ones, delete the rest."""
     old_ids = old.ids if old else set()
     metas = {c.id: {**c.metadata(), "doc": doc.key, "doc_hash": digest} for c in chunks}
+    for meta in metas.values():
+        meta["doc_chunks"] = len(metas)  # lets the next run see a half-written document
     new = [c for c in chunks if c.id not in old_ids]
     kept = [c.id for c in chunks if c.id in old_ids]
     # Add before delete: a crash in between leaves duplicates that the next run cleans up
