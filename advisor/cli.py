@@ -37,6 +37,21 @@ app.add_typer(kb_app, name="kb")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
+@app.callback()
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress (INFO) to stderr.")
+    ] = False,
+) -> None:
+    """Set up logging (PHI masked) before any command reads a question or a file."""
+    import logging
+
+    from advisor.logging_setup import setup_logging
+
+    level = logging.INFO if verbose else logging.WARNING
+    setup_logging(level, "%(levelname)s %(name)s: %(message)s")
+
+
 def _emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
@@ -49,6 +64,7 @@ def _fail(msg: str, code: int) -> None:
 def _catalog() -> Any:
     from advisor.settings import load_settings
     from knowledge.catalog import load_catalog
+    from knowledge.cms import CmsStoreError
     from knowledge.loader import KnowledgeError
 
     settings = load_settings()
@@ -57,6 +73,8 @@ def _catalog() -> Any:
         return load_catalog(cms_dir=cms_dir)
     except KnowledgeError as exc:
         _fail(str(exc), 2)
+    except CmsStoreError as exc:
+        _fail(str(exc), 1)
 
 
 @app.command()
@@ -165,6 +183,7 @@ def ask(
     """
     from pydantic import ValidationError
 
+    from advisor.limits import InputRejected, check_question
     from advisor.pipeline import Advisor, Answer
     from advisor.settings import load_settings
 
@@ -173,6 +192,10 @@ def ask(
     except ValidationError as exc:
         _fail(f"Bad setting: {exc.errors()[0].get('msg')}. Backends: embedded, openai, "
               "ollama, none.", 2)
+    try:
+        question = check_question(question, settings)
+    except InputRejected as exc:
+        _fail(str(exc), 2)
     advisor = Advisor(settings, catalog=_catalog())
     answer: Answer | None = None
     streamed = False
@@ -231,12 +254,32 @@ def index(
     """Index the built-in guideline corpus, the code catalog and your documents in Chroma.
 
     Re-indexing is incremental: unchanged files are skipped, changed files re-embedded,
-    deleted files removed. A crash during --rebuild leaves the old index in use.
+    deleted files removed. A crash during --rebuild leaves the old index in use; a crash
+    during any run leaves nothing half-indexed that the next run does not redo. --rebuild
+    also sets a damaged index aside (kept, renamed) and builds a new one.
+
+    Exit status: 0 done, 1 a file failed or the index cannot be written, 2 a file named
+    on the command line is not a supported type (.md .txt .html .pdf) or is over the size
+    limit (ADVISOR_MAX_UPLOAD_MB); then nothing is indexed.
     """
-    from advisor.index import IndexProgress, IndexUnavailable, build_index, index_ready
+    from advisor.index import (
+        IndexProgress,
+        IndexUnavailable,
+        build_index,
+        index_ready,
+        store_error,
+    )
+    from advisor.limits import document_problem
     from advisor.settings import load_settings
 
     settings = load_settings()
+    refused = [
+        f"  {p}: {why}"
+        for p in paths or ()
+        if p.is_file() and (why := document_problem(p, settings.max_upload_mb))
+    ]
+    if refused:
+        _fail("Not indexed (nothing was changed):\n" + "\n".join(refused), 2)
     try:
         if if_needed and not paths and not rebuild and index_ready(settings):
             if not as_json:
@@ -260,6 +303,10 @@ def index(
             report = build_index(settings, paths or (), rebuild=rebuild, progress=progress)
         except IndexUnavailable as exc:
             _fail(str(exc), 1)
+        except Exception as exc:
+            if settings.chroma_url or not type(exc).__module__.startswith("chromadb"):
+                raise
+            _fail(str(store_error(settings, exc)), 1)
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
@@ -280,7 +327,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Show what retrieval hands the model: passages with citations and candidate codes."""
-    from advisor.index import IndexUnavailable
+    from advisor.index import IndexUnavailable, store_error
     from advisor.retriever import Retriever
     from advisor.settings import load_settings
 
@@ -289,6 +336,10 @@ def search(
         result = Retriever(settings, _catalog()).search(query, k)
     except IndexUnavailable as exc:
         _fail(str(exc), 1)
+    except Exception as exc:
+        if settings.chroma_url or not type(exc).__module__.startswith("chromadb"):
+            raise
+        _fail(str(store_error(settings, exc)), 1)
     if as_json:
         _emit_json({
             "passages": [p.citation() | {"text": p.text, "kind": p.kind, "codes": list(p.codes)}
@@ -337,7 +388,7 @@ def import_cms(
     except CmsImportError as exc:
         _fail(f"Import refused: {exc}\nNothing was changed; earlier imports are still active.", 2)
     except CmsStoreError as exc:
-        _fail(f"Cannot write the CMS store under {settings.cms_dir}: {exc}", 1)
+        _fail(f"Import failed: {exc}", 1)
     clear_cache()
     cat = _catalog()
     if as_json:

@@ -734,6 +734,22 @@ def _connect(db: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return con
 
 
+def _store_hint(store_dir: Path, exc: BaseException) -> str:
+    """What to do about a store that cannot be opened or written."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return (
+            f"; the store is damaged: move {store_dir / STORE_FILE} aside and import the CMS "
+            "files again"
+        )
+    if isinstance(exc, PermissionError) or "readonly" in text or "unable to open" in text:
+        return (
+            "; the folder is not writable: make it writable or set ADVISOR_DATA_DIR to a "
+            "writable folder"
+        )
+    return ""
+
+
 def import_files(
     paths: Sequence[Path],
     store_dir: Path,
@@ -757,7 +773,9 @@ def import_files(
         store_dir.mkdir(parents=True, exist_ok=True)
         con = _connect(store_dir / STORE_FILE)
     except (OSError, sqlite3.Error) as exc:
-        raise CmsStoreError(f"cannot open the CMS store in {store_dir}: {exc}") from exc
+        raise CmsStoreError(
+            f"cannot open the CMS store in {store_dir}: {exc}{_store_hint(store_dir, exc)}"
+        ) from exc
     try:
         con.execute("BEGIN IMMEDIATE")
         for statement in _DDL.split(";"):
@@ -781,7 +799,9 @@ def import_files(
         con.execute("COMMIT")
         return results
     except sqlite3.Error as exc:
-        raise CmsStoreError(f"cannot write the CMS store in {store_dir}: {exc}") from exc
+        raise CmsStoreError(
+            f"cannot write the CMS store in {store_dir}: {exc}{_store_hint(store_dir, exc)}"
+        ) from exc
     finally:
         if con.in_transaction:
             con.execute("ROLLBACK")
@@ -937,5 +957,6 @@ def load_store(store_dir: Path, as_of: date | None = None) -> CmsStore | None:
             con.close()
     except sqlite3.Error as exc:
         raise CmsStoreError(
-            f"the CMS store {db} cannot be read ({exc}); import the CMS files again"
+            f"the CMS store {db} cannot be read ({exc}): move it aside (e.g. rename it to "
+            f"{db.name}.damaged) and import the CMS files again with `advisor import-cms`"
         ) from exc
