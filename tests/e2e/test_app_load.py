@@ -27,7 +27,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 SESSIONS = 20
 MODEL_SESSIONS = 4
-LOAD_DEADLINE_S = 300.0
+# Measured on the shared 2-core machine: 53 s (load average about 6) to 215 s (about 8,
+# other model runs competing). The deadline catches a hang, not a slow machine.
+LOAD_DEADLINE_S = 480.0
 # llama.cpp's prompt cache may fill up to its budget during the load (each new question's
 # prompt state is kept); anything beyond that and a margin for allocator slack is a leak.
 # Before its entries were counted in full, one round grew the app by 1.7 GB.
