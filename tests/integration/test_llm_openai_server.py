@@ -1,34 +1,27 @@
 """The OpenAI-compatible backend against a real local server (llama-cpp-python's).
 
-The server runs the joined small model from ADVISOR_TEST_DATA_DIR (default
-``<repo>/.venv/test-data``), bound to 127.0.0.1 on a free port.
+The server (the ``llama_server`` fixture in conftest.py) runs the joined small model from
+ADVISOR_TEST_DATA_DIR (default ``<repo>/.venv/test-data``), bound to 127.0.0.1 on a free port.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
+from llama_server import LlamaServer
 
 from advisor import llm
-from advisor.llm import build_chat_model, ensure_gguf, model_status, structured_call, text_call
+from advisor.llm import build_chat_model, model_status, structured_call, text_call
 from advisor.llm import schema_problems as problems_in
 from advisor.settings import Backend, ModelPreset, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("ADVISOR_TEST_DATA_DIR", REPO / ".venv" / "test-data"))
-READY_WITHIN_S = 180
+LLAMA_SERVER_PRESET = ModelPreset.SMALL
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -55,67 +48,13 @@ MESSAGES = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running ``python -m llama_cpp.server`` on the small model; yields its /v1 URL."""
-    model = ensure_gguf(Settings(data_dir=DATA_DIR, model_preset=ModelPreset.SMALL))
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        str(os.cpu_count() or 1),
-    ]
-    base_url = f"http://127.0.0.1:{port}/v1"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + READY_WITHIN_S
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"llama_cpp.server exited early:\n{log_path.read_text()[-3000:]}")
-                try:
-                    if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"server not ready in {READY_WITHIN_S} s:\n{log_path.read_text()}")
-                time.sleep(0.5)
-            yield base_url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
-
-
 @pytest.fixture
-def settings(server: str, tmp_path: Path) -> Settings:
-    model_id = httpx.get(f"{server}/models", timeout=5).json()["data"][0]["id"]
+def settings(llama_server: LlamaServer, tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path,
         backend=Backend.OPENAI,
-        openai_base_url=server,
-        openai_model=model_id,
+        openai_base_url=llama_server.base_url,
+        openai_model=llama_server.model_id,
         max_tokens=64,
         llm_timeout_s=400,
     )

@@ -1,7 +1,8 @@
 """The whole pipeline on the real packaged model, real embeddings and a real Chroma index.
 
-The index is built once per session into a temporary folder from the packaged guidelines
-and catalog; one Advisor per preset is reused so llama.cpp's prefix cache stays warm.
+The index is built once per session (``index_dir`` in conftest.py) into a temporary folder
+from the packaged guidelines and catalog; the questions are shared with the OpenAI-compatible
+server test (pipeline_cases.py). One Advisor per preset is reused so llama.cpp's prefix cache stays warm.
 Per-question results are printed; the assertion is a hit rate (>= 8 of 10 on the default
 preset), because a 1.5B model on CPU is not expected to be perfect, and every miss must
 still be honest: no forbidden code may ever be shown as verified.
@@ -14,9 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from pipeline_cases import CASES, OK, outcome
 
 from advisor.gguf import ensure_gguf
-from advisor.pipeline import Advisor, Answer
+from advisor.pipeline import Advisor
 from advisor.settings import ModelPreset, Settings
 from knowledge.catalog import load_catalog
 
@@ -24,37 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = Path(os.environ.get("ADVISOR_TEST_DATA_DIR", REPO / ".venv" / "test-data"))
-OK = {"verified", "corrected"}
-
-# (question, codes that must end verified or corrected, codes that must never be verified)
-CASES: list[tuple[str, set[str], set[str]]] = [
-    ("What do I bill for an ultrasound-guided knee injection?", {"20611"}, {"20610", "76942"}),
-    ("Central venous catheter placement (non-tunneled, age 5 or older) with ultrasound "
-     "guidance", {"36556", "76937"}, {"76942"}),
-    ("PICC line placement with ultrasound guidance and imaging, what codes?", {"36573"},
-     {"76937", "36569"}),
-    ("FAST exam in the emergency department: what do I code?", {"93308", "76705"}, set()),
-    ("Complete abdominal ultrasound", {"76700"}, {"76705"}),
-    ("Thoracentesis with ultrasound guidance", {"32555"}, {"32554", "76942"}),
-    ("Ultrasound-guided fine needle aspiration of a thyroid nodule, first lesion", {"10005"},
-     {"10021", "76942"}),
-    ("Bilateral lower extremity venous duplex, complete", {"93970"}, {"93971"}),
-    ("Complete transthoracic echocardiogram with spectral and color Doppler", {"93306"},
-     {"93307", "93320", "93325"}),
-    ("IVUS of one iliac vessel during angiography, with the catheter placed in the aorta",
-     {"37252"}, set()),
-]
-
-
-@pytest.fixture(scope="session")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Chroma index of the packaged guidelines and catalog, built once per session."""
-    from advisor.index import build_index
-
-    data_dir = tmp_path_factory.mktemp("pipeline-index")
-    report = build_index(Settings(data_dir=data_dir), catalog=load_catalog())
-    assert report.chunks_total > 0
-    return data_dir
 
 
 def advisor_for(index_dir: Path, preset: ModelPreset) -> Advisor:
@@ -72,20 +43,6 @@ def default_advisor(index_dir: Path) -> Advisor:
 @pytest.fixture(scope="session")
 def small_advisor(index_dir: Path) -> Advisor:
     return advisor_for(index_dir, ModelPreset.SMALL)
-
-
-def outcome(answer: Answer, expected: set[str], forbidden: set[str]) -> tuple[bool, bool, str]:
-    """(hit, honest, line to print) for one answer."""
-    got = {c.code: c.status.value for c in answer.codes}
-    hit = all(got.get(c) in OK for c in expected)
-    wrongly_verified = {c for c in forbidden if got.get(c) in OK}
-    honest = not wrongly_verified and all(c.status.value for c in answer.codes)
-    shown = " ".join(f"{c}:{s}" for c, s in got.items()) or "-"
-    line = (f"{'HIT ' if hit else 'MISS'} {answer.timings_ms.get('total', 0) / 1000:5.1f}s "
-            f"calls={answer.model_calls} {answer.path:8} {shown}"
-            + (f" removed={[c.code for c in answer.removed]}" if answer.removed else "")
-            + (f" FORBIDDEN VERIFIED {sorted(wrongly_verified)}" if wrongly_verified else ""))
-    return hit, honest, line
 
 
 def test_default_preset_hits_expected_codes(
