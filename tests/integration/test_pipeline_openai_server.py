@@ -1,0 +1,69 @@
+"""The whole pipeline drafting through a real OpenAI-compatible server.
+
+llama-cpp-python's server (``python -m llama_cpp.server``, the ``llama_server`` fixture in
+conftest.py) serves the packaged 1.5B default GGUF on loopback. The Advisor reaches it with
+``backend=openai``: drafts go through langchain-openai and the structured-output request
+(``json_schema``, then the ``json_object`` + schema form this server knows, which it turns
+into a grammar), then through the same checker as the embedded backend. Retrieval uses
+the session's real Chroma index. The questions and expectations are shared with the
+embedded test (pipeline_cases.py); here every question must end with its expected codes
+verified or corrected and none of its forbidden codes shown as verified.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from llama_server import LlamaServer
+from pipeline_cases import CASE_IDS, CASES, outcome
+
+from advisor import llm
+from advisor.pipeline import Advisor
+from advisor.settings import Backend, ModelPreset, Settings
+from knowledge.catalog import load_catalog
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+LLAMA_SERVER_PRESET = ModelPreset.DEFAULT
+
+
+@pytest.fixture(scope="module")
+def openai_advisor(llama_server: LlamaServer, index_dir: Path) -> Advisor:
+    settings = Settings(
+        data_dir=index_dir,
+        backend=Backend.OPENAI,
+        openai_base_url=llama_server.base_url,
+        openai_model=llama_server.model_id,
+        max_tokens=256,
+        llm_timeout_s=600,
+    )
+    return Advisor(settings, catalog=load_catalog())
+
+
+@pytest.mark.parametrize(("question", "expected", "forbidden"), CASES, ids=CASE_IDS)
+def test_question_through_the_server(
+    openai_advisor: Advisor,
+    llama_server: LlamaServer,
+    question: str,
+    expected: set[str],
+    forbidden: set[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    started = time.perf_counter()
+    answer = openai_advisor.ask(question)
+    hit, honest, line = outcome(answer, expected, forbidden)
+    with capsys.disabled():
+        print(f"\n[openai server] {line} ({time.perf_counter() - started:.1f} s) | {question}")
+    assert answer.backend == f"openai:{llama_server.model_id}"
+    # The model drafted this answer (a failed or unparsable call ends on the fallback path).
+    assert answer.path == "draft", answer.answer
+    assert answer.model_calls >= 1
+    # The server knows only json_object with a schema; the client switched to it.
+    assert llama_server.base_url in llm._json_object_only
+    # The shown answer text agrees with the table: every code carries a verdict.
+    for c in answer.codes:
+        assert c.code in answer.answer
+    assert honest, f"forbidden code shown as verified: {line}"
+    assert hit, f"expected {sorted(expected)}: {line}"
