@@ -6,7 +6,8 @@
   ``with`` block ends;
 - :func:`private_data_dir`: a data dir of its own for one test (the shared index copied,
   the joined model files linked), so its audit log and feedback stay its own;
-- :func:`rss_mb`, :func:`cpu_seconds`: a process's resident memory and CPU time, from /proc.
+- :func:`rss_mb`, :func:`cpu_seconds`, :func:`wait_cpu`: a process's resident memory, CPU
+  time and busy/idle state, from /proc.
 
 Import as ``import helpers`` (tests/conftest.py puts tests/ on sys.path); the benchmarks
 put tests/ on sys.path themselves.
@@ -198,6 +199,25 @@ def cpu_seconds(pid: int) -> float:
     fields = stat[stat.rindex(")") + 2 :].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_cpu(pid: int, *, busy: bool, timeout_s: float, window_s: float = 0.5) -> None:
+    """Wait until a process is busy (over 20% of a core in ``window_s``) or idle (under 5%).
+
+    20%, not more: on a shared 2-core machine a busy process may get little of a core.
+    """
+    deadline = time.monotonic() + timeout_s
+    before = cpu_seconds(pid)
+    while True:
+        time.sleep(window_s)
+        now = cpu_seconds(pid)
+        share = (now - before) / window_s
+        if (share > 0.2) if busy else (share < 0.05):
+            return
+        before = now
+        if time.monotonic() > deadline:
+            state = "busy" if busy else "idle"
+            raise TimeoutError(f"pid {pid} not {state} within {timeout_s:g} s ({share:.0%})")
 
 
 def wait_until(

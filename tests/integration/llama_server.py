@@ -31,11 +31,12 @@ class ServerFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class LlamaServer:
-    """A running server: its /v1 URL, the model id it serves and its log file."""
+    """A running server: its /v1 URL, the model id it serves, its log file and process id."""
 
     base_url: str
     model_id: str
     log_path: Path
+    pid: int = 0  # for fault tests that stop or kill the server
 
 
 def free_port() -> int:
@@ -89,7 +90,9 @@ def serve_llama(
                         f"llama_cpp.server not ready in {ready_within_s:g} s:\n{_tail(log_path)}"
                     )
                 time.sleep(0.5)
-            yield LlamaServer(base_url=base_url, model_id=model_id, log_path=log_path)
+            yield LlamaServer(
+                base_url=base_url, model_id=model_id, log_path=log_path, pid=proc.pid
+            )
         finally:
             proc.terminate()
             try:
