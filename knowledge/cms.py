@@ -30,6 +30,7 @@ call replaces every row of the kinds it imports.
 from __future__ import annotations
 
 import csv
+import errno
 import gc
 import itertools
 import re
@@ -742,7 +743,8 @@ def _store_hint(store_dir: Path, exc: BaseException) -> str:
             f"; the store is damaged: move {store_dir / STORE_FILE} aside and import the CMS "
             "files again"
         )
-    if isinstance(exc, PermissionError) or "readonly" in text or "unable to open" in text:
+    denied = isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    if denied or "readonly" in text or "unable to open" in text:
         return (
             "; the folder is not writable: make it writable or set ADVISOR_DATA_DIR to a "
             "writable folder"

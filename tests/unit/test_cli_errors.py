@@ -149,6 +149,17 @@ def test_read_only_data_dir(data_dir: Path, tmp_path: Path, args: list[str]) -> 
     assert "set ADVISOR_DATA_DIR to a writable folder" in done.stderr
 
 
+def test_read_only_data_dir_cms_import(data_dir: Path, tmp_path: Path) -> None:
+    data_dir.mkdir(parents=True)
+    ptp = tmp_path / "ccipra-v323r0-f1.csv"
+    ptp.write_text(PTP)
+    done = run_read_only(data_dir, ["import-cms", str(ptp)])
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert f"cannot open the CMS store in {data_dir / 'cms'}" in done.stderr
+    assert "the folder is not writable" in done.stderr
+
+
 def test_read_only_store_is_classified(tmp_path: Path) -> None:
     """The classifier itself: an unwritable chroma folder is reported as read-only."""
     from advisor.index import store_error
