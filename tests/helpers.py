@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,13 +219,3 @@ def wait_cpu(pid: int, *, busy: bool, timeout_s: float, window_s: float = 0.5) -
             state = "busy" if busy else "idle"
             raise TimeoutError(f"pid {pid} not {state} within {timeout_s:g} s ({share:.0%})")
 
-
-def wait_until(
-    condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.2
-) -> None:
-    """Poll ``condition`` until it holds; TimeoutError naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout_s:g} s")
-        time.sleep(interval_s)
