@@ -389,9 +389,12 @@ class AdvisorApp:
             raise self._api_error(exc) from exc
         self.warmup.wait(WAIT_FOR_MODEL_S)
         try:
-            return dict(self.advisor.ask(question).to_json())
+            answer = self.advisor.ask(question)
         except Exception as exc:
             raise self._api_error(exc) from exc
+        out = dict(answer.to_json())
+        out["audit_id"] = self._record(answer)  # never fails the answer; None if not queued
+        return out
 
     def api_check(self, claim: str) -> dict[str, Any]:
         """Check claim lines; verdicts, findings and the corrected claim as JSON."""

@@ -110,3 +110,17 @@ def test_exports_in_the_same_second_get_their_own_files(
     assert Path(paths[0]).name == Path(paths[1]).name == "advisor-conversation-20261126-120000.json"
     questions = [[t["question"] for t in json.loads(Path(p).read_text())["turns"]] for p in paths]
     assert questions == [["lookup 76937"], ["93970"]]
+
+
+def test_api_ask_answers_are_recorded_masked(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    state.warmup.done.set()  # no model or index to load for code-only questions
+    out = state.api_ask("20610 76942")
+    assert out["audit_id"]
+    assert "20611" in {c["code"] for c in out["codes"]}
+    # No index and no model: a fallback answer, recorded all the same, with the PHI masked.
+    other = state.api_ask("Knee injection for John Carter, MRN 4471823, under ultrasound")
+    rows = AuditLog(state.settings.audit_path).entries()
+    assert [r["id"] for r in rows] == [out["audit_id"], other["audit_id"]]
+    assert "John Carter" not in rows[1]["question"]
+    assert "4471823" not in rows[1]["question"]
