@@ -391,6 +391,12 @@ class Scrubber:
             return []
         with self._lock:
             results = self._analyzer.analyze(text=text, language="en")
+        # The loopback address names this machine, never a patient; keeping it keeps log
+        # lines such as "cannot reach the model server at 127.0.0.1:8080" useful.
+        results = [
+            r for r in results
+            if not (r.entity_type == "IP_ADDRESS" and text[r.start : r.end] in _LOOPBACK)
+        ]
         return _resolve(text, results)
 
     def scrub(self, text: str) -> str:
@@ -408,6 +414,9 @@ class Scrubber:
             return self._anonymizer.anonymize(
                 text=text, analyzer_results=results, operators=operators
             ).text
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:

@@ -506,3 +506,9 @@ def test_full_ask_with_embedded_backend_makes_no_outbound_connection(
     assert answer.citations or answer.codes
     assert_no_phi(exported, "the audit export")
     # no_network asserts on teardown that nothing tried to leave the machine.
+
+
+def test_loopback_address_is_kept_other_addresses_masked(scrubber: Scrubber) -> None:
+    out = scrubber.scrub("Cannot reach the model server at 127.0.0.1:8080; patient IP 203.0.113.7")
+    assert "127.0.0.1:8080" in out
+    assert "203.0.113.7" not in out
