@@ -3,8 +3,7 @@
 Each template keeps its stable part (the instructions) first and short: llama.cpp reuses
 the evaluated prefix of the previous prompt, and reading the prompt is the slow part on a
 CPU. The variable part (earlier turn, candidates, passages, question) follows, trimmed to
-a budget that keeps a draft prompt under about 550 tokens (about 150 of them the cached
-instructions); the rest is read anew for every question, so it sets the time to first token.
+a budget that keeps a draft prompt under about 700 tokens.
 
 Passages are shown to the model under short ids (P1, P2, ...) instead of their 20-character
 content hashes: fewer tokens to read and to write. :class:`PromptContext` maps them back.
@@ -22,7 +21,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 MAX_CANDIDATES = 6
 MAX_PASSAGES = 3
-PASSAGE_CHARS = 200
+PASSAGE_CHARS = 350
 LABEL_CHARS = 90
 QUESTION_CHARS = 600
 TASK_KEY = "advisor_task"  # additional_kwargs key naming the task (not sent to backends)
@@ -65,7 +64,7 @@ DRAFT_SCHEMA: dict[str, Any] = {
                     "code": {"type": "string"},
                     "units": {"type": "integer"},
                     "modifiers": {"type": "array", "items": {"type": "string"}},
-                    "reason": {"type": "string", "maxLength": 60},
+                    "reason": {"type": "string", "maxLength": 80},
                     "citations": {"type": "array", "items": {"type": "string"}},
                 },
                 "required": ["code", "units", "modifiers", "reason", "citations"],
