@@ -40,7 +40,11 @@ eval: install
 	$(BIN)/advisor eval suites --baseline raw --out eval-out
 
 bench: install
-	$(BIN)/python bench/run_all.py
+	# Run on an idle machine: other load skews every figure. Results go in BENCHMARKS.md.
+	$(BIN)/python bench/bench_guardrails.py
+	$(BIN)/python bench/bench_retrieval.py
+	$(BIN)/python bench/bench_pipeline.py --backend embedded,openai --presets default,small --serve default
+	$(BIN)/python bench/bench_load.py
 
 lint: install
 	$(BIN)/ruff check .
