@@ -499,6 +499,16 @@ def _map_exception(exc: Exception, where: str) -> ModelError | None:
             f"The model server at {where} did not answer within the time limit. Try again, "
             "raise ADVISOR_LLM_TIMEOUT_S, or use a smaller model."
         )
+    if name == "LengthFinishReasonError":  # openai: the reply hit max_tokens mid-JSON
+        completion = getattr(exc, "completion", None)
+        raw = ""
+        if completion is not None and getattr(completion, "choices", None):
+            raw = completion.choices[0].message.content or ""
+        return ModelOutputError(
+            f"The answer from the model at {where} was cut off at the token limit before its "
+            "JSON was complete. Ask again, or raise ADVISOR_MAX_TOKENS.",
+            raw=raw,
+        )
     if isinstance(exc, lc.ContextOverflowError):
         return ModelUnavailable(
             f"The prompt does not fit the context window of the model at {where}. Ask a "
@@ -578,8 +588,13 @@ def structured_call(
     schema: dict[str, Any],
     *,
     timeout_s: float | None = None,
+    request_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Ask ``model`` for a JSON object matching ``schema`` and return it parsed.
+
+    ``request_schema`` (default ``schema``) is what the backend's constrained decoding is
+    handed, e.g. a schema narrowed to candidate codes; the reply is still validated against
+    the broader ``schema``, so an answer outside the narrowed one is not lost here.
 
     Uses each backend's constrained decoding: llama.cpp's ``response_format`` with a
     schema, OpenAI's ``json_schema`` response format (falling back to ``json_object``
@@ -588,14 +603,15 @@ def structured_call(
     answer is not a JSON object matching the schema's types and required keys.
     """
     kwargs = _timeout_kwargs(model, timeout_s)
+    asked = request_schema if request_schema is not None else schema
     if isinstance(model, LlamaCppChatModel):
         reply = _invoke(
-            model, messages, response_format={"type": "json_object", "schema": schema}, **kwargs
+            model, messages, response_format={"type": "json_object", "schema": asked}, **kwargs
         )
     elif _is_openai(model):
-        reply = _openai_structured(model, messages, schema, kwargs)
+        reply = _openai_structured(model, messages, asked, kwargs)
     elif _is_ollama(model):
-        reply = _invoke(model, messages, format=schema, **kwargs)
+        reply = _invoke(model, messages, format=asked, **kwargs)
     else:
         reply = _invoke(model, messages, **kwargs)
     return parse_json_reply(_message_text(reply), schema)

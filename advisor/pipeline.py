@@ -573,15 +573,18 @@ class Advisor:
         )
 
         tpl = TEMPLATES[task]
-        # Constrained decoding narrows the codes to the candidates on the embedded backend;
-        # replies are validated against the general schema, so an off-list code from another
-        # backend still reaches the checker (and is dropped there with a finding).
+        # Every backend is asked for the schema narrowed to the candidates (constrained
+        # decoding where the backend has it); replies are validated against the general
+        # schema, so an off-list code from a backend that ignores the narrowing still reaches
+        # the checker (and is dropped there with a finding).
         constrained = draft_schema(ctx) if task in (Task.DRAFT, Task.REASK) else tpl.schema
         schema = tpl.schema
         timeout = self.settings.llm_timeout_s
         log.info("model call: %s", task)
         if not isinstance(model, LlamaCppChatModel):
-            return structured_call(model, messages, schema, timeout_s=timeout)
+            return structured_call(
+                model, messages, schema, timeout_s=timeout, request_schema=constrained
+            )
         renderer = _DraftRenderer()
         parts: list[str] = []
         try:

@@ -208,7 +208,7 @@ def _guidance_context(ctx: Context) -> Iterator[Finding]:
 
 
 _ASKED_LIMITED = re.compile(r"\blimited\b|\bfollow[- ]?up\b|\bsingle[- ]organ\b|\bfocused\b")
-_ASKED_COMPLETE = re.compile(r"\bcomplete\b")
+_ASKED_COMPLETE = re.compile(r"\bcomplete(?:ly)?\b")
 
 
 def _extent_context(ctx: Context) -> Iterator[Finding]:

@@ -3,6 +3,7 @@ and whether the text is right to warn against a pair or a code."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from itertools import combinations
 
@@ -24,6 +25,60 @@ def _edit_fix(edit: PairEdit) -> Fix | None:
             f"Remove {edit.column2}; report {edit.column1} alone.", remove=(edit.column2,)
         )
     return None
+
+
+# Words by which a question shows two services were distinct (another site, side, region,
+# session or lesion), or names the unbundling modifier itself. The checker reads the
+# question (lower case) for these only when the codes were drafted in answer to it.
+_DISTINCT_IN_QUESTION = re.compile(
+    r"\b(?:59|x[epsu]|separate(?:ly)?|distinct|different|another|unrelated|contralateral|"
+    r"opposite|(?:second|other) (?:site|side|lesion|limb|region|area|session|encounter|"
+    r"procedure|nodule|joint)|upper and lower|lower and upper|arms? and (?:the )?legs?|"
+    r"legs? and (?:the )?arms?|left and right|right and left)\b"
+)
+
+
+def _unbundling_modifiers(ctx: Context, c1: str, c2: str) -> list[str]:
+    """Modifiers on the pair that claim the services were distinct.
+
+    A distinct-service modifier (59, XE/XP/XS/XU) on either code counts; RT/LT count only
+    when the two codes carry different sides (both -LT is one side, not two services).
+    """
+    m1 = ctx.modifiers.get(c1, frozenset())
+    m2 = ctx.modifiers.get(c2, frozenset())
+    used = set((m1 | m2) & DISTINCT_MODIFIERS)
+    s1, s2 = m1 & SIDE_MODIFIERS, m2 & SIDE_MODIFIERS
+    if s1 and s2 and s1 != s2:
+        used |= s1 | s2
+    return sorted(used)
+
+
+def _unsupported_bypass(ctx: Context, edit: PairEdit, used: list[str], when: str) -> Finding:
+    """A drafted answer unbundles a pair with a modifier the question gives no ground for."""
+    c1, c2 = edit.column1, edit.column2
+    mods = ", ".join(used)
+    base = _edit_fix(edit)
+    drop = tuple((c, m) for c in (c1, c2) for m in used if m in ctx.modifiers.get(c, ()))
+    remove = base.remove if base is not None else ()
+    fix = Fix(
+        (base.description if base is not None else f"Remove {c2}.")
+        + f" Drop {mods}: nothing in the question shows distinct services.",
+        remove=remove or (c2,),
+        add=base.add if base is not None else (),
+        drop_modifiers=drop,
+    )
+    return Finding(
+        "pairs.modifier_unsupported",
+        Severity.WARNING,
+        (c1, c2),
+        f"{c2} is normally not reported with {c1}: {edit.rationale} The draft adds {mods} to "
+        f"report both, but the question does not describe distinct services, so the "
+        f"modifier is not verified. Both are reported only when: {when}",
+        sources=edit.sources,
+        confidence=edit.confidence.value,
+        fix=fix,
+        on_fail=OnFail.FIX,
+    )
 
 
 def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
@@ -73,9 +128,14 @@ def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
                 on_fail=OnFail.FIX if fix else OnFail.REASK,
             )
     elif edit.modifier_indicator is ModifierIndicator.ALLOWED:
-        used = sorted(mods & (DISTINCT_MODIFIERS | SIDE_MODIFIERS))
+        used = _unbundling_modifiers(ctx, c1, c2)
         when = edit.allow_with or "the services were distinct and the record shows it"
-        if used:
+        if used and ctx.context and not _DISTINCT_IN_QUESTION.search(ctx.context):
+            # Codes drafted for a question (a code check has no question: the modifier is
+            # then the user's own claim). The modifier asserts distinct services the
+            # question never mentions: the checker cannot confirm it, so it is undone.
+            yield _unsupported_bypass(ctx, edit, used, when)
+        elif used:
             yield Finding(
                 "pairs.allowed_with_modifier",
                 Severity.INFO,

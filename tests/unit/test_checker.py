@@ -318,6 +318,40 @@ def test_indicator_1_pair_warns_then_allows_with_modifier(cat):
     assert "pairs.modifier_required" not in rules(r2)
 
 
+def asked(question: str, *lines: str) -> Draft:
+    """Codes drafted in answer to ``question`` (the checker reads it as context)."""
+    return Draft(codes=d(*lines).codes, context=question.lower())
+
+
+def test_drafted_modifier_the_question_does_not_support_is_undone(cat):
+    # A model answered "both legs, complete" with 93970-59 + 93971-59: two bills for one study.
+    out = check_and_repair(asked("And if both legs are scanned completely?",
+                                 "93970-59", "93971-59"), cat)
+    f = finding(out.first, "pairs.modifier_unsupported", "93971")
+    assert f.severity is Severity.WARNING and "59" in f.message
+    status = {v.code: v for v in out.verdicts}
+    assert status["93971"].status is CodeStatus.REMOVED
+    assert status["93970"].status is CodeStatus.CORRECTED
+    assert status["93970"].modifiers == ()
+
+
+def test_drafted_modifier_stands_when_the_question_shows_distinct_services(cat):
+    for question in ("Venous duplex of both legs and a separate study of the left arm",
+                     "Both legs complete, then the upper and lower extremity on the left",
+                     "Abdominal ultrasound and duplex at a different session, modifier 59"):
+        out = check_and_repair(asked(question, "93975", "76700-59"), cat)
+        assert "pairs.modifier_unsupported" not in rules(out.first), question
+        assert "pairs.allowed_with_modifier" in rules(out.first), question
+
+
+def test_the_same_side_on_both_codes_does_not_unbundle(cat):
+    r = check(d("93970-LT", "93971-LT"), cat)
+    assert "pairs.allowed_with_modifier" not in rules(r)
+    assert finding(r, "pairs.modifier_required", "93971")
+    r2 = check(d("93975-RT", "76700-LT"), cat)
+    assert "pairs.allowed_with_modifier" in rules(r2)
+
+
 def test_complete_and_limited_same_region(cat):
     r = check(d("76770", "76775"), cat)
     assert finding(r, "pairs.bundled", "76775").severity is Severity.ERROR

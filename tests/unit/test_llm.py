@@ -540,6 +540,35 @@ def test_openai_structured_call_falls_back_to_json_object(tmp_path):
     assert [b["response_format"]["type"] for b in seen[2:]] == ["json_object"]
 
 
+def test_a_reply_cut_at_the_token_limit_is_an_output_error(tmp_path):
+    # An OpenAI-compatible server stops at max_tokens mid-JSON: finish_reason "length".
+    cut = '{"codes": [{"code": "93970", "reason": "complete bilat'
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = completion(cut)
+        body["choices"][0]["finish_reason"] = "length"
+        return httpx.Response(200, json=body)
+
+    with pytest.raises(ModelOutputError, match="ADVISOR_MAX_TOKENS") as info:
+        structured_call(openai_model(handler, tmp_path), MESSAGES, SCHEMA)
+    assert info.value.raw == cut
+    assert info.value.retryable is True
+
+
+def test_request_schema_is_sent_and_the_reply_checked_against_schema(tmp_path):
+    narrowed = {**SCHEMA, "title": "narrowed", "maxProperties": 2}
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json=completion('{"codes": [], "answer": "ok"}'))
+
+    model = openai_model(handler, tmp_path)
+    assert structured_call(model, MESSAGES, SCHEMA, request_schema=narrowed)["answer"] == "ok"
+    assert seen[0]["response_format"]["json_schema"]["schema"] == narrowed
+    assert seen[0]["response_format"]["json_schema"]["name"] == "narrowed"
+
+
 def test_a_500_about_response_format_also_falls_back(tmp_path):
     # llama-cpp-python's server answers an unknown response_format with a 500.
     seen: list[str] = []
