@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from advisor.chunking import CODE_MENTION_RE
 from advisor.embeddings import AdvisorEmbeddingFunction, make_embedder
 from advisor.index import IndexUnavailable, get_client, local_revision, open_active
+from guardrails.rules.descriptor import says_us_guidance
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -274,6 +275,7 @@ class Retriever:
         order = sorted(fused, key=lambda i: (-fused[i], corpus.ids[i]))
         passages = [self._passage(corpus, i, fused[i]) for i in order[:k]]
         candidates = self._candidates(corpus, q_codes, order, fused, passages, k)
+        candidates = self._with_guidance_addons(query, candidates)
         return RetrievalResult(
             query=query,
             passages=passages,
@@ -388,6 +390,35 @@ class Retriever:
                 Candidate(code=code, label=entry.label, why=why, score=score, active=entry.active)
             )
         return out
+
+    def _with_guidance_addons(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
+        """Offer an ultrasound-guidance add-on beside a candidate that is one of its primaries.
+
+        A question like "central line with ultrasound guidance" retrieves the line codes;
+        the add-on (+76937) is reported beside them but rarely ranks by itself, and the model
+        can only choose among candidates. It goes right after its first primary; the last
+        candidate makes room. Codes whose label includes the guidance are never primaries of
+        the add-on, so nothing is offered for them.
+        """
+        if not candidates or not says_us_guidance(query.lower()):
+            return candidates
+        cat = self.catalog
+        out = list(candidates)
+        for addon, entry in cat.codes.items():
+            if not (entry.add_on and entry.family == "guidance" and entry.active):
+                continue
+            ap = cat.addon_primaries(addon)
+            if ap is None or any(c.code == addon for c in out):
+                continue
+            at = next((n for n, c in enumerate(out) if c.code in ap.primaries), None)
+            if at is None:
+                continue
+            primary = out[at]
+            out.insert(at + 1, Candidate(
+                code=addon, label=entry.label, score=primary.score, active=True,
+                why=f"ultrasound-guidance add-on of {primary.code}",
+            ))
+        return out[: max(self.max_candidates, len(candidates))]
 
     def as_langchain(self, k: int | None = None) -> AdvisorRetriever:
         """This retriever as a LangChain retriever (Documents with citation metadata)."""

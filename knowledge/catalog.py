@@ -269,6 +269,14 @@ def _cross_check(
                     f"{where('codes', *loc, 'counterpart')}: {c.code} and {c.counterpart} are both "
                     f"{c.extent.value}"
                 )
+        if c.age_band is not None and not any(
+            o.site_group == c.site_group and o.age_band not in (None, c.age_band)
+            for o in codes_file.codes
+        ):
+            problems.append(
+                f"{where('codes', *loc, 'age_band')}: {c.code} has an age band but no code of "
+                f"the other band shares its site_group ({c.site_group})"
+            )
         need_codes("codes", (*loc, "primaries"), "primary", c.primaries)
         need_codes("codes", (*loc, "excluded_primaries"), "excluded primary", c.excluded_primaries)
         need_codes("codes", (*loc, "included_guidance"), "included guidance", c.included_guidance)

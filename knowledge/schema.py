@@ -116,6 +116,13 @@ class UnitLimit(Sourced):
     note: str | None = Field(None, description="Own-words note, e.g. payer differences.")
 
 
+class AgeBand(StrEnum):
+    """The patient age a code is for, where codes differ only by age."""
+
+    UNDER_5 = "under_5"
+    FIVE_AND_OLDER = "5_and_older"
+
+
 class CodeEntry(Sourced):
     """One code in the catalog."""
 
@@ -152,6 +159,11 @@ class CodeEntry(Sourced):
     )
     site_group: str | None = Field(
         None, description="Codes that differ only by site or age share a group (e.g. 20604/20611)."
+    )
+    age_band: AgeBand | None = Field(
+        None,
+        description="For codes that differ only by patient age: the band this code is for. "
+        "The question's stated age is checked against it (the other band's code is the fix).",
     )
     allowed_modifiers: tuple[str, ...] = Field(
         (), description="Modifiers the general modifier rules would flag but this code takes."

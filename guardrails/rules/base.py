@@ -52,7 +52,7 @@ def compiled_for(catalog: Catalog) -> Compiled:
     sites = {
         code: re.compile(r"\b(?:" + "|".join(map(re.escape, entry.sites)) + r")\b")
         for code, entry in catalog.codes.items()
-        if entry.sites
+        if entry.sites and entry.age_band is None  # age variants: descriptor._age_context
     }
     comp = Compiled(mis, cons, reqs, sites)
     _COMPILED[id(catalog)] = (catalog, comp)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from guardrails.claims import Polarity
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
-from knowledge.schema import Confidence, Extent
+from knowledge.schema import AgeBand, Confidence, Extent
 
 
 def _severity(conf: Confidence) -> Severity:
@@ -131,6 +131,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     yield from _sites(ctx)
     yield from _guidance_context(ctx)
     yield from _extent_context(ctx)
+    yield from _age_context(ctx)
     low = claims.text.lower() if ctx.compiled.misconceptions else ""
     for rx, i, requires in ctx.compiled.misconceptions:
         if requires and not any(w in low for w in requires):
@@ -165,9 +166,14 @@ _US_GUIDED = re.compile(
 _NO_GUIDANCE = re.compile(r"\b(?:without|no) (?:ultrasound|imaging|image guidance)\b")
 
 
+def says_us_guidance(text: str) -> bool:
+    """True if ``text`` (lower case) says ultrasound guidance was used (and not that it wasn't)."""
+    return bool(text) and _US_GUIDED.search(text) is not None and not _NO_GUIDANCE.search(text)
+
+
 def _guidance_context(ctx: Context) -> Iterator[Finding]:
     """An unguided code recommended where the question says ultrasound guidance was used."""
-    if not ctx.context or not _US_GUIDED.search(ctx.context) or _NO_GUIDANCE.search(ctx.context):
+    if not says_us_guidance(ctx.context):
         return
     cat = ctx.catalog
     us_addons = [
@@ -241,6 +247,80 @@ def _extent_context(ctx: Context) -> Iterator[Finding]:
                 "Use the code that matches the exam done.",
                 alternatives=(entry.counterpart,) if entry.counterpart else (),
             ),
+        )
+
+
+_NUM = r"(\d{1,3}(?:\.\d)?)"
+# "under 5", "younger than age 5", "less than 5 years": a band edge, checked first.
+_AGE_BELOW = re.compile(r"\b(?:under|younger than|less than|below)\s+(?:the\s+)?(?:age\s+(?:of\s+)?)?"
+                        + _NUM + r"\b")
+_AGE_ATLEAST = re.compile(_NUM + r"\s*(?:years?|yrs?|y)?\s*(?:of age\s*)?(?:or|and)\s*(?:older|over|"
+                          r"above)\b|\b(?:over|older than|above)\s+(?:the\s+)?(?:age\s+(?:of\s+)?)?"
+                          + _NUM + r"\b")
+_AGE_YEARS = re.compile(r"\b" + _NUM + r"[- ]?(?:years?|yrs?|y)[- ]?(?:old|of age|/o)\b|\b"
+                        + _NUM + r"\s*(?:yo|y/o|yr old)\b|\bage[ds]?\s*(?:of\s*)?:?\s*"
+                        + _NUM + r"\b")
+_AGE_SMALL = re.compile(r"\b\d{1,2}[- ]?(?:months?|mos?|weeks?|wks?|days?)[- ]?(?:old|of age)\b|"
+                        r"\b(?:infant|neonat\w*|newborn|baby|toddler|preemie|premature)\b")
+_AGE_GROWN = re.compile(r"\b(?:adults?|elderly|teen(?:ager)?s?|adolescents?|grown)\b")
+
+
+def question_age_band(text: str) -> AgeBand | None:
+    """The age band (under 5 / 5 and older) a question states, or None if it does not
+    say or says both."""
+    bands: set[AgeBand] = set()
+    rest = text
+    for m in _AGE_BELOW.finditer(text):  # "under 18" says nothing about 5
+        if float(m.group(1)) <= 5:
+            bands.add(AgeBand.UNDER_5)
+        rest = rest.replace(m.group(0), " ")
+    for m in _AGE_ATLEAST.finditer(rest):  # "older than 3" says nothing about 5
+        if float(m.group(1) or m.group(2)) >= 5:
+            bands.add(AgeBand.FIVE_AND_OLDER)
+        rest = rest.replace(m.group(0), " ")
+    for m in _AGE_YEARS.finditer(rest):
+        n = float(next(g for g in m.groups() if g))
+        bands.add(AgeBand.UNDER_5 if n < 5 else AgeBand.FIVE_AND_OLDER)
+    if _AGE_SMALL.search(rest):
+        bands.add(AgeBand.UNDER_5)
+    if _AGE_GROWN.search(rest):
+        bands.add(AgeBand.FIVE_AND_OLDER)
+    return bands.pop() if len(bands) == 1 else None
+
+
+_BAND_WORDS = {AgeBand.UNDER_5: "under 5", AgeBand.FIVE_AND_OLDER: "5 or older"}
+
+
+def _age_context(ctx: Context) -> Iterator[Finding]:
+    """A code for one age band recommended where the question states the other."""
+    if not ctx.context:
+        return
+    band = question_age_band(ctx.context)
+    if band is None:
+        return
+    cat = ctx.catalog
+    for code in ctx.active():
+        entry = cat.codes[code]
+        if entry.age_band is None or entry.age_band is band:
+            continue
+        sibling = next(
+            (c for c, e in cat.codes.items()
+             if e.site_group == entry.site_group and e.age_band is band and e.active),
+            None,
+        )
+        fix = (Fix(f"Replace {code} with {sibling}.", remove=(code,), add=(sibling,))
+               if sibling else None)
+        yield Finding(
+            "descriptor.age",
+            Severity.ERROR,
+            (code,),
+            f"{code} is for a patient {_BAND_WORDS[entry.age_band]}; the question's patient is "
+            f"{_BAND_WORDS[band]}" + (f", which is reported with {sibling} "
+                                      f"({cat.codes[sibling].label})." if sibling else "."),
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+            fix=fix,
+            on_fail=OnFail.FIX if fix else OnFail.REASK,
         )
 
 

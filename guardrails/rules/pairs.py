@@ -103,6 +103,19 @@ def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
     mods = ctx.modifiers.get(c1, frozenset()) | ctx.modifiers.get(c2, frozenset())
     if edit.modifier_indicator is ModifierIndicator.NOT_ALLOWED:
         fix = _edit_fix(edit)
+        on_fail = OnFail.FIX if fix else OnFail.REASK
+        e1, e2 = ctx.catalog.codes.get(c1), ctx.catalog.codes.get(c2)
+        if fix is None and e1 and e2 and e1.age_band and e2.age_band and e1.age_band != e2.age_band:
+            # The same service for two age bands: one is right, and only the patient's age
+            # (which the question did not settle, or descriptor.age would have) says which.
+            # Asking the model again cannot tell either; both stay, flagged, for a person.
+            by_age = {e.age_band.value: e.code for e in (e1, e2) if e.age_band}
+            fix = Fix(
+                f"Report one code, by the patient's age: {by_age.get('under_5')} under 5, "
+                f"{by_age.get('5_and_older')} 5 or older.",
+                alternatives=(c1, c2),
+            )
+            on_fail = OnFail.WARN
         yield Finding(
             "pairs.bundled",
             Severity.WARNING if low else Severity.ERROR,
@@ -112,7 +125,7 @@ def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
             sources=edit.sources,
             confidence=edit.confidence.value,
             fix=fix,
-            on_fail=OnFail.FIX if fix else OnFail.REASK,
+            on_fail=on_fail,
         )
         bypass = sorted(mods & DISTINCT_MODIFIERS)
         if bypass:

@@ -352,6 +352,35 @@ def test_the_same_side_on_both_codes_does_not_unbundle(cat):
     assert "pairs.allowed_with_modifier" in rules(r2)
 
 
+@pytest.mark.parametrize(("question", "drafted", "right"), [
+    ("PICC line with imaging guidance in a 3-year-old.", "36573", "36572"),
+    ("PICC placed in a 60-year-old with ultrasound guidance", "36572", "36573"),
+    ("Non-tunneled central line in a 4 year old child", "36556", "36555"),
+    ("Central line, non-tunneled, age 5 or older", "36555", "36556"),
+    ("PICC, the patient is 18 months old", "36573", "36572"),
+    ("Tunneled catheter in a 72 yo man", "36557", "36558"),
+])
+def test_the_stated_age_picks_the_age_variant(cat, question, drafted, right):
+    out = check_and_repair(asked(question, drafted), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status[drafted] is CodeStatus.REMOVED, question
+    assert status[right] is CodeStatus.CORRECTED, question
+    assert finding(out.first, "descriptor.age", drafted)
+    # The right code for the stated age is left alone.
+    again = check_and_repair(asked(question, right), cat)
+    assert "descriptor.age" not in rules(again.first), question
+
+
+def test_no_stated_age_leaves_both_variants_flagged_for_a_person(cat):
+    for question in ("PICC line with ultrasound guidance", "", "Level 3 years ago, PICC"):
+        out = check_and_repair(asked(question, "36572", "36573"), cat)
+        status = {v.code: v.status for v in out.verdicts}
+        assert status == {"36572": CodeStatus.NOT_VERIFIED, "36573": CodeStatus.NOT_VERIFIED}
+        f = finding(out.first, "pairs.bundled", "36573")
+        assert f.severity is Severity.ERROR and f.fix is not None
+        assert set(f.fix.alternatives) == {"36572", "36573"} and "under 5" in f.fix.description
+
+
 def test_complete_and_limited_same_region(cat):
     r = check(d("76770", "76775"), cat)
     assert finding(r, "pairs.bundled", "76775").severity is Severity.ERROR
@@ -500,7 +529,8 @@ def test_one_tte_code_per_session(cat):
 def test_age_variants_are_never_billed_together(cat):
     r = check(d("36572", "36573"), cat)
     f = finding(r, "pairs.bundled", "36573")
-    assert f.severity is Severity.ERROR and f.fix is None
+    assert f.severity is Severity.ERROR
+    assert f.fix is not None and not f.fix.remove and not f.fix.add  # a person chooses
     assert r.verdict_for("36572").status is CodeStatus.NOT_VERIFIED
     assert r.verdict_for("36573").status is CodeStatus.NOT_VERIFIED
 

@@ -465,6 +465,20 @@ def test_candidates_catalog_only_and_capped(env: dict) -> None:
     assert actives == sorted(actives, reverse=True), "active codes before deleted ones"
 
 
+def test_guidance_addon_offered_beside_its_primary(env: dict) -> None:
+    build(env)
+    # Two slots: the named code and one more, which the add-on would not win by rank.
+    r = Retriever(env["settings"], env["catalog"], embedder=env["emb"], max_candidates=2)
+    res = r.search("36556 non-tunneled central line with ultrasound guidance", 5)
+    assert [c.code for c in res.candidates] == ["36556", "76937"]
+    assert res.candidates[1].why == "ultrasound-guidance add-on of 36556"
+    # Not offered by the rule without guidance, nor beside a code that includes it.
+    for question in ("36556 central line, no ultrasound", "36556 central line",
+                     "36573 PICC with ultrasound guidance"):
+        got = r.search(question, 5).candidates
+        assert not any(c.why.startswith("ultrasound-guidance add-on") for c in got), question
+
+
 def test_deleted_code_ranks_after_active(env: dict) -> None:
     deleted = [c for c in env["catalog"].codes.values() if not c.active]
     if not deleted:

@@ -173,6 +173,8 @@ CROSS = [
     ("codes.yaml", lambda x: _code(x, "76700").update(counterpart="76999"), "points"),
     ("codes.yaml", lambda x: _code(x, "76881").update(counterpart="12345"), "counterpart 12345"),
     ("codes.yaml", lambda x: _code(x, "76705").update(extent="complete"), "both complete"),
+    ("codes.yaml", lambda x: _code(x, "36573").update(age_band="under_5"),
+     "no code of the other band"),
     ("codes.yaml", lambda x: _code(x, "76802").update(primaries=["12345"]), "primary 12345"),
     ("codes.yaml", lambda x: _code(x, "76937").update(excluded_primaries=["12346"]),
      "excluded primary 12346"),
