@@ -12,6 +12,7 @@ that says what to do next.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import logging
@@ -96,6 +97,16 @@ class _LoadedModel:
 
 _loaded: dict[tuple[str, int, int], _LoadedModel] = {}
 _load_lock = threading.Lock()
+
+
+@atexit.register
+def _close_loaded() -> None:
+    """Free the models while the interpreter still works: left to ``__del__`` at shutdown,
+    llama-cpp-python's clean-up finds its library functions gone and prints tracebacks."""
+    for loaded in list(_loaded.values()):
+        with contextlib.suppress(Exception):
+            loaded.llama.close()
+    _loaded.clear()
 
 
 def _resolve_threads(n_threads: int | None) -> int:

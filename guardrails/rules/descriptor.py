@@ -252,11 +252,12 @@ def _extent_context(ctx: Context) -> Iterator[Finding]:
 
 _NUM = r"(\d{1,3}(?:\.\d)?)"
 # "under 5", "younger than age 5", "less than 5 years": a band edge, checked first.
-_AGE_BELOW = re.compile(r"\b(?:under|younger than|less than|below)\s+(?:the\s+)?(?:age\s+(?:of\s+)?)?"
-                        + _NUM + r"\b")
-_AGE_ATLEAST = re.compile(_NUM + r"\s*(?:years?|yrs?|y)?\s*(?:of age\s*)?(?:or|and)\s*(?:older|over|"
-                          r"above)\b|\b(?:over|older than|above)\s+(?:the\s+)?(?:age\s+(?:of\s+)?)?"
-                          + _NUM + r"\b")
+_AGE_OF = r"\s+(?:the\s+)?(?:age\s+(?:of\s+)?)?"
+_AGE_BELOW = re.compile(r"\b(?:under|younger than|less than|below)" + _AGE_OF + _NUM + r"\b")
+_AGE_ATLEAST = re.compile(
+    _NUM + r"\s*(?:years?|yrs?|y)?\s*(?:of age\s*)?(?:or|and)\s*(?:older|over|above)\b"
+    r"|\b(?:over|older than|above)" + _AGE_OF + _NUM + r"\b"
+)
 _AGE_YEARS = re.compile(r"\b" + _NUM + r"[- ]?(?:years?|yrs?|y)[- ]?(?:old|of age|/o)\b|\b"
                         + _NUM + r"\s*(?:yo|y/o|yr old)\b|\bage[ds]?\s*(?:of\s*)?:?\s*"
                         + _NUM + r"\b")
