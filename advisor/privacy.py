@@ -234,9 +234,10 @@ def _clean_person(text: str, start: int, end: int) -> tuple[int, int] | None:
     def norm(tok: tuple[int, int]) -> str:
         return re.sub(r"[^a-z]", "", text[tok[0] : tok[1]].lower().removesuffix("'s"))
 
-    while tokens and norm(tokens[0]) in _EDGE_WORDS:
+    # Punctuation at an edge ("+ knee", "knee;") is not part of a name either.
+    while tokens and (norm(tokens[0]) in _EDGE_WORDS or not norm(tokens[0])):
         tokens.pop(0)
-    while tokens and norm(tokens[-1]) in _EDGE_WORDS:
+    while tokens and (norm(tokens[-1]) in _EDGE_WORDS or not norm(tokens[-1])):
         tokens.pop()
     if not tokens:
         return None
