@@ -234,10 +234,15 @@ def _clean_person(text: str, start: int, end: int) -> tuple[int, int] | None:
     def norm(tok: tuple[int, int]) -> str:
         return re.sub(r"[^a-z]", "", text[tok[0] : tok[1]].lower().removesuffix("'s"))
 
-    # Punctuation at an edge ("+ knee", "knee;") is not part of a name either.
-    while tokens and (norm(tokens[0]) in _EDGE_WORDS or not norm(tokens[0])):
+    def edge(tok: tuple[int, int]) -> bool:
+        # Punctuation at an edge ("+ knee") is not part of a name either; digits are kept
+        # (a span holding a number is not a name, decided below).
+        piece = text[tok[0] : tok[1]]
+        return norm(tok) in _EDGE_WORDS or not any(ch.isalnum() for ch in piece)
+
+    while tokens and edge(tokens[0]):
         tokens.pop(0)
-    while tokens and (norm(tokens[-1]) in _EDGE_WORDS or not norm(tokens[-1])):
+    while tokens and edge(tokens[-1]):
         tokens.pop()
     if not tokens:
         return None
