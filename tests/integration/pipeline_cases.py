@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from advisor.pipeline import Answer
+from collections.abc import Callable
+
+from advisor.pipeline import Advisor, Answer
 
 OK = {"verified", "corrected"}
 
@@ -23,9 +25,14 @@ CASES: list[tuple[str, set[str], set[str]]] = [
      {"93307", "93320", "93325"}),
     ("IVUS of one iliac vessel during angiography, with the catheter placed in the aorta",
      {"37252"}, set()),
+    ("PICC line placed with ultrasound guidance in a 60-year-old", {"36573"},
+     {"76937", "36572"}),
+    ("Paracentesis with ultrasound guidance", {"49083"}, {"49082", "76942"}),
 ]
 CASE_IDS = ["knee", "cvc", "picc", "fast", "abdomen", "thoracentesis", "thyroid-fna",
-            "venous-duplex", "tte", "ivus"]
+            "venous-duplex", "tte", "ivus", "picc-adult", "paracentesis"]
+# The bar for each backend: at least this many cases end with their expected codes.
+MIN_HITS = 10
 
 
 def outcome(answer: Answer, expected: set[str], forbidden: set[str]) -> tuple[bool, bool, str]:
@@ -40,3 +47,28 @@ def outcome(answer: Answer, expected: set[str], forbidden: set[str]) -> tuple[bo
             + (f" removed={[c.code for c in answer.removed]}" if answer.removed else "")
             + (f" FORBIDDEN VERIFIED {sorted(wrongly_verified)}" if wrongly_verified else ""))
     return hit, honest, line
+
+
+def run_cases(
+    advisor: Advisor, check_answer: Callable[[Answer], None] | None = None
+) -> tuple[int, list[str], list[str]]:
+    """Ask every case: (hits, ids of cases with a forbidden code verified, lines to print).
+
+    Every answer's text must name each code of its table (each code carries a verdict);
+    ``check_answer`` adds a backend's own assertions.
+    """
+    hits = 0
+    dishonest: list[str] = []
+    lines: list[str] = []
+    for (question, expected, forbidden), case_id in zip(CASES, CASE_IDS, strict=True):
+        answer = advisor.ask(question)
+        hit, honest, line = outcome(answer, expected, forbidden)
+        hits += hit
+        if not honest:
+            dishonest.append(case_id)
+        lines.append(f"{case_id:13} {line}  | {question[:60]}")
+        for c in answer.codes:
+            assert c.code in answer.answer
+        if check_answer is not None:
+            check_answer(answer)
+    return hits, dishonest, lines

@@ -2,9 +2,9 @@
 
 The index is built once per session (``index_dir`` in conftest.py) into a temporary folder
 from the packaged guidelines and catalog; the questions are shared with the OpenAI-compatible
-server test (pipeline_cases.py). One Advisor per preset is reused so llama.cpp's prefix cache stays warm.
-Per-question results are printed; the assertion is a hit rate (>= 8 of 10 on the default
-preset), because a 1.5B model on CPU is not expected to be perfect, and every miss must
+server test (pipeline_cases.py). One Advisor per preset is reused so llama.cpp's prefix
+cache stays warm. Per-question results are printed; the assertion is a hit rate (at least
+MIN_HITS = 10 of the 12 questions on the default preset), because a 1.5B model on CPU is not expected to be perfect, and every miss must
 still be honest: no forbidden code may ever be shown as verified.
 """
 
@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_cases import CASES, OK, outcome
+from pipeline_cases import CASES, MIN_HITS, OK, outcome, run_cases
 
 from advisor.gguf import ensure_gguf
-from advisor.pipeline import Advisor
+from advisor.pipeline import Advisor, Answer
 from advisor.settings import ModelPreset, Settings
 from knowledge.catalog import load_catalog
 
@@ -48,27 +48,18 @@ def small_advisor(index_dir: Path) -> Advisor:
 def test_default_preset_hits_expected_codes(
     default_advisor: Advisor, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hits = 0
-    dishonest: list[str] = []
-    lines = []
     started = time.perf_counter()
-    for question, expected, forbidden in CASES:
-        answer = default_advisor.ask(question)
-        hit, honest, line = outcome(answer, expected, forbidden)
-        hits += hit
-        if not honest:
-            dishonest.append(question)
-        lines.append(f"{line}  | {question[:70]}")
-        # The shown answer text always agrees with the table: every code carries a verdict.
-        for c in answer.codes:
-            assert c.code in answer.answer
+
+    def embedded(answer: Answer) -> None:
         assert answer.backend.startswith("embedded")
+
+    hits, dishonest, lines = run_cases(default_advisor, embedded)
     with capsys.disabled():
         print(f"\n[default preset] {hits}/{len(CASES)} hits in "
               f"{time.perf_counter() - started:.0f} s")
         print("\n".join(lines))
     assert not dishonest, f"forbidden codes shown as verified for: {dishonest}"
-    assert hits >= 8, f"only {hits}/10 questions ended with the expected verified codes"
+    assert hits >= MIN_HITS, f"only {hits}/{len(CASES)} questions ended with the expected codes"
 
 
 @pytest.mark.parametrize(("question", "expected", "forbidden"), [CASES[0], CASES[7]],
