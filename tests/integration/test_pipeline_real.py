@@ -4,8 +4,9 @@ The index is built once per session (``index_dir`` in conftest.py) into a tempor
 from the packaged guidelines and catalog; the questions are shared with the OpenAI-compatible
 server test (pipeline_cases.py). One Advisor per preset is reused so llama.cpp's prefix
 cache stays warm. Per-question results are printed; the assertion is a hit rate (at least
-MIN_HITS = 10 of the 12 questions on the default preset), because a 1.5B model on CPU is not expected to be perfect, and every miss must
-still be honest: no forbidden code may ever be shown as verified.
+MIN_HITS = 10 of the 12 questions on the default preset), because a 1.5B model on CPU is
+not expected to be perfect, and every miss must still be honest: no forbidden code may
+ever be shown as verified.
 """
 
 from __future__ import annotations
