@@ -98,11 +98,13 @@ def draft_schema(ctx: PromptContext | None) -> dict[str, Any]:
     }
     return schema
 
+# The raw baseline gets the same output bounds as a draft (a short answer, a few codes), so
+# it is measured on its codes and not lost to a long answer cut off mid-JSON.
 RAW_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "codes": {"type": "array", "items": {"type": "string"}},
-        "answer": {"type": "string"},
+        "codes": {"type": "array", "items": {"type": "string", "maxLength": 12}, "maxItems": 6},
+        "answer": {"type": "string", "maxLength": 240},
     },
     "required": ["codes", "answer"],
 }
