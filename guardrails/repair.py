@@ -22,12 +22,18 @@ _CARRY = ("RT", "LT", "50")
 def apply(report: CheckReport, *, drop: bool = True) -> Draft:
     """The structured draft with every FIX applied (and DROP applied when ``drop``)."""
     lines = list(report.draft.codes)
+    # A code one fix names as the right one is not removed by another fix of the same round
+    # (the question says "no Doppler": 93307 stays though the one-TTE edit would keep 93306).
+    wanted = {
+        c for f in report.findings if f.on_fail is OnFail.FIX and f.fix for c in f.fix.add
+    }
     for f in report.findings:
         if f.on_fail is OnFail.FIX and f.fix is not None:
             fix = f.fix
-            removed = [ln for ln in lines if ln.code in fix.remove]
+            gone = set(fix.remove) - wanted
+            removed = [ln for ln in lines if ln.code in gone]
             carry = tuple(m for ln in removed for m in ln.modifiers if m in _CARRY)
-            lines = [ln for ln in lines if ln.code not in fix.remove]
+            lines = [ln for ln in lines if ln.code not in gone]
             present = {ln.code for ln in lines}
             for code in fix.add:
                 if code not in present:

@@ -289,6 +289,9 @@ def _cross_check(
         for j, m in enumerate(c.misreadings):
             need_codes("codes", (*loc, "misreadings", j), "misreading fix", m.fix)
             need_sources("codes", (*loc, "misreadings", j), m.sources)
+        for j, m in enumerate(c.question_misfits):
+            need_codes("codes", (*loc, "question_misfits", j), "misfit fix", m.fix)
+            need_sources("codes", (*loc, "question_misfits", j), m.sources)
         for set_id in c.documentation:
             es = set_ids.get(set_id)
             if es is None or es.kind != "documentation":

@@ -178,6 +178,11 @@ class CodeEntry(Sourced):
     misreadings: tuple[Misreading, ...] = Field(
         (), description="Known wrong descriptions of this code and what is right."
     )
+    question_misfits: tuple[Misreading, ...] = Field(
+        (),
+        description="Patterns in the question that rule this code out (e.g. 'without Doppler' "
+        "for 93306), with what is right and the code to use instead.",
+    )
 
     @field_validator("label")
     @classmethod

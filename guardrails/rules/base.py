@@ -24,6 +24,7 @@ class Compiled:
     misconceptions: tuple[tuple[re.Pattern[str], int, tuple[str, ...]], ...]
     requirements: dict[str, str]
     sites: dict[str, re.Pattern[str]]
+    misfits: dict[str, tuple[tuple[re.Pattern[str], int], ...]] = field(default_factory=dict)
 
 
 _COMPILED: dict[int, tuple[Catalog, Compiled]] = {}
@@ -54,7 +55,15 @@ def compiled_for(catalog: Catalog) -> Compiled:
         for code, entry in catalog.codes.items()
         if entry.sites and entry.age_band is None  # age variants: descriptor._age_context
     }
-    comp = Compiled(mis, cons, reqs, sites)
+    misfits = {
+        code: tuple(
+            (re.compile(m.pattern, re.IGNORECASE), i)
+            for i, m in enumerate(entry.question_misfits)
+        )
+        for code, entry in catalog.codes.items()
+        if entry.question_misfits
+    }
+    comp = Compiled(mis, cons, reqs, sites, misfits)
     _COMPILED[id(catalog)] = (catalog, comp)
     return comp
 

@@ -132,6 +132,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     yield from _guidance_context(ctx)
     yield from _extent_context(ctx)
     yield from _age_context(ctx)
+    yield from _question_misfits(ctx)
     low = claims.text.lower() if ctx.compiled.misconceptions else ""
     for rx, i, requires in ctx.compiled.misconceptions:
         if requires and not any(w in low for w in requires):
@@ -323,6 +324,35 @@ def _age_context(ctx: Context) -> Iterator[Finding]:
             fix=fix,
             on_fail=OnFail.FIX if fix else OnFail.REASK,
         )
+
+
+def _question_misfits(ctx: Context) -> Iterator[Finding]:
+    """A recommended code that the question's own words rule out ('TTE without Doppler')."""
+    if not ctx.context:
+        return
+    cat = ctx.catalog
+    for code in ctx.active():
+        for rx, i in ctx.compiled.misfits.get(code, ()):
+            if not rx.search(ctx.context):
+                continue
+            mf = cat.codes[code].question_misfits[i]
+            if len(mf.fix) == 1:
+                fix = Fix(f"Replace {code} with {mf.fix[0]}.", remove=(code,), add=mf.fix)
+                on_fail = OnFail.FIX
+            else:
+                fix = Fix("Choose the code that fits the question.", alternatives=mf.fix)
+                on_fail = OnFail.REASK
+            yield Finding(
+                "descriptor.question",
+                _severity(mf.confidence),
+                (code,),
+                mf.message,
+                sources=mf.sources,
+                confidence=mf.confidence.value,
+                fix=fix,
+                on_fail=on_fail,
+            )
+            break
 
 
 def _sites(ctx: Context) -> Iterator[Finding]:

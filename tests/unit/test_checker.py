@@ -381,6 +381,25 @@ def test_no_stated_age_leaves_both_variants_flagged_for_a_person(cat):
         assert set(f.fix.alternatives) == {"36572", "36573"} and "under 5" in f.fix.description
 
 
+@pytest.mark.parametrize(("question", "drafted", "right"), [
+    ("Complete TTE without any Doppler - which code?", "93306", "93307"),
+    ("Complete transthoracic echo, no Doppler performed", "93306", "93307"),
+    ("Complete TTE with spectral and color Doppler", "93307", "93306"),
+])
+def test_the_question_rules_out_a_code(cat, question, drafted, right):
+    out = check_and_repair(asked(question, drafted), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status == {drafted: CodeStatus.REMOVED, right: CodeStatus.CORRECTED}, question
+    assert finding(out.first, "descriptor.question", drafted)
+    assert "descriptor.question" not in rules(check_and_repair(asked(question, right), cat).first)
+
+
+def test_tte_pair_fix_defers_to_the_question(cat):
+    # The one-TTE-per-session edit keeps 93306; the question says there was no Doppler.
+    out = check_and_repair(asked("Complete TTE without any Doppler", "93306", "93307"), cat)
+    assert [c.code for c in out.draft.codes] == ["93307"]
+
+
 def test_complete_and_limited_same_region(cat):
     r = check(d("76770", "76775"), cat)
     assert finding(r, "pairs.bundled", "76775").severity is Severity.ERROR
