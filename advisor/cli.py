@@ -533,6 +533,12 @@ def eval_(
         typer.Option("--tag", help="Keep cases with this tag value (family, user or kind), "
                      "or key=value; repeat to narrow further."),
     ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option("--partial", help="Run nothing: report the cases finished so far by an "
+                     "interrupted or still running run with the same suites and options into "
+                     "--out DIR (it can be resumed afterwards)."),
+    ] = False,
 ) -> None:
     """Run question suites through the real pipeline and score them (optionally vs the raw model).
 
@@ -554,6 +560,7 @@ def eval_(
             compare_to=compare_to,
             limit=limit,
             tags=tag or [],
+            partial=partial,
         )
     except SuiteError as exc:
         _fail(str(exc), 2)

@@ -568,10 +568,21 @@ def _invoke(model: BaseChatModel, messages: LanguageModelInput, **kwargs: Any) -
 
 
 def text_call(
-    model: BaseChatModel, messages: LanguageModelInput, *, timeout_s: float | None = None
+    model: BaseChatModel,
+    messages: LanguageModelInput,
+    *,
+    timeout_s: float | None = None,
+    max_tokens: int | None = None,
 ) -> str:
-    """Free-text answer of ``model``, with errors mapped to the model layer's classes."""
-    return _message_text(_invoke(model, messages, **_timeout_kwargs(model, timeout_s)))
+    """Free-text answer of ``model``, with errors mapped to the model layer's classes.
+
+    ``max_tokens`` caps this call where the backend takes a per-call limit (embedded and
+    OpenAI-compatible); Ollama keeps the limit it was built with.
+    """
+    kwargs = _timeout_kwargs(model, timeout_s)
+    if max_tokens is not None and (isinstance(model, LlamaCppChatModel) or _is_openai(model)):
+        kwargs["max_tokens"] = max_tokens
+    return _message_text(_invoke(model, messages, **kwargs))
 
 
 def _timeout_kwargs(model: BaseChatModel, timeout_s: float | None) -> dict[str, Any]:

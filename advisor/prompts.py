@@ -98,17 +98,6 @@ def draft_schema(ctx: PromptContext | None) -> dict[str, Any]:
     }
     return schema
 
-# The raw baseline gets the same output bounds as a draft (a short answer, a few codes), so
-# it is measured on its codes and not lost to a long answer cut off mid-JSON.
-RAW_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "codes": {"type": "array", "items": {"type": "string", "maxLength": 12}, "maxItems": 6},
-        "answer": {"type": "string", "maxLength": 240},
-    },
-    "required": ["codes", "answer"],
-}
-
 _DRAFT_SYSTEM = (
     "You are a CPT coding assistant for ultrasound services. Choose codes ONLY from the "
     "candidate list; never invent a code. Pick the fewest codes (usually one or two) that "
@@ -124,8 +113,8 @@ _DRAFT_SYSTEM = (
 _REASK_SYSTEM = _DRAFT_SYSTEM  # same prefix: the prefix cache is reused for the re-ask
 
 _RAW_SYSTEM = (
-    "You are a CPT coding assistant. Answer the billing question with the CPT codes to "
-    'report. Output only JSON: {"codes":["....."],"answer":"..."}.'
+    "You are a CPT coding assistant. Answer the billing question in two or three sentences, "
+    "naming the CPT codes to report."
 )
 
 
@@ -135,14 +124,16 @@ class Template:
 
     task: Task
     system: str
-    schema: dict[str, Any]
+    schema: dict[str, Any] | None  # None: a prose answer
     max_tokens: int
 
 
 TEMPLATES: dict[Task, Template] = {
     Task.DRAFT: Template(Task.DRAFT, _DRAFT_SYSTEM, DRAFT_SCHEMA, 256),
     Task.REASK: Template(Task.REASK, _REASK_SYSTEM, DRAFT_SCHEMA, 256),
-    Task.RAW_BASELINE: Template(Task.RAW_BASELINE, _RAW_SYSTEM, RAW_SCHEMA, 200),
+    # The raw baseline answers in prose, as a person asking a chatbot would see it; its
+    # codes are read from the text (evaluation only).
+    Task.RAW_BASELINE: Template(Task.RAW_BASELINE, _RAW_SYSTEM, None, 200),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +23,7 @@ from advisor.evaluation.runner import (
     Runner,
     build_advisor,
     case_key,
+    summarize,
 )
 from advisor.evaluation.suite import QuestionCase, SuiteError, load_suites, select_cases
 
@@ -126,6 +128,7 @@ def run_eval(
     stderr: TextIO | None = None,
     settings: Any = None,
     advisor: Any = None,
+    partial: bool = False,
 ) -> tuple[EvalRun, int]:
     """Load suites, run them, write the outputs; (run, exit status) where 1 = regressions.
 
@@ -139,6 +142,8 @@ def run_eval(
     stderr = stderr or sys.stderr
     if limit is not None and limit < 1:
         raise EvalUsageError("--limit must be at least 1")
+    if partial and out is None:
+        raise EvalUsageError("--partial reads the finished cases of a run in --out DIR: give it")
     old = None
     if compare_to is not None:
         try:
@@ -158,7 +163,7 @@ def run_eval(
     if not cases:
         raise EvalUsageError(f"no case matches the tags {list(tags)}")
     if advisor is None:
-        if any(isinstance(c, QuestionCase) for c in cases):
+        if not partial and any(isinstance(c, QuestionCase) for c in cases):
             _ensure_index(settings, catalog, stderr)
         advisor = build_advisor(settings, catalog)
     runner = Runner(advisor, baseline=baseline)
@@ -184,6 +189,9 @@ def run_eval(
         done = checkpoint.load()
         wanted = {case_key(_suite_name(loaded, c), c.id) for c in cases}
         done = {k: v for k, v in done.items() if k in wanted}
+        if partial:
+            return _partial_report(loaded, cases, done, filters, checkpoint, out, suites,
+                                   baseline, stdout, stderr), 0
         if done:
             stderr.write(
                 f"resuming: {len(done)} of {len(cases)} cases already done in "
@@ -224,6 +232,52 @@ def run_eval(
 
 
 __all__ = ["EvalUsageError", "SuiteError", "run_eval"]
+
+
+def _partial_report(
+    loaded: Sequence[Any],
+    cases: Sequence[Any],
+    done: dict[str, CaseResult],
+    filters: dict[str, Any],
+    checkpoint: Checkpoint,
+    out: Path,
+    suites: Sequence[str],
+    baseline: BaselineKind | None,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> EvalRun:
+    """The report of the cases an interrupted (or still running) run has finished.
+
+    Nothing is run and the checkpoint is only read, so a run still appending to it is not
+    disturbed and can be resumed later; the report says how many cases it covers.
+    """
+    if not done:
+        raise EvalUsageError(
+            f"no finished cases of this run in {checkpoint.path} (same suites, backend, "
+            "baseline and filters are needed)"
+        )
+    order = [case_key(_suite_name(loaded, c), c.id) for c in cases]
+    results = [done[k] for k in order if k in done]
+    note = f"{len(results)} of {len(cases)} cases (partial: read from {checkpoint.path.name})"
+    run = EvalRun(
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+        seconds=0.0,
+        backend=str(checkpoint.header["backend"]),
+        ruleset=str(checkpoint.header["ruleset"]),
+        baseline=baseline,
+        suites=[str(s.path) for s in loaded],
+        filters={**filters, "partial": note},
+        summary=summarize(results),
+        cases=results,
+    )
+    command = "advisor eval " + " ".join(
+        [*suites] + ([f"--baseline {baseline}"] if baseline else []) + ["--partial"]
+    )
+    paths = write_outputs(run, out, command)
+    stderr.write(f"partial report of {note}; wrote " + ", ".join(map(str, paths.values()))
+                 + "\n")
+    stdout.write(markdown_report(run, command))
+    return run
 
 
 def _suite_name(loaded: Sequence[Any], case: Any) -> str:

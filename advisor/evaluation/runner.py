@@ -252,8 +252,9 @@ class Runner:
 
     def run_baseline(self, case: QuestionCase) -> QuestionScore:
         """The same question to the same model, alone: no retrieval, candidates or rules."""
-        from advisor.llm import structured_call
+        from advisor.llm import text_call
         from advisor.prompts import TEMPLATES, Task, raw_baseline_messages
+        from guardrails.claims import extract
 
         model = self.advisor.chat_model()
         if model is None:
@@ -266,15 +267,19 @@ class Runner:
             question = f"{earlier} Now: {question}"
         started = time.perf_counter()
         try:
-            reply = structured_call(
+            reply = text_call(
                 model,
                 raw_baseline_messages(question),
-                TEMPLATES[Task.RAW_BASELINE].schema,
                 timeout_s=self.advisor.settings.llm_timeout_s,
+                max_tokens=TEMPLATES[Task.RAW_BASELINE].max_tokens,
             )
-            codes = reply.get("codes") if isinstance(reply, dict) else None
+            # The codes the prose recommends (not those it warns against), as written.
+            codes = [
+                m.code + "".join(f"-{x}" for x in m.modifiers)
+                for m in extract(reply).recommended()
+            ]
             view = AnswerView(
-                codes=parse_raw_codes(codes if isinstance(codes, list) else []),
+                codes=parse_raw_codes(codes),
                 latency_ms=_ms(time.perf_counter() - started),
                 path="raw_baseline",
             )

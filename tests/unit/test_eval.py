@@ -425,3 +425,53 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
     run_eval([str(suite)], out=out, limit=4, show_progress=False, stdout=io.StringIO(),
              stderr=io.StringIO())
     assert calls == ["c-0", "c-1", "c-2", "c-3"]
+
+
+def test_partial_reports_the_finished_cases_and_keeps_the_checkpoint(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from advisor.evaluation.command import CHECKPOINT, EvalUsageError, run_eval
+    from advisor.evaluation.runner import Runner
+
+    checks = "".join(
+        f"- id: p-{i}\n  type: check\n  codes: \"20610 76942\"\n  expect_verdict: fail\n"
+        f"  tags: {{family: joint_injection, user: coder, kind: check}}\n"
+        for i in range(4)
+    )
+    suite = write(cli_env, "suite: part\ncases:\n" + checks)
+    out = cli_env / "out"
+    with pytest.raises(EvalUsageError, match="--out"):
+        run_eval([str(suite)], partial=True, show_progress=False, stdout=io.StringIO())
+    real = Runner.run_check
+    calls: list[str] = []
+
+    def crash_on_fourth(self: Runner, case: CheckCase):  # type: ignore[no-untyped-def]
+        calls.append(case.id)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, case)
+
+    monkeypatch.setattr(Runner, "run_check", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval([str(suite)], out=out, show_progress=False, stdout=io.StringIO(),
+                 stderr=io.StringIO())
+    before = (out / CHECKPOINT).read_text()
+
+    calls.clear()
+    stdout, err = io.StringIO(), io.StringIO()
+    run, status = run_eval([str(suite)], out=out, partial=True, show_progress=False,
+                           stdout=stdout, stderr=err)
+    assert status == 0 and calls == []  # nothing was run
+    assert [c.id for c in run.cases] == ["p-0", "p-1", "p-2"]
+    assert run.summary.checks.passed == 3
+    assert run.filters["partial"].startswith("3 of 4 cases")
+    assert "3 of 4 cases" in err.getvalue() and "--partial" in stdout.getvalue()
+    assert json.loads((out / "results.json").read_text())["filters"]["partial"]
+    assert (out / CHECKPOINT).read_text() == before  # read only: the run can still resume
+
+    # Another run's options find nothing to report.
+    with pytest.raises(EvalUsageError, match="no finished cases"):
+        run_eval([str(suite)], out=out, partial=True, limit=2, show_progress=False,
+                 stdout=io.StringIO(), stderr=io.StringIO())

@@ -84,22 +84,22 @@ class ScriptedModel(BaseChatModel):
         text = "\n".join(str(m.content) for m in messages[1:])
         self.sent.append((str(task), text))
         question = text.split("Question:")[-1].strip().splitlines()[0]
-        if task is Task.RAW_BASELINE:
+        if task is Task.RAW_BASELINE:  # a prose answer
             key = next((k for k in self.raw if k in question), None)
-            reply: dict[str, Any] = {"codes": self.raw.get(key, []) if key else [],
-                                     "answer": "raw"}
-        else:
-            key = next((k for k in self.drafts if k in question), None)
-            codes = self.drafts.get(key, []) if key else []
-            reply = {
-                "codes": [
-                    {"code": c["code"], "units": c.get("units", 1),
-                     "modifiers": c.get("modifiers", []), "reason": "scripted",
-                     "citations": ["P1"]}
-                    for c in codes
-                ],
-                "answer": "Scripted answer.",
-            }
+            codes_ = self.raw.get(key, []) if key else []
+            prose = f"Report {' and '.join(codes_)}." if codes_ else "I am not sure."
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(prose))])
+        key = next((k for k in self.drafts if k in question), None)
+        codes = self.drafts.get(key, []) if key else []
+        reply = {
+            "codes": [
+                {"code": c["code"], "units": c.get("units", 1),
+                 "modifiers": c.get("modifiers", []), "reason": "scripted",
+                 "citations": ["P1"]}
+                for c in codes
+            ],
+            "answer": "Scripted answer.",
+        }
         return ChatResult(generations=[ChatGeneration(message=AIMessage(json.dumps(reply)))])
 
 
