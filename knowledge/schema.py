@@ -178,11 +178,24 @@ class CodeEntry(Sourced):
     misreadings: tuple[Misreading, ...] = Field(
         (), description="Known wrong descriptions of this code and what is right."
     )
+    question_requires: str | None = Field(
+        None,
+        description="Regex (case-insensitive) a question must match for this code to fit it "
+        "(e.g. congenital for 93303); a drafted code whose question does not match is not "
+        "verified.",
+    )
     question_misfits: tuple[Misreading, ...] = Field(
         (),
         description="Patterns in the question that rule this code out (e.g. 'without Doppler' "
         "for 93306), with what is right and the code to use instead.",
     )
+
+    @field_validator("question_requires")
+    @classmethod
+    def _requires_compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            re.compile(v)
+        return v
 
     @field_validator("label")
     @classmethod

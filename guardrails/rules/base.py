@@ -25,6 +25,7 @@ class Compiled:
     requirements: dict[str, str]
     sites: dict[str, re.Pattern[str]]
     misfits: dict[str, tuple[tuple[re.Pattern[str], int], ...]] = field(default_factory=dict)
+    requires: dict[str, re.Pattern[str]] = field(default_factory=dict)
 
 
 _COMPILED: dict[int, tuple[Catalog, Compiled]] = {}
@@ -63,7 +64,12 @@ def compiled_for(catalog: Catalog) -> Compiled:
         for code, entry in catalog.codes.items()
         if entry.question_misfits
     }
-    comp = Compiled(mis, cons, reqs, sites, misfits)
+    needs = {
+        code: re.compile(entry.question_requires, re.IGNORECASE)
+        for code, entry in catalog.codes.items()
+        if entry.question_requires
+    }
+    comp = Compiled(mis, cons, reqs, sites, misfits, needs)
     _COMPILED[id(catalog)] = (catalog, comp)
     return comp
 

@@ -353,6 +353,21 @@ def _question_misfits(ctx: Context) -> Iterator[Finding]:
                 on_fail=on_fail,
             )
             break
+    for code in ctx.active():
+        need = ctx.compiled.requires.get(code)
+        if need is None or need.search(ctx.context):
+            continue
+        entry = cat.codes[code]
+        yield Finding(
+            "descriptor.question_lacks",
+            Severity.WARNING,
+            (code,),
+            f"{code} ({entry.label}) fits only questions that say so; this question does not. "
+            "Not verified: confirm the service matches the code.",
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+            fix=Fix("Use the code that matches the service."),
+        )
 
 
 def _sites(ctx: Context) -> Iterator[Finding]:

@@ -394,6 +394,19 @@ def test_the_question_rules_out_a_code(cat, question, drafted, right):
     assert "descriptor.question" not in rules(check_and_repair(asked(question, right), cat).first)
 
 
+def test_a_code_for_a_condition_the_question_never_names_is_not_verified(cat):
+    out = check_and_repair(asked("Complete TTE without any Doppler", "93307", "93303"), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status == {"93307": CodeStatus.VERIFIED, "93303": CodeStatus.NOT_VERIFIED}
+    assert finding(out.first, "descriptor.question_lacks", "93303").severity is Severity.WARNING
+    for question in ("Complete TTE for congenital heart disease in a child",
+                     "TTE follow-up of a repaired tetralogy of Fallot"):
+        again = check_and_repair(asked(question, "93303"), cat)
+        assert "descriptor.question_lacks" not in rules(again.first), question
+    # A bare code check has no question to read.
+    assert "descriptor.question_lacks" not in rules(check(d("93303"), cat))
+
+
 def test_tte_pair_fix_defers_to_the_question(cat):
     # The one-TTE-per-session edit keeps 93306; the question says there was no Doppler.
     out = check_and_repair(asked("Complete TTE without any Doppler", "93306", "93307"), cat)
