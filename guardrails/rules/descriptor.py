@@ -133,6 +133,8 @@ def check(ctx: Context) -> Iterator[Finding]:
     yield from _extent_context(ctx)
     yield from _age_context(ctx)
     yield from _question_misfits(ctx)
+    yield from _unilateral_context(ctx)
+    yield from _other_guidance_context(ctx)
     low = claims.text.lower() if ctx.compiled.misconceptions else ""
     for rx, i, requires in ctx.compiled.misconceptions:
         if requires and not any(w in low for w in requires):
@@ -367,6 +369,72 @@ def _question_misfits(ctx: Context) -> Iterator[Finding]:
             sources=entry.sources,
             confidence=entry.confidence.value,
             fix=Fix("Use the code that matches the service."),
+        )
+
+
+_ONE_SIDE = re.compile(
+    r"\bunilateral\b|\b(?:one|single|left|right|lt|rt) (?:leg|arm|limb|extremity|side|"
+    r"lower (?:extremity|limb)|upper (?:extremity|limb)|calf|thigh|carotid)\b"
+)
+_BOTH_SIDES = re.compile(r"\bbilateral\b|\bboth\b|\bleft and right\b|\bright and left\b")
+
+
+def _unilateral_context(ctx: Context) -> Iterator[Finding]:
+    """A complete bilateral study where the question says one side was studied."""
+    if not ctx.context or not _ONE_SIDE.search(ctx.context) or _BOTH_SIDES.search(ctx.context):
+        return
+    cat = ctx.catalog
+    for code in ctx.active():
+        entry = cat.codes[code]
+        other = cat.codes.get(entry.counterpart or "")
+        if (
+            entry.extent is not Extent.COMPLETE
+            or entry.bilateral.value != "inherent"
+            or other is None
+            or "unilateral" not in other.label.lower()
+        ):
+            continue
+        yield Finding(
+            "descriptor.one_side",
+            Severity.ERROR,
+            (code,),
+            f"The question says one side was studied; {code} is the complete bilateral study. "
+            f"One side is reported with {other.code} ({other.label}).",
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+            fix=Fix(f"Replace {code} with {other.code}.", remove=(code,), add=(other.code,)),
+            on_fail=OnFail.FIX,
+        )
+
+
+_OTHER_GUIDANCE = re.compile(
+    r"\bfluoro\w*|\bct[- ]guid\w*|\bunder ct\b|\blandmarks?\b|\bpalpation\b|\bblind(?:ly)?\b"
+)
+
+
+def _other_guidance_context(ctx: Context) -> Iterator[Finding]:
+    """An ultrasound-guided code where the question says the guidance was not ultrasound."""
+    if not ctx.context or says_us_guidance(ctx.context):
+        return
+    if not (_OTHER_GUIDANCE.search(ctx.context) or _NO_GUIDANCE.search(ctx.context)):
+        return
+    cat = ctx.catalog
+    unguided_of = {e.with_us_guidance: c for c, e in cat.codes.items() if e.with_us_guidance}
+    for code in ctx.active():
+        base = unguided_of.get(code)
+        if base is None:
+            continue
+        yield Finding(
+            "descriptor.not_ultrasound",
+            Severity.ERROR,
+            (code,),
+            f"{code} includes ultrasound guidance; the question says the procedure was done "
+            f"without it (fluoroscopic, CT or no imaging guidance). Report {base} "
+            f"({cat.codes[base].label}), plus the code of the guidance used, if any.",
+            sources=cat.codes[code].sources,
+            confidence=cat.codes[code].confidence.value,
+            fix=Fix(f"Replace {code} with {base}.", remove=(code,), add=(base,)),
+            on_fail=OnFail.FIX,
         )
 
 

@@ -407,6 +407,45 @@ def test_a_code_for_a_condition_the_question_never_names_is_not_verified(cat):
     assert "descriptor.question_lacks" not in rules(check(d("93303"), cat))
 
 
+@pytest.mark.parametrize(("question", "drafted", "right"), [
+    ("Venous duplex of the left leg for DVT.", "93970", "93971"),
+    ("Unilateral lower extremity arterial duplex of a bypass graft.", "93925", "93926"),
+    ("Unilateral carotid duplex, code?", "93880", "93882"),
+    ("Duplex of one arm's arteries", "93930", "93931"),
+])
+def test_one_side_studied_is_the_unilateral_code(cat, question, drafted, right):
+    out = check_and_repair(asked(question, drafted), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status == {drafted: CodeStatus.REMOVED, right: CodeStatus.CORRECTED}, question
+    assert finding(out.first, "descriptor.one_side", drafted)
+
+
+def test_both_sides_named_keeps_the_bilateral_code(cat):
+    for question in ("Bilateral venous duplex, left leg worse", "Both legs, right calf pain"):
+        assert "descriptor.one_side" not in rules(check_and_repair(
+            asked(question, "93970"), cat).first), question
+
+
+@pytest.mark.parametrize("question", [
+    "What if it was done under fluoroscopy instead?",
+    "Knee injection by landmarks, no ultrasound",
+    "CT-guided knee aspiration",
+])
+def test_guidance_other_than_ultrasound_undoes_the_guided_code(cat, question):
+    out = check_and_repair(asked(question, "20611"), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status == {"20611": CodeStatus.REMOVED, "20610": CodeStatus.CORRECTED}, question
+    assert finding(out.first, "descriptor.not_ultrasound", "20611")
+    guided = check_and_repair(asked("Ultrasound-guided knee injection", "20611"), cat)
+    assert "descriptor.not_ultrasound" not in rules(guided.first)
+
+
+def test_one_stress_echo_code_per_study(cat):
+    out = check_and_repair(d("93350", "93351"), cat)
+    assert [c.code for c in out.draft.codes] == ["93351"]
+    assert finding(out.first, "pairs.bundled", "93350")
+
+
 def test_tte_pair_fix_defers_to_the_question(cat):
     # The one-TTE-per-session edit keeps 93306; the question says there was no Doppler.
     out = check_and_repair(asked("Complete TTE without any Doppler", "93306", "93307"), cat)
