@@ -446,6 +446,16 @@ def test_one_stress_echo_code_per_study(cat):
     assert finding(out.first, "pairs.bundled", "93350")
 
 
+def test_only_some_organs_scanned_is_a_limited_exam(cat):
+    out = check_and_repair(asked("What if only the gallbladder and liver were scanned?",
+                                 "76700"), cat)
+    f = finding(out.first, "descriptor.extent_context", "76700")
+    assert f.fix is not None and f.fix.alternatives == ("76705",)
+    assert {v.code: v.status for v in out.verdicts}["76700"] is CodeStatus.NOT_VERIFIED
+    assert "descriptor.extent_context" not in rules(
+        check_and_repair(asked("Only a complete abdominal ultrasound", "76700"), cat).first)
+
+
 def test_tte_pair_fix_defers_to_the_question(cat):
     # The one-TTE-per-session edit keeps 93306; the question says there was no Doppler.
     out = check_and_repair(asked("Complete TTE without any Doppler", "93306", "93307"), cat)
