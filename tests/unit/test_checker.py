@@ -456,6 +456,42 @@ def test_only_some_organs_scanned_is_a_limited_exam(cat):
         check_and_repair(asked("Only a complete abdominal ultrasound", "76700"), cat).first)
 
 
+@pytest.mark.parametrize(("question", "drafted", "right"), [
+    ("Transabdominal OB ultrasound at 10 weeks, complete, single pregnancy.", "76805", "76801"),
+    ("Complete OB ultrasound at 20 weeks, single fetus", "76801", "76805"),
+    ("Twins at 22 weeks: the second gestation", "76802", "76810"),
+])
+def test_weeks_of_gestation_pick_the_ob_code(cat, question, drafted, right):
+    out = check_and_repair(asked(question, drafted), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status[drafted] is CodeStatus.REMOVED and right in status, question
+    assert finding(out.first, "descriptor.question", drafted)
+
+
+def test_symptomatic_aorta_is_not_a_screening_study(cat):
+    out = check_and_repair(asked("Bedside ED ultrasound of the aorta for suspected AAA in a "
+                                 "patient with back pain.", "76706"), cat)
+    f = finding(out.first, "descriptor.question", "76706")
+    assert f.fix is not None and "76775" in f.fix.alternatives
+    assert out.verdicts[0].status is CodeStatus.NOT_VERIFIED
+    screening = check_and_repair(asked("AAA screening in a 67-year-old smoker", "76706"), cat)
+    assert "descriptor.question" not in rules(screening.first)
+
+
+def test_transvaginal_code_for_a_transabdominal_question_is_not_verified(cat):
+    out = check_and_repair(asked("Transabdominal OB ultrasound at 10 weeks", "76801", "76817"),
+                           cat)
+    assert {v.code: v.status for v in out.verdicts}["76817"] is CodeStatus.NOT_VERIFIED
+    both = check_and_repair(asked("Transabdominal and transvaginal OB ultrasound at 10 weeks",
+                                  "76801", "76817"), cat)
+    assert "descriptor.question" not in rules(both.first)
+
+
+def test_transplant_kidney_code_includes_the_duplex(cat):
+    out = check_and_repair(d("76776", "93975"), cat)
+    assert {v.code: v.status for v in out.verdicts}["93975"] is CodeStatus.REMOVED
+
+
 def test_tte_pair_fix_defers_to_the_question(cat):
     # The one-TTE-per-session edit keeps 93306; the question says there was no Doppler.
     out = check_and_repair(asked("Complete TTE without any Doppler", "93306", "93307"), cat)
