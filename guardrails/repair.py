@@ -13,6 +13,7 @@ from guardrails.report import (
     DraftCode,
     Finding,
     OnFail,
+    Severity,
 )
 from knowledge.catalog import Catalog
 
@@ -112,5 +113,47 @@ def check_and_repair(
         else:
             status = CodeStatus.CORRECTED if v.status is CodeStatus.VERIFIED else v.status
             verdicts.append(CodeVerdict(code, status, v.units, v.modifiers, v.findings))
-    findings = tuple(dict.fromkeys(first.findings + report.findings))
+    verdicts, follow = _addons_follow_primaries(verdicts, catalog)
+    findings = tuple(dict.fromkeys(first.findings + report.findings + follow))
     return Outcome(first, report, current, tuple(verdicts), findings)
+
+
+_SHOWN_OK = (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+
+
+def _addons_follow_primaries(
+    verdicts: list[CodeVerdict], catalog: Catalog
+) -> tuple[list[CodeVerdict], tuple[Finding, ...]]:
+    """An add-on is never shown as verified when no primary beside it is.
+
+    The checker verifies each code's own rules; an add-on also stands on its primary, so a
+    primary left 'not verified' (a modifier in doubt, a missing element) takes the add-on's
+    verified status with it.
+    """
+    out = list(verdicts)
+    found: list[Finding] = []
+    changed = True
+    while changed:
+        changed = False
+        ok = {v.code for v in out if v.status in _SHOWN_OK}
+        present = {v.code for v in out if v.status is not CodeStatus.REMOVED}
+        for i, v in enumerate(out):
+            ap = catalog.addon_primaries(v.code)
+            if v.status not in _SHOWN_OK or ap is None or ap.primaries & ok:
+                continue
+            beside = sorted(ap.primaries & present)
+            if not beside:
+                continue  # no primary at all: the add-on rules already report that
+            f = Finding(
+                "add_on.primary_not_verified",
+                Severity.WARNING,
+                (v.code,),
+                f"{v.code} is an add-on to {', '.join(beside)}, which is not verified; the "
+                f"add-on is not verified either.",
+                sources=catalog.codes[v.code].sources if v.code in catalog.codes else (),
+            )
+            found.append(f)
+            out[i] = CodeVerdict(v.code, CodeStatus.NOT_VERIFIED, v.units, v.modifiers,
+                                 (*v.findings, f))
+            changed = True
+    return out, tuple(found)

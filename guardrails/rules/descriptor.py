@@ -166,7 +166,9 @@ _US_GUIDED = re.compile(
     r"\b(?:ultrasound|sonograph\w*|us)[- ](?:guided|guidance)\b|\bunder (?:real[- ]time )?"
     r"ultrasound\b|\bwith (?:real[- ]time )?ultrasound\b"
 )
-_NO_GUIDANCE = re.compile(r"\b(?:without|no) (?:ultrasound|imaging|image guidance)\b")
+_NO_GUIDANCE = re.compile(
+    r"\b(?:without|no) (?:any )?(?:ultrasound|imaging|image guidance|imaging guidance)\b"
+)
 
 
 def says_us_guidance(text: str) -> bool:

@@ -492,6 +492,27 @@ def test_transplant_kidney_code_includes_the_duplex(cat):
     assert {v.code: v.status for v in out.verdicts}["93975"] is CodeStatus.REMOVED
 
 
+def test_an_add_on_is_not_verified_when_its_primary_is_not(cat):
+    # 10005 + 76536 is an edit pair (modifier needed): 10005 is not verified, so neither is
+    # its add-on 10006, though 10006's own rules pass.
+    out = check_and_repair(d("10005", "10006", "76536"), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status["10005"] is CodeStatus.NOT_VERIFIED
+    assert status["10006"] is CodeStatus.NOT_VERIFIED
+    assert finding(out.first, "pairs.modifier_required", "10005")
+    assert any(f.rule == "add_on.primary_not_verified" and f.codes == ("10006",)
+               for f in out.findings)
+    fine = check_and_repair(d("10005", "10006"), cat)
+    assert {v.code: v.status for v in fine.verdicts}["10006"] is CodeStatus.VERIFIED
+
+
+def test_without_any_imaging_undoes_the_guided_code(cat):
+    out = check_and_repair(asked("Thoracentesis at the bedside without any imaging - code?",
+                                 "32554", "32555"), cat)
+    assert {v.code: v.status for v in out.verdicts} == {
+        "32554": CodeStatus.VERIFIED, "32555": CodeStatus.REMOVED}
+
+
 def test_tte_pair_fix_defers_to_the_question(cat):
     # The one-TTE-per-session edit keeps 93306; the question says there was no Doppler.
     out = check_and_repair(asked("Complete TTE without any Doppler", "93306", "93307"), cat)
