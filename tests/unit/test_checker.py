@@ -513,6 +513,27 @@ def test_without_any_imaging_undoes_the_guided_code(cat):
         "32554": CodeStatus.VERIFIED, "32555": CodeStatus.REMOVED}
 
 
+@pytest.mark.parametrize(("question", "codes", "expect"), [
+    ("Contrast-enhanced ultrasound of one liver lesion", ("76978", "76979"),
+     {"76978": CodeStatus.VERIFIED, "76979": CodeStatus.NOT_VERIFIED}),
+    ("CEUS of two liver lesions", ("76978", "76979"),
+     {"76978": CodeStatus.VERIFIED, "76979": CodeStatus.VERIFIED}),
+    ("Hepatic duplex Doppler of the liver vessels, complete. 93880?", ("93880",),
+     {"93880": CodeStatus.NOT_VERIFIED}),
+    ("Knee injection under ultrasound guidance: 20612?", ("20612",),
+     {"20612": CodeStatus.NOT_VERIFIED}),
+    ("Trigger point injections in 2 muscles", ("20552", "20553"),
+     {"20552": CodeStatus.VERIFIED, "20553": CodeStatus.REMOVED}),
+    ("Trigger points in four muscles", ("20552",),
+     {"20552": CodeStatus.REMOVED, "20553": CodeStatus.CORRECTED}),
+    ("Trigger point injections: which code?", ("20552", "20553"),
+     {"20552": CodeStatus.NOT_VERIFIED, "20553": CodeStatus.NOT_VERIFIED}),
+])
+def test_more_of_the_question_read(cat, question, codes, expect):
+    out = check_and_repair(asked(question, *codes), cat)
+    assert {v.code: v.status for v in out.verdicts} == expect, question
+
+
 def test_tte_pair_fix_defers_to_the_question(cat):
     # The one-TTE-per-session edit keeps 93306; the question says there was no Doppler.
     out = check_and_repair(asked("Complete TTE without any Doppler", "93306", "93307"), cat)
