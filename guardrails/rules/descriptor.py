@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from guardrails.claims import Polarity
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
-from knowledge.schema import AgeBand, Confidence, Extent
+from knowledge.schema import AgeBand, CodeEntry, Confidence, Extent
 
 
 def _severity(conf: Confidence) -> Severity:
@@ -171,6 +171,20 @@ _NO_GUIDANCE = re.compile(
 )
 
 
+def _replace(rule: str, code: str, by: str, message: str, basis: CodeEntry) -> Finding:
+    """An error the question settles: ``code`` is wrong here and ``by`` is the fix."""
+    return Finding(
+        rule,
+        Severity.ERROR,
+        (code,),
+        message,
+        sources=basis.sources,
+        confidence=basis.confidence.value,
+        fix=Fix(f"Replace {code} with {by}.", remove=(code,), add=(by,)),
+        on_fail=OnFail.FIX,
+    )
+
+
 def says_us_guidance(text: str) -> bool:
     """True if ``text`` (lower case) says ultrasound guidance was used (and not that it wasn't)."""
     return bool(text) and _US_GUIDED.search(text) is not None and not _NO_GUIDANCE.search(text)
@@ -205,16 +219,11 @@ def _guidance_context(ctx: Context) -> Iterator[Finding]:
                 )
             continue
         g = cat.codes[guided]
-        yield Finding(
-            "descriptor.guidance_context",
-            Severity.ERROR,
-            (code,),
+        yield _replace(
+            "descriptor.guidance_context", code, guided,
             f"The question says ultrasound guidance was used; {code} is the code without "
             f"imaging guidance. With ultrasound guidance report {guided} ({g.label}).",
-            sources=entry.sources,
-            confidence=entry.confidence.value,
-            fix=Fix(f"Replace {code} with {guided}.", remove=(code,), add=(guided,)),
-            on_fail=OnFail.FIX,
+            entry,
         )
 
 
@@ -401,16 +410,11 @@ def _unilateral_context(ctx: Context) -> Iterator[Finding]:
             or "unilateral" not in other.label.lower()
         ):
             continue
-        yield Finding(
-            "descriptor.one_side",
-            Severity.ERROR,
-            (code,),
+        yield _replace(
+            "descriptor.one_side", code, other.code,
             f"The question says one side was studied; {code} is the complete bilateral study. "
             f"One side is reported with {other.code} ({other.label}).",
-            sources=entry.sources,
-            confidence=entry.confidence.value,
-            fix=Fix(f"Replace {code} with {other.code}.", remove=(code,), add=(other.code,)),
-            on_fail=OnFail.FIX,
+            entry,
         )
 
 
@@ -431,17 +435,12 @@ def _other_guidance_context(ctx: Context) -> Iterator[Finding]:
         base = unguided_of.get(code)
         if base is None:
             continue
-        yield Finding(
-            "descriptor.not_ultrasound",
-            Severity.ERROR,
-            (code,),
+        yield _replace(
+            "descriptor.not_ultrasound", code, base,
             f"{code} includes ultrasound guidance; the question says the procedure was done "
             f"without it (fluoroscopic, CT or no imaging guidance). Report {base} "
             f"({cat.codes[base].label}), plus the code of the guidance used, if any.",
-            sources=cat.codes[code].sources,
-            confidence=cat.codes[code].confidence.value,
-            fix=Fix(f"Replace {code} with {base}.", remove=(code,), add=(base,)),
-            on_fail=OnFail.FIX,
+            cat.codes[code],
         )
 
 
@@ -468,15 +467,10 @@ def _sites(ctx: Context) -> Iterator[Finding]:
             hit = rx.search(ctx.context)
             if hit is None:
                 continue
-            yield Finding(
-                "descriptor.site",
-                Severity.ERROR,
-                (code,),
+            yield _replace(
+                "descriptor.site", code, other,
                 f"{code} is for {entry.sites[0]}-type cases; the question says "
                 f"'{hit.group(0)}', which is reported with {other} ({sib.label}).",
-                sources=sib.sources,
-                confidence=sib.confidence.value,
-                fix=Fix(f"Replace {code} with {other}.", remove=(code,), add=(other,)),
-                on_fail=OnFail.FIX,
+                sib,
             )
             break
