@@ -173,6 +173,14 @@ def run_eval(
     if limit is not None:
         filters["limit"] = limit
 
+    command = "advisor eval " + " ".join(
+        [*suites]
+        + ([f"--backend {backend}"] if backend else [])
+        + ([f"--baseline {baseline}"] if baseline else [])
+        + [f"--tag {t}" for t in tags]
+        + ([f"--limit {limit}"] if limit else [])
+        + (["--partial"] if partial else [])
+    )
     checkpoint: Checkpoint | None = None
     done: dict[str, CaseResult] = {}
     if out is not None:
@@ -190,7 +198,7 @@ def run_eval(
         wanted = {case_key(_suite_name(loaded, c), c.id) for c in cases}
         done = {k: v for k, v in done.items() if k in wanted}
         if partial:
-            return _partial_report(loaded, cases, done, filters, checkpoint, out, suites,
+            return _partial_report(loaded, cases, done, filters, checkpoint, out, command,
                                    baseline, stdout, stderr), 0
         if done:
             stderr.write(
@@ -206,13 +214,6 @@ def run_eval(
         if checkpoint is not None:
             checkpoint.close()
 
-    command = "advisor eval " + " ".join(
-        [*suites]
-        + ([f"--backend {backend}"] if backend else [])
-        + ([f"--baseline {baseline}"] if baseline else [])
-        + [f"--tag {t}" for t in tags]
-        + ([f"--limit {limit}"] if limit else [])
-    )
     if out is not None:
         paths = write_outputs(run, out, command)
         if checkpoint is not None:
@@ -241,7 +242,7 @@ def _partial_report(
     filters: dict[str, Any],
     checkpoint: Checkpoint,
     out: Path,
-    suites: Sequence[str],
+    command: str,
     baseline: BaselineKind | None,
     stdout: TextIO,
     stderr: TextIO,
@@ -269,9 +270,6 @@ def _partial_report(
         filters={**filters, "partial": note},
         summary=summarize(results),
         cases=results,
-    )
-    command = "advisor eval " + " ".join(
-        [*suites] + ([f"--baseline {baseline}"] if baseline else []) + ["--partial"]
     )
     paths = write_outputs(run, out, command)
     stderr.write(f"partial report of {note}; wrote " + ", ".join(map(str, paths.values()))
