@@ -216,6 +216,12 @@ _CLINICAL_WORDS = frozenset(
     cooper coopers hoffa douglas glisson treitz vater wharton whartons stensen ductus
     hickman broviac groshong picc port fast efast pocus tte tee ivus dvt ivc svc cbd ercp
     us usg ultrasound sonogram echo duplex carotid renal thyroid knee hip shoulder liver
+    bilateral unilateral guided guidance injection aspiration biopsy limited complete lesion
+    nodule vein veins venous artery arteries arterial abdomen abdominal pelvic pelvis breast
+    neck chest lung pleural joint bursa tendon fascia nerve block kidney kidneys bladder
+    scrotal testicular ovarian uterine transvaginal transabdominal obstetric fetal cardiac
+    extremity leg legs arm arms ankle wrist elbow foot hand paracentesis thoracentesis
+    doppler spectral color flow
     """.split()
 )
 _EDGE_WORDS = frozenset(
@@ -249,8 +255,8 @@ def _clean_person(text: str, start: int, end: int) -> tuple[int, int] | None:
     words = [text[a:b] for a, b in tokens]
     if any(ch.isdigit() for w in words for ch in w):
         return None
-    if all(norm(t) in _CLINICAL_WORDS for t in tokens):
-        return None
+    if all(norm(t) in _CLINICAL_WORDS or norm(t) in _EDGE_WORDS or edge(t) for t in tokens):
+        return None  # clinical words, billing verbs and punctuation only ("renal + Doppler")
     if len(words) == 1 and words[0].isupper() and len(words[0]) <= 6:
         return None  # an acronym (FAST, PICC, IVUS), not a name
     return tokens[0][0], tokens[-1][1]

@@ -159,6 +159,8 @@ def test_masking_never_raises_on_any_text(text: str) -> None:
 @given(st.lists(st.one_of(codes(), st.sampled_from(CLINICAL)), min_size=1, max_size=12),
        st.sampled_from([" ", ", ", " and ", " + ", "; "]))
 @example(["00000", "00000", "00001", "bill", "knee"], " + ")  # once masked "+ knee" as a name
+@example(["bill", "bilateral", "knee"], " ")  # once masked "bilateral" as a name
+@example(["00000", "renal", "Doppler"], " + ")  # once masked "renal + Doppler"
 def test_code_only_text_is_unchanged(tokens: list[str], sep: str) -> None:
     text = sep.join(tokens)
     assert get_scrubber().scrub(text) == text
