@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -41,6 +41,7 @@ from advisor.prompts import (
 )
 from advisor.settings import Backend, Settings
 from guardrails.claims import MalformedCode, parse_claim_lines
+from guardrails.fit import misfits
 from guardrails.repair import Outcome, check_and_repair
 from guardrails.report import (
     CodeStatus,
@@ -473,7 +474,12 @@ class Advisor:
             yield self._out_of_scope_answer(q, timings, started)
             return
 
-        ctx = PromptContext(question=q, candidates=candidates, passages=passages, earlier=earlier)
+        history = last.question if follow_up and last else ""
+        candidates = self._fitting(candidates, q, history)
+        ctx = PromptContext(
+            question=q, candidates=candidates, passages=passages, earlier=earlier,
+            history=history,
+        )
         if banner is not None:
             # Without candidates the model could only guess: answer deterministically.
             yield self._fallback(
@@ -611,6 +617,34 @@ class Advisor:
         draft = self._to_draft(raw, ctx)
         return _Round(raw, draft, check_and_repair(draft, self.catalog))
 
+    def _fitting(self, candidates: list[Any], q: str, history: str) -> list[Any]:
+        """Candidates the question's own words do not rule out, with the checker's fixes.
+
+        A small model picks among near codes: one the checker would reject on the question
+        alone (20610 when ultrasound guidance was used, an abdominal code for an echo, 76801
+        at 20 weeks) is not offered; the code the rule names instead is, in its place. When
+        nothing would be left, the list stays as retrieved (the checker still rules).
+        """
+        from advisor.retriever import Candidate
+
+        out: dict[str, Any] = {}
+        for c in candidates:
+            found = misfits(self.catalog, c.code, q, history)
+            if not found:
+                out.setdefault(c.code, c)
+                continue
+            for f in found:
+                for code in f.fix.add if f.fix else ():
+                    entry = self.catalog.get(code)
+                    if code in out or entry is None or not entry.active:
+                        continue
+                    if misfits(self.catalog, code, q, history):
+                        continue
+                    out[code] = Candidate(code=code, label=entry.label, score=c.score,
+                                          why=f"fits the question in place of {c.code}")
+            log.debug("candidate %s not offered: %s", c.code, [f.rule for f in found])
+        return list(out.values()) or candidates
+
     @staticmethod
     def _to_draft(raw: dict[str, Any], ctx: PromptContext) -> Draft:
         lines: list[DraftCode] = []
@@ -635,7 +669,8 @@ class Advisor:
             lines.append(DraftCode(code, units, mods, str(item.get("reason", "")), cited))
         # The question goes along as context: the checker reads it for body sites only.
         return Draft(
-            codes=tuple(lines), text=str(raw.get("answer", "")), context=ctx.question
+            codes=tuple(lines), text=str(raw.get("answer", "")), context=ctx.question,
+            history=ctx.history,
         )
 
     @staticmethod
@@ -694,7 +729,7 @@ class Advisor:
         kept = tuple(c for c in rnd.outcome.draft.codes if c.code not in drop)
         text = "" if withhold else rnd.draft.text
         outcome = check_and_repair(
-            Draft(codes=kept, text=text, context=rnd.draft.context), self.catalog
+            replace(rnd.draft, codes=kept, text=text), self.catalog
         )
         removed_lines = [c for c in rnd.draft.codes if c.code in drop]
         merged = Outcome(

@@ -145,6 +145,7 @@ class PromptContext:
     candidates: Sequence[CandidateLike] = ()
     passages: Sequence[PassageLike] = ()
     earlier: str = ""  # one line about the previous turn, for follow-up questions
+    history: str = ""  # the earlier question a follow-up builds on (the checker's topic check)
     short_ids: dict[str, str] = field(default_factory=dict)  # "P1" -> passage id
 
     def __post_init__(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from guardrails.claims import Claims, extract
 from guardrails.report import (
     CheckReport,
@@ -63,10 +65,11 @@ def check(draft: Draft | str, catalog: Catalog, *, claims: Claims | None = None)
     claims = claims if claims is not None else extract(draft.text)
     lines = draft.codes if draft.codes else lines_from_claims(claims)
     if not draft.codes and lines:
-        draft = Draft(codes=lines, text=draft.text, context=draft.context)
+        draft = replace(draft, codes=lines)
     ctx = Context(catalog, lines, claims, compiled_for(catalog))
     # Only the question describes the service; the drafted prose may discuss other cases.
     ctx.context = draft.context.lower()
+    ctx.history = draft.history.lower()
     findings: list[Finding] = []
     for family in RULE_FAMILIES:
         findings.extend(family.check(ctx))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from guardrails.checker import check, overall_of
 from guardrails.report import (
@@ -57,7 +57,7 @@ def apply(report: CheckReport, *, drop: bool = True) -> Draft:
         elif drop and f.on_fail is OnFail.DROP:
             gone = set(f.fix.remove) if f.fix and f.fix.remove else set(f.codes)
             lines = [ln for ln in lines if ln.code not in gone]
-    return Draft(codes=tuple(lines), text=report.draft.text, context=report.draft.context)
+    return replace(report.draft, codes=tuple(lines))
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def check_and_repair(
             break
         current = fixed
         # Text-level findings were reported on the first pass; re-check the codes alone.
-        report = check(Draft(codes=current.codes, text="", context=current.context), catalog)
+        report = check(replace(current, text=""), catalog)
     original = {v.code: v for v in first.verdicts}
     final_codes = {v.code: v for v in report.verdicts}
     verdicts: list[CodeVerdict] = []

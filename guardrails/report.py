@@ -65,6 +65,9 @@ class Draft:
     codes: tuple[DraftCode, ...] = ()
     text: str = ""
     context: str = ""  # the question: read for body sites only, never for codes
+    # Earlier question(s) a follow-up builds on: read only for the topic check (a follow-up
+    # like "and with fluoroscopy?" names no body site of its own).
+    history: str = ""
 
     def code_list(self) -> list[str]:
         """Distinct codes in order."""

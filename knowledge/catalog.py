@@ -105,6 +105,16 @@ class Catalog:
         """Allowed primaries of an add-on after CMS overlay (None if not an add-on)."""
         return self._addons.get(code)
 
+    def topic_of(self, code: str) -> str | None:
+        """The question-words regex of a code: its own, else its family's (None: unchecked)."""
+        entry = self.codes.get(code)
+        if entry is None:
+            return None
+        if entry.topic is not None:
+            return entry.topic or None
+        fam = self.families.get(entry.family)
+        return fam.topic if fam is not None else None
+
     def is_add_on(self, code: str) -> bool:
         """True when the code is an add-on (built-in or CMS add-on file)."""
         return code in self._addons

@@ -184,13 +184,19 @@ class CodeEntry(Sourced):
         "(e.g. congenital for 93303); a drafted code whose question does not match is not "
         "verified.",
     )
+    topic: str | None = Field(
+        None,
+        description="Regex (case-insensitive) of the question words this code's service is "
+        "asked about with, overriding the family's topic (e.g. carotid|cerebrovascular for "
+        "93880 within vascular); '' turns the topic check off for this code.",
+    )
     question_misfits: tuple[Misreading, ...] = Field(
         (),
         description="Patterns in the question that rule this code out (e.g. 'without Doppler' "
         "for 93306), with what is right and the code to use instead.",
     )
 
-    @field_validator("question_requires")
+    @field_validator("question_requires", "topic")
     @classmethod
     def _requires_compiles(cls, v: str | None) -> str | None:
         if v is not None:
@@ -350,6 +356,19 @@ class Family(Strict):
 
     id: str = Field(pattern=r"^[a-z0-9_]+$", description="Family id.")
     title: str = Field(description="Display name.")
+    topic: str | None = Field(
+        None,
+        description="Regex (case-insensitive) of the words a question about this family's "
+        "services uses (e.g. echo|heart|cardiac); a drafted code whose question matches none "
+        "of them is not verified. A code's own topic overrides it; None: not checked.",
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            re.compile(v)
+        return v
 
 
 class CodeGroup(Sourced):

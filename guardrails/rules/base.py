@@ -26,6 +26,7 @@ class Compiled:
     sites: dict[str, re.Pattern[str]]
     misfits: dict[str, tuple[tuple[re.Pattern[str], int], ...]] = field(default_factory=dict)
     requires: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    topics: dict[str, re.Pattern[str]] = field(default_factory=dict)
 
 
 _COMPILED: dict[int, tuple[Catalog, Compiled]] = {}
@@ -69,7 +70,12 @@ def compiled_for(catalog: Catalog) -> Compiled:
         for code, entry in catalog.codes.items()
         if entry.question_requires
     }
-    comp = Compiled(mis, cons, reqs, sites, misfits, needs)
+    topics = {
+        code: re.compile(rx, re.IGNORECASE)
+        for code in catalog.codes
+        if (rx := catalog.topic_of(code))
+    }
+    comp = Compiled(mis, cons, reqs, sites, misfits, needs, topics)
     _COMPILED[id(catalog)] = (catalog, comp)
     return comp
 
@@ -87,6 +93,7 @@ class Context:
     line_count: dict[str, int] = field(default_factory=dict)
     modifiers: dict[str, frozenset[str]] = field(default_factory=dict)
     context: str = ""
+    history: str = ""
 
     def __post_init__(self) -> None:
         for line in self.lines:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from guardrails.claims import Polarity
 from guardrails.report import Finding, Fix, OnFail, Severity
-from guardrails.rules.base import Context
+from guardrails.rules.base import Context, compiled_for
 from knowledge.schema import AgeBand, CodeEntry, Confidence, Extent
+
+if TYPE_CHECKING:
+    from knowledge.catalog import Catalog
 
 
 def _severity(conf: Confidence) -> Severity:
@@ -135,6 +139,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     yield from _question_misfits(ctx)
     yield from _unilateral_context(ctx)
     yield from _other_guidance_context(ctx)
+    yield from _off_topic(ctx)
     low = claims.text.lower() if ctx.compiled.misconceptions else ""
     for rx, i, requires in ctx.compiled.misconceptions:
         if requires and not any(w in low for w in requires):
@@ -441,6 +446,40 @@ def _other_guidance_context(ctx: Context) -> Iterator[Finding]:
             f"without it (fluoroscopic, CT or no imaging guidance). Report {base} "
             f"({cat.codes[base].label}), plus the code of the guidance used, if any.",
             cat.codes[code],
+        )
+
+
+def fits_topic(catalog: Catalog, code: str, text: str) -> bool:
+    """True unless the code has topic words and ``text`` (a question) uses none of them.
+
+    The code's own number in the text counts as its topic: a question about 93880 by number
+    is about 93880.
+    """
+    rx = compiled_for(catalog).topics.get(code)
+    return rx is None or code in text or rx.search(text) is not None
+
+
+def _off_topic(ctx: Context) -> Iterator[Finding]:
+    """A recommended code for a service the question never speaks of (76705 for an echo)."""
+    if not ctx.context:
+        return
+    cat = ctx.catalog
+    text = f"{ctx.history}\n{ctx.context}" if ctx.history else ctx.context
+    for code in ctx.active():
+        if fits_topic(cat, code, text):
+            continue
+        entry = cat.codes[code]
+        family = cat.families.get(entry.family)
+        what = family.title.lower() if family is not None else entry.family
+        yield Finding(
+            "descriptor.off_topic",
+            Severity.WARNING,
+            (code,),
+            f"{code} ({entry.label}) is a {what} code, and the question names no such "
+            "service. Not verified: confirm the service matches the code.",
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+            fix=Fix("Use the code for the service the question describes."),
         )
 
 

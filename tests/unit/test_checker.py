@@ -318,15 +318,15 @@ def test_indicator_1_pair_warns_then_allows_with_modifier(cat):
     assert "pairs.modifier_required" not in rules(r2)
 
 
-def asked(question: str, *lines: str) -> Draft:
+def asked(question: str, *lines: str, history: str = "") -> Draft:
     """Codes drafted in answer to ``question`` (the checker reads it as context)."""
-    return Draft(codes=d(*lines).codes, context=question.lower())
+    return Draft(codes=d(*lines).codes, context=question.lower(), history=history.lower())
 
 
 def test_drafted_modifier_the_question_does_not_support_is_undone(cat):
     # A model answered "both legs, complete" with 93970-59 + 93971-59: two bills for one study.
     out = check_and_repair(asked("And if both legs are scanned completely?",
-                                 "93970-59", "93971-59"), cat)
+                                 "93970-59", "93971-59", history="Venous duplex for DVT?"), cat)
     f = finding(out.first, "pairs.modifier_unsupported", "93971")
     assert f.severity is Severity.WARNING and "59" in f.message
     status = {v.code: v for v in out.verdicts}
@@ -426,13 +426,14 @@ def test_both_sides_named_keeps_the_bilateral_code(cat):
             asked(question, "93970"), cat).first), question
 
 
-@pytest.mark.parametrize("question", [
-    "What if it was done under fluoroscopy instead?",
-    "Knee injection by landmarks, no ultrasound",
-    "CT-guided knee aspiration",
+@pytest.mark.parametrize(("question", "history"), [
+    # A follow-up: the earlier (ultrasound) question is history, read for the topic only.
+    ("What if it was done under fluoroscopy instead?", "Ultrasound-guided knee injection?"),
+    ("Knee injection by landmarks, no ultrasound", ""),
+    ("CT-guided knee aspiration", ""),
 ])
-def test_guidance_other_than_ultrasound_undoes_the_guided_code(cat, question):
-    out = check_and_repair(asked(question, "20611"), cat)
+def test_guidance_other_than_ultrasound_undoes_the_guided_code(cat, question, history):
+    out = check_and_repair(asked(question, "20611", history=history), cat)
     status = {v.code: v.status for v in out.verdicts}
     assert status == {"20611": CodeStatus.REMOVED, "20610": CodeStatus.CORRECTED}, question
     assert finding(out.first, "descriptor.not_ultrasound", "20611")
@@ -708,3 +709,25 @@ def test_guidance_add_on_suggested_for_vascular_access(cat):
     assert "76937" in f.codes and f.severity is Severity.INFO
     assert r.verdict_for("36556").status is CodeStatus.VERIFIED
     assert r.verdict_for("76937") is None  # suggested, never recommended by the checker
+
+
+def test_code_for_a_service_the_question_never_names_is_not_verified(cat):
+    out = check_and_repair(asked("Limited bedside echo for a pericardial effusion",
+                                 "93308", "76705"), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status == {"93308": CodeStatus.VERIFIED, "76705": CodeStatus.NOT_VERIFIED}
+    f = finding(out.first, "descriptor.off_topic", "76705")
+    assert f.severity is Severity.WARNING and "abdomen" in f.message.lower()
+    # Within a family a code's own words decide: a carotid question is no abdominal duplex.
+    carotid = check(asked("Carotid duplex for a TIA, both sides", "93880", "93975"), cat)
+    assert [f.codes for f in carotid.findings if f.rule == "descriptor.off_topic"] == [("93975",)]
+
+
+def test_topic_reads_the_earlier_question_and_codes_named_in_the_question(cat):
+    follow_up = "And if both legs were scanned completely?"
+    assert "descriptor.off_topic" in rules(check(asked(follow_up, "93970"), cat))
+    assert "descriptor.off_topic" not in rules(
+        check(asked(follow_up, "93970", history="Venous duplex of the left leg for DVT"), cat))
+    assert "descriptor.off_topic" not in rules(check(asked("Is 93970 right here?", "93970"), cat))
+    # A bare code check has no question: nothing to read the topic from.
+    assert "descriptor.off_topic" not in rules(check(d("76705", "93308"), cat))

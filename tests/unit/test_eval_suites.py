@@ -44,6 +44,20 @@ def test_suites_have_the_promised_coverage() -> None:
     assert sum(c.tags.kind == "web_error" for c in questions) >= 20
 
 
+def test_every_expected_code_fits_the_topic_of_its_question() -> None:
+    # The checker marks a code not verified when its question never speaks of its service
+    # (descriptor.off_topic); no expected answer of the suites may trip that rule.
+    from guardrails.rules.descriptor import fits_topic
+
+    misses = []
+    for case in CASES.values():
+        if not isinstance(case, QuestionCase):
+            continue
+        text = "\n".join(case.conversation or (case.question or "",)).lower()
+        misses += [f"{case.id}: {c}" for c in case.expect_codes if not fits_topic(CAT, c, text)]
+    assert not misses
+
+
 @pytest.fixture(scope="module")
 def runner() -> Runner:
     r = Runner.__new__(Runner)

@@ -194,7 +194,8 @@ def test_model_failure_falls_back_to_unverified_candidates(settings, catalog, er
     assert "unavailable" in answer.banner
     assert answer.path == "fallback"
     assert len(model.calls) == 1
-    assert {c.code for c in answer.codes} == {"20610", "20611", "76942"}
+    # 20610 (no imaging) is not offered: the question says ultrasound guidance was used.
+    assert {c.code for c in answer.codes} == {"20611", "76942"}
     assert all(c.status.value == "not_verified" for c in answer.codes)
     assert "VERIFIED " not in answer.answer.replace("NOT VERIFIED", "")
     assert "pipeline.model_unavailable" in rules(answer)
@@ -284,6 +285,36 @@ def test_follow_up_uses_history_in_query_and_prompt(settings, catalog) -> None:
     assert "both legs" in retriever.queries[1]
     prompt = "\n".join(str(m.content) for m in model.calls[1][1])
     assert "93971 (verified)" in prompt
+
+
+def prompt_of(model: ScriptedChatModel, call: int) -> str:
+    return "\n".join(str(m.content) for m in model.calls[call][1])
+
+
+def test_candidates_the_question_rules_out_are_not_offered(settings, catalog) -> None:
+    draft = {"codes": [code("93308", "P1")], "answer": "A limited echo: 93308."}
+    passages = [passage("eeee5555", "A limited or follow-up TTE is 93308.", ["93308"])]
+    adv, model, _ = advisor_with(settings, catalog, [draft, draft],
+                                 codes=("93308", "76705", "93306"), passages=passages)
+    answer = adv.ask("Limited bedside echo for a pericardial effusion")
+    prompt = prompt_of(model, 0)
+    assert "- 93308:" in prompt
+    assert "- 76705:" not in prompt  # an abdominal code: the question names no abdomen
+    assert "- 93306:" not in prompt  # the complete TTE: the question asks for a limited one
+    assert statuses(answer) == {"93308": "verified"}
+    # When no candidate fits the question's words, none is withheld.
+    adv.ask("What do I bill for the ultrasound I did today?")
+    assert "- 76705:" in prompt_of(model, 1)
+
+
+def test_a_ruled_out_candidate_gives_way_to_the_code_the_rule_names(settings, catalog) -> None:
+    draft = {"codes": [code("20611", "P1")], "answer": "Bill 20611."}
+    adv, model, _ = advisor_with(settings, catalog, [draft], codes=("20610", "20604", "76942"))
+    answer = adv.ask(KNEE_Q)
+    prompt = prompt_of(model, 0)
+    assert "- 20611:" in prompt  # in place of 20610 (no imaging) and 20604 (small joint)
+    assert "- 20610:" not in prompt and "- 20604:" not in prompt
+    assert statuses(answer) == {"20611": "verified"}
 
 
 def test_citations_only_for_cited_and_retrieved_passages(settings, catalog) -> None:
