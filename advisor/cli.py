@@ -531,7 +531,8 @@ def eval_(
     tag: Annotated[
         list[str] | None,
         typer.Option("--tag", help="Keep cases with this tag value (family, user or kind), "
-                     "or key=value; repeat to narrow further."),
+                     "or key=value, or id=ID[,ID...] for named cases; repeat to narrow "
+                     "further."),
     ] = None,
     partial: Annotated[
         bool,

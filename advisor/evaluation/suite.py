@@ -89,9 +89,12 @@ class _Case(_Strict):
     note: str | None = Field(None, description="Why the expectation is what it is.")
 
     def matches(self, tag: str) -> bool:
-        """True when ``tag`` ('obstetric', 'kind=check', 'coder') names one of the tags."""
+        """True when ``tag`` ('obstetric', 'kind=check', 'coder') names one of the tags, or
+        'id=a,b' names this case's id."""
         if "=" in tag:
             key, _, value = tag.partition("=")
+            if key.strip() == "id":
+                return self.id in {v.strip() for v in value.split(",")}
             return self.tags.values().get(key.strip()) == value.strip()
         return tag in self.tags.values().values()
 

@@ -80,6 +80,7 @@ def test_loads_cases_of_both_kinds_and_folders(tmp_path: Path) -> None:
     assert [c.id for c in select_cases(suites, ["coder"])] == ["q-conv", "c-pair"]
     assert [c.id for c in select_cases(suites, ["kind=check"])] == ["c-pair"]
     assert [c.id for c in select_cases(suites, [], limit=1)] == ["q-knee"]
+    assert [c.id for c in select_cases(suites, ["id=c-pair, q-knee"])] == ["q-knee", "c-pair"]
 
 
 @pytest.mark.parametrize(
