@@ -105,15 +105,15 @@ class Catalog:
         """Allowed primaries of an add-on after CMS overlay (None if not an add-on)."""
         return self._addons.get(code)
 
-    def topic_of(self, code: str) -> str | None:
-        """The question-words regex of a code: its own, else its family's (None: unchecked)."""
+    def topics_of(self, code: str) -> tuple[str, ...]:
+        """The question-words regexes a question about the code must all match: its family's
+        and its own (none when unchecked; a code topic of '' turns the check off)."""
         entry = self.codes.get(code)
-        if entry is None:
-            return None
-        if entry.topic is not None:
-            return entry.topic or None
+        if entry is None or entry.topic == "":
+            return ()
         fam = self.families.get(entry.family)
-        return fam.topic if fam is not None else None
+        found = (fam.topic if fam is not None else None, entry.topic)
+        return tuple(rx for rx in found if rx)
 
     def is_add_on(self, code: str) -> bool:
         """True when the code is an add-on (built-in or CMS add-on file)."""

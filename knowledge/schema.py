@@ -187,8 +187,9 @@ class CodeEntry(Sourced):
     topic: str | None = Field(
         None,
         description="Regex (case-insensitive) of the question words this code's service is "
-        "asked about with, overriding the family's topic (e.g. carotid|cerebrovascular for "
-        "93880 within vascular); '' turns the topic check off for this code.",
+        "asked about with, narrowing the family's topic: both must match (e.g. "
+        "carotid|cerebrovascular for 93880 within vascular); '' turns the topic check off "
+        "for this code.",
     )
     question_misfits: tuple[Misreading, ...] = Field(
         (),
@@ -360,7 +361,7 @@ class Family(Strict):
         None,
         description="Regex (case-insensitive) of the words a question about this family's "
         "services uses (e.g. echo|heart|cardiac); a drafted code whose question matches none "
-        "of them is not verified. A code's own topic overrides it; None: not checked.",
+        "of them is not verified. None: not checked.",
     )
 
     @field_validator("topic")

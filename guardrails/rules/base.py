@@ -26,7 +26,7 @@ class Compiled:
     sites: dict[str, re.Pattern[str]]
     misfits: dict[str, tuple[tuple[re.Pattern[str], int], ...]] = field(default_factory=dict)
     requires: dict[str, re.Pattern[str]] = field(default_factory=dict)
-    topics: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    topics: dict[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
 
 
 _COMPILED: dict[int, tuple[Catalog, Compiled]] = {}
@@ -71,9 +71,9 @@ def compiled_for(catalog: Catalog) -> Compiled:
         if entry.question_requires
     }
     topics = {
-        code: re.compile(rx, re.IGNORECASE)
+        code: tuple(re.compile(rx, re.IGNORECASE) for rx in rxs)
         for code in catalog.codes
-        if (rx := catalog.topic_of(code))
+        if (rxs := catalog.topics_of(code))
     }
     comp = Compiled(mis, cons, reqs, sites, misfits, needs, topics)
     _COMPILED[id(catalog)] = (catalog, comp)

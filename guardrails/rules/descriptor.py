@@ -450,13 +450,14 @@ def _other_guidance_context(ctx: Context) -> Iterator[Finding]:
 
 
 def fits_topic(catalog: Catalog, code: str, text: str) -> bool:
-    """True unless the code has topic words and ``text`` (a question) uses none of them.
+    """True unless ``text`` (a question) misses the topic words of the code's family or
+    of the code itself.
 
     The code's own number in the text counts as its topic: a question about 93880 by number
     is about 93880.
     """
-    rx = compiled_for(catalog).topics.get(code)
-    return rx is None or code in text or rx.search(text) is not None
+    rxs = compiled_for(catalog).topics.get(code, ())
+    return code in text or all(rx.search(text) is not None for rx in rxs)
 
 
 def _off_topic(ctx: Context) -> Iterator[Finding]:
@@ -484,32 +485,41 @@ def _off_topic(ctx: Context) -> Iterator[Finding]:
 
 
 def _sites(ctx: Context) -> Iterator[Finding]:
-    """A code for one body site recommended where the question names another site."""
+    """A code for one body site recommended where the question names another site.
+
+    A follow-up that names no site of the code's group ("what if it was done under
+    fluoroscopy?") is read with the earlier question it builds on.
+    """
     if not ctx.context:
         return
     cat = ctx.catalog
     sites = ctx.compiled.sites
     for code in ctx.active():
         own = sites.get(code)
-        if own is None or own.search(ctx.context):
-            continue
         entry = cat.codes[code]
-        for other, rx in sites.items():
-            sib = cat.codes[other]
-            if (
-                other == code
-                or entry.site_group is None
-                or sib.site_group != entry.site_group
-                or not sib.active
-            ):
-                continue
-            hit = rx.search(ctx.context)
-            if hit is None:
-                continue
+        if own is None or entry.site_group is None:
+            continue
+        siblings = [
+            (other, rx)
+            for other, rx in sites.items()
+            if other != code
+            and cat.codes[other].site_group == entry.site_group
+            and cat.codes[other].active
+        ]
+        for text in (ctx.context, ctx.history):
+            if not text or own.search(text):
+                break
+            found = next(
+                ((other, hit) for other, rx in siblings if (hit := rx.search(text))), None
+            )
+            if found is None:
+                continue  # this text names no site of the group: read the earlier question
+            other, hit = found
             yield _replace(
                 "descriptor.site", code, other,
                 f"{code} is for {entry.sites[0]}-type cases; the question says "
-                f"'{hit.group(0)}', which is reported with {other} ({sib.label}).",
-                sib,
+                f"'{hit.group(0)}', which is reported with {other} "
+                f"({cat.codes[other].label}).",
+                cat.codes[other],
             )
             break

@@ -731,3 +731,16 @@ def test_topic_reads_the_earlier_question_and_codes_named_in_the_question(cat):
     assert "descriptor.off_topic" not in rules(check(asked("Is 93970 right here?", "93970"), cat))
     # A bare code check has no question: nothing to read the topic from.
     assert "descriptor.off_topic" not in rules(check(d("76705", "93308"), cat))
+
+
+def test_a_follow_up_without_a_site_is_read_with_the_earlier_question(cat):
+    knee = "What do I bill for an ultrasound-guided knee injection?"
+    out = check_and_repair(asked("What if it was done under fluoroscopy instead?", "20600",
+                                 history=knee), cat)
+    assert finding(out.first, "descriptor.site", "20600")
+    assert {v.code: v.status for v in out.verdicts}["20610"] is CodeStatus.CORRECTED
+    # A follow-up that names its own site is read alone.
+    shoulder = check(asked("And if it was the shoulder?", "20611", history=knee), cat)
+    assert "descriptor.site" not in rules(shoulder)
+    finger = check(asked("And if it was a finger joint?", "20611", history=knee), cat)
+    assert "descriptor.site" in rules(finger)
