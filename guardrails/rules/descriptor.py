@@ -233,7 +233,7 @@ def _guidance_context(ctx: Context) -> Iterator[Finding]:
 
 
 _ASKED_LIMITED = re.compile(
-    r"\blimited\b|\bfollow[- ]?up\b|\bsingle[- ]organ\b|\bfocused\b"
+    r"\blimited\b|\bfollow[- ]?up\b|\bsingle[- ]organ\b|\bfocused\b|\btargeted\b|\bquick\b"
     # "only the gallbladder and liver were scanned", "just the right kidney was imaged"
     r"|\b(?:only|just) (?:the |one |a |an )?(?:[a-z]+ ){0,4}(?:was |were )?"
     r"(?:scanned|imaged|examined|evaluated|studied|looked at)\b"
