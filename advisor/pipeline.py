@@ -552,6 +552,19 @@ class Advisor:
                         f"The second draft could not be obtained ({exc}); the first is used.",
                     )
                 )
+            if second is not None and self._passing(second) < self._passing(first):
+                # The re-asked draft lost codes that passed (a small model told about one
+                # wrong statement may answer "no codes fit"): the first draft stays.
+                extra.append(
+                    _pipeline_finding(
+                        "pipeline.reask_discarded",
+                        Severity.INFO,
+                        (),
+                        "The second draft had fewer codes that pass the checks than the "
+                        "first; the first draft is used.",
+                    )
+                )
+                second = None
             current = second or first
             if second is not None:
                 rounds.append(second)
@@ -684,6 +697,13 @@ class Advisor:
             if f.span is not None or present.intersection(f.codes):
                 out.append(f)
         return _dedupe(out)
+
+    def _passing(self, rnd: _Round) -> int:
+        """How many of a round's codes end verified or corrected on their own (a wrong
+        statement in the prose is withheld, not held against the codes)."""
+        ok = (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+        alone = check_and_repair(replace(rnd.draft, text=""), self.catalog)
+        return sum(1 for v in alone.verdicts if v.status in ok)
 
     def _drop_still_failing(
         self, rnd: _Round, ctx: PromptContext

@@ -42,6 +42,16 @@ def apply(report: CheckReport, *, drop: bool = True) -> Draft:
                                            reason=f"corrected: {fix.description}"))
                     present.add(code)
             units = dict(fix.set_units)
+            if units:
+                # A unit limit counts the code's lines together: one line carries the units.
+                seen: set[str] = set()
+                kept_lines = []
+                for ln in lines:
+                    if ln.code in units and ln.code in seen:
+                        continue
+                    seen.add(ln.code)
+                    kept_lines.append(ln)
+                lines = kept_lines
             drops = set(fix.drop_modifiers)
             lines = [
                 DraftCode(

@@ -23,7 +23,22 @@ def check(ctx: Context) -> Iterator[Finding]:
         if any(c in ap.primaries for c in others):
             continue
         excluded = [c for c in others if c in ap.excluded]
-        if not others:
+        only = cat.get(listed[0]) if len(listed) == 1 and (ap.exhaustive or not others) else None
+        if only is not None and only.active and not excluded:
+            # One possible primary ("each additional lesion" after the first): it is the
+            # code the claim lacks.
+            yield Finding(
+                "add_on.no_primary",
+                Severity.ERROR,
+                (code,),
+                f"{code} is an add-on reported only with {only.code} ({only.label}); "
+                f"{only.code} is not on the claim.",
+                sources=src,
+                confidence=entry.confidence.value,
+                fix=Fix(f"Report {only.code} with {code}.", add=(only.code,)),
+                on_fail=OnFail.FIX,
+            )
+        elif not others:
             yield Finding(
                 "add_on.no_primary",
                 Severity.ERROR,

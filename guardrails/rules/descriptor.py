@@ -241,14 +241,21 @@ _ASKED_LIMITED = re.compile(
 _ASKED_COMPLETE = re.compile(r"\bcomplete(?:ly)?\b")
 
 
+def asked_extent(question: str) -> str | None:
+    """'limited' or 'complete' when the (lowercased) question settles it, else None."""
+    if not question:
+        return None
+    limited = _ASKED_LIMITED.search(question) is not None
+    if limited == (_ASKED_COMPLETE.search(question) is not None):
+        return None  # neither or both: the question does not settle it
+    return "limited" if limited else "complete"
+
+
 def _extent_context(ctx: Context) -> Iterator[Finding]:
     """A complete code where the question asks for a limited exam, or the reverse."""
-    if not ctx.context:
+    asked = asked_extent(ctx.context)
+    if asked is None:
         return
-    limited = _ASKED_LIMITED.search(ctx.context) is not None
-    if limited == (_ASKED_COMPLETE.search(ctx.context) is not None):
-        return  # neither or both: the question does not settle it
-    asked = "limited" if limited else "complete"
     cat = ctx.catalog
     for code in ctx.active():
         entry = cat.codes[code]
@@ -400,9 +407,16 @@ _ONE_SIDE = re.compile(
 _BOTH_SIDES = re.compile(r"\bbilateral\b|\bboth\b|\bleft and right\b|\bright and left\b")
 
 
+def asks_one_side(question: str) -> bool:
+    """True when the (lowercased) question says one side was studied, and not both."""
+    return bool(question) and bool(_ONE_SIDE.search(question)) and not _BOTH_SIDES.search(
+        question
+    )
+
+
 def _unilateral_context(ctx: Context) -> Iterator[Finding]:
     """A complete bilateral study where the question says one side was studied."""
-    if not ctx.context or not _ONE_SIDE.search(ctx.context) or _BOTH_SIDES.search(ctx.context):
+    if not asks_one_side(ctx.context):
         return
     cat = ctx.catalog
     for code in ctx.active():

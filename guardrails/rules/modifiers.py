@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
+from guardrails.rules.descriptor import asked_extent, asks_one_side
 from knowledge.schema import Bilateral, Extent, PcTc
 
 
@@ -41,6 +42,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                         and other is not None
                         and entry.extent is Extent.LIMITED
                         and other.bilateral is Bilateral.INHERENT
+                        # one side studied: the modifier is what is wrong, not the code
+                        and not asks_one_side(ctx.context)
                     ):
                         fix = Fix(
                             f"Report {other.code} (both sides) instead of {code}-50.",
@@ -73,6 +76,24 @@ def check(ctx: Context) -> Iterator[Finding]:
                         (code,),
                         f"{code} is not a sided service; -{mod} does not apply.",
                         sources=src,
+                        confidence=conf,
+                        fix=drop,
+                        on_fail=OnFail.FIX,
+                    )
+                    break
+                if (
+                    cond == "has_limited_counterpart"
+                    and entry.extent is Extent.COMPLETE
+                    and entry.counterpart
+                    and asked_extent(ctx.context) == "complete"
+                ):
+                    yield Finding(
+                        "modifiers.reduced",
+                        Severity.ERROR,
+                        (code,),
+                        f"The question describes a complete exam: {code} is reported without "
+                        f"-{mod}.",
+                        sources=src + entry.sources,
                         confidence=conf,
                         fix=drop,
                         on_fail=OnFail.FIX,

@@ -385,6 +385,7 @@ def test_no_stated_age_leaves_both_variants_flagged_for_a_person(cat):
     ("Complete TTE without any Doppler - which code?", "93306", "93307"),
     ("Complete transthoracic echo, no Doppler performed", "93306", "93307"),
     ("Complete TTE with spectral and color Doppler", "93307", "93306"),
+    ("Resting ankle-brachial index, both legs, 1-2 levels.", "93923", "93922"),
 ])
 def test_the_question_rules_out_a_code(cat, question, drafted, right):
     out = check_and_repair(asked(question, drafted), cat)
@@ -744,3 +745,35 @@ def test_a_follow_up_without_a_site_is_read_with_the_earlier_question(cat):
     assert "descriptor.site" not in rules(shoulder)
     finger = check(asked("And if it was a finger joint?", "20611", history=knee), cat)
     assert "descriptor.site" in rules(finger)
+
+
+def test_a_unit_limit_fix_collapses_repeated_lines(cat):
+    # Twins: a model drafted the once-per-encounter limited OB code on two lines.
+    out = check_and_repair(asked("Quick OB ultrasound to check heartbeat in twins",
+                                 "76815", "76815"), cat)
+    assert [(c.code, c.units) for c in out.draft.codes] == [("76815", 1)]
+    assert {v.code: v.status for v in out.verdicts} == {"76815": CodeStatus.CORRECTED}
+
+
+def test_a_modifier_the_question_contradicts_is_dropped_not_the_code(cat):
+    one_side = check_and_repair(asked("Unilateral carotid duplex, code?", "93882-50"), cat)
+    assert [(c.code, c.modifiers) for c in one_side.draft.codes] == [("93882", ())]
+    complete = check_and_repair(asked("Complete transabdominal pelvic ultrasound, uterus and "
+                                      "adnexa", "76856-52"), cat)
+    assert [(c.code, c.modifiers) for c in complete.draft.codes] == [("76856", ())]
+    # Without such words the fixes stay: -52 on a complete code -> the limited code.
+    bare = check_and_repair(d("76856-52"), cat)
+    assert [c.code for c in bare.draft.codes] == ["76857"]
+
+
+def test_an_add_on_with_one_possible_primary_gets_it(cat):
+    out = check_and_repair(asked("And a second nodule in the same session?", "10006", "76942",
+                                 history="Ultrasound-guided FNA of a thyroid nodule"), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status["10005"] is CodeStatus.CORRECTED and status["10006"] is CodeStatus.VERIFIED
+    assert status["76942"] is CodeStatus.REMOVED
+    assert finding(out.first, "add_on.no_primary", "10006").fix.add == ("10005",)
+    # Many possible primaries: nothing is guessed.
+    alone = check_and_repair(d("76937"), cat)
+    assert [c.code for c in alone.draft.codes] == ["76937"]
+    assert finding(alone.first, "add_on.no_primary", "76937").fix is None

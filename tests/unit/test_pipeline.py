@@ -156,15 +156,16 @@ def test_unknown_code_is_dropped_with_a_finding(settings, catalog) -> None:
 
 
 def test_reask_happens_once_and_what_still_fails_is_dropped(settings, catalog) -> None:
-    bad = {"codes": [code("37253")], "answer": "Report 37253."}
-    adv, model, _ = advisor_with(settings, catalog, [bad, bad], codes=("37252", "37253"))
+    # An add-on alone with many possible primaries: the model must say which.
+    bad = {"codes": [code("76937")], "answer": "Report 76937."}
+    adv, model, _ = advisor_with(settings, catalog, [bad, bad], codes=("76937", "36556"))
 
-    answer = adv.ask("IVUS of an additional iliac vessel, what do I bill?")
+    answer = adv.ask("Ultrasound guidance for a central venous line, what do I bill?")
 
     assert [t for t, _ in model.calls] == [Task.DRAFT, Task.REASK]
     assert answer.model_calls == 2
     assert answer.codes == []
-    assert [c.code for c in answer.removed] == ["37253"]
+    assert [c.code for c in answer.removed] == ["76937"]
     expected = {"pipeline.reasked", "pipeline.dropped_after_reask", "add_on.no_primary"}
     assert expected <= rules(answer)
     # The re-ask told the model what failed.
@@ -182,6 +183,22 @@ def test_reask_that_fixes_the_draft_ends_verified(settings, catalog) -> None:
     assert len(model.calls) == 2
     assert statuses(answer) == {"36200": "verified", "37252": "verified"}
     assert "pipeline.dropped_after_reask" not in rules(answer)
+
+
+def test_a_reask_that_loses_passing_codes_is_discarded(settings, catalog) -> None:
+    # The first draft's codes pass; its prose calls the limited echo "complete" (re-ask).
+    first = {"codes": [code("93308", "P1")], "answer": "Report 93308 as a complete echo."}
+    worse = {"codes": [], "answer": "No codes fit the criteria."}
+    passages = [passage("eeee5555", "A limited or follow-up TTE is 93308.", ["93308"])]
+    adv, model, _ = advisor_with(settings, catalog, [first, worse], codes=("93308",),
+                                 passages=passages)
+
+    answer = adv.ask("Limited follow-up TTE, which code?")
+
+    assert len(model.calls) == 2
+    assert statuses(answer) == {"93308": "verified"}
+    assert {"pipeline.reask_discarded", "pipeline.prose_withheld"} <= rules(answer)
+    assert "No codes fit" not in answer.answer
 
 
 @pytest.mark.parametrize("error", [ModelUnavailable("no model file"), ModelTimeout("too slow")])
