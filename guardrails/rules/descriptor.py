@@ -369,6 +369,9 @@ def _question_misfits(ctx: Context) -> Iterator[Finding]:
             if len(mf.fix) == 1:
                 fix = Fix(f"Replace {code} with {mf.fix[0]}.", remove=(code,), add=mf.fix)
                 on_fail = OnFail.FIX
+            elif not mf.fix:  # nothing takes its place ("no Doppler": no Doppler add-on)
+                fix = Fix(f"Remove {code}.", remove=(code,))
+                on_fail = OnFail.FIX
             else:
                 fix = Fix("Choose the code that fits the question.", alternatives=mf.fix)
                 on_fail = OnFail.REASK

@@ -480,10 +480,20 @@ def test_symptomatic_aorta_is_not_a_screening_study(cat):
     assert "descriptor.question" not in rules(screening.first)
 
 
-def test_transvaginal_code_for_a_transabdominal_question_is_not_verified(cat):
+def test_transvaginal_code_for_a_transabdominal_question_is_removed(cat):
+    # The question rules the code out and nothing takes its place.
     out = check_and_repair(asked("Transabdominal OB ultrasound at 10 weeks", "76801", "76817"),
                            cat)
-    assert {v.code: v.status for v in out.verdicts}["76817"] is CodeStatus.NOT_VERIFIED
+    assert {v.code: v.status for v in out.verdicts}["76817"] is CodeStatus.REMOVED
+    tv = check_and_repair(asked("Transvaginal ultrasound at 7 weeks pregnant", "76801"), cat)
+    assert {v.code: v.status for v in tv.verdicts} == {
+        "76801": CodeStatus.REMOVED, "76817": CodeStatus.CORRECTED}
+    pelvis = check_and_repair(asked("Transvaginal pelvic ultrasound, not pregnant",
+                                    "76830", "76856"), cat)
+    assert [c.code for c in pelvis.draft.codes] == ["76830"]
+    no_doppler = check_and_repair(asked("Complete TTE, no Doppler was done", "93307", "93325"),
+                                  cat)
+    assert [c.code for c in no_doppler.draft.codes] == ["93307"]
     both = check_and_repair(asked("Transabdominal and transvaginal OB ultrasound at 10 weeks",
                                   "76801", "76817"), cat)
     assert "descriptor.question" not in rules(both.first)
@@ -517,7 +527,7 @@ def test_without_any_imaging_undoes_the_guided_code(cat):
 
 @pytest.mark.parametrize(("question", "codes", "expect"), [
     ("Contrast-enhanced ultrasound of one liver lesion", ("76978", "76979"),
-     {"76978": CodeStatus.VERIFIED, "76979": CodeStatus.NOT_VERIFIED}),
+     {"76978": CodeStatus.VERIFIED, "76979": CodeStatus.REMOVED}),
     ("CEUS of two liver lesions", ("76978", "76979"),
      {"76978": CodeStatus.VERIFIED, "76979": CodeStatus.VERIFIED}),
     ("Hepatic duplex Doppler of the liver vessels, complete. 93880?", ("93880",),
