@@ -42,8 +42,13 @@ def check(ctx: Context) -> Iterator[Finding]:
                         and other is not None
                         and entry.extent is Extent.LIMITED
                         and other.bilateral is Bilateral.INHERENT
-                        # one side studied: the modifier is what is wrong, not the code
+                        # one side studied, or the question rules the other code out:
+                        # the modifier is what is wrong, not the code
                         and not asks_one_side(ctx.context)
+                        and not any(
+                            rx.search(ctx.context)
+                            for rx, _ in ctx.compiled.misfits.get(other.code, ())
+                        )
                     ):
                         fix = Fix(
                             f"Report {other.code} (both sides) instead of {code}-50.",

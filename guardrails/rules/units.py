@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from guardrails.report import Finding, Fix, OnFail, Severity
@@ -9,6 +10,11 @@ from guardrails.rules.base import Context
 from knowledge.schema import Adjudication, Confidence
 
 _REPEAT = frozenset({"76", "77", "RT", "LT", "59", "XE", "XP", "XS", "XU"})
+_COUNTS = re.compile(
+    r"\d|\b(?:two|three|four|five|six|seven|eight|nine|ten|both|bilateral|multiple|"
+    r"several|each|additional|second|third|another|twins?|triplets?|units?|times|levels|"
+    r"lesions|nodules|sites|vessels|muscles|joints|injections)\b"
+)
 
 
 def check(ctx: Context) -> Iterator[Finding]:
@@ -24,6 +30,9 @@ def check(ctx: Context) -> Iterator[Finding]:
         base = f"{code} is reported {units} units; the limit is {limit.value} {per}.{note}"
         fix = Fix(f"Report {code} x{limit.value}.", set_units=((code, limit.value),))
         strict = limit.confidence is not Confidence.LOW
+        # A drafted answer to a question that counts nothing (no number, no "both", no
+        # "each"): the extra units are the draft's own, and the limit is the fix.
+        uncounted = bool(ctx.context) and not _COUNTS.search(ctx.context)
         if limit.adjudication in (Adjudication.ENCOUNTER_POLICY, Adjudication.DATE_POLICY):
             yield Finding(
                 "units.over_limit",
@@ -44,6 +53,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 sources=limit.sources,
                 confidence=limit.confidence.value,
                 fix=fix,
+                on_fail=OnFail.FIX if uncounted else OnFail.WARN,
             )
         elif limit.adjudication is Adjudication.LINE:
             lines = ctx.line_count[code]
@@ -58,6 +68,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 sources=limit.sources,
                 confidence=limit.confidence.value,
                 fix=fix,
+                on_fail=OnFail.FIX if uncounted else OnFail.WARN,
             )
         else:
             yield Finding(
@@ -68,4 +79,5 @@ def check(ctx: Context) -> Iterator[Finding]:
                 sources=limit.sources,
                 confidence=limit.confidence.value,
                 fix=fix,
+                on_fail=OnFail.FIX if uncounted else OnFail.WARN,
             )

@@ -787,3 +787,25 @@ def test_an_add_on_with_one_possible_primary_gets_it(cat):
     alone = check_and_repair(d("76937"), cat)
     assert [c.code for c in alone.draft.codes] == ["76937"]
     assert finding(alone.first, "add_on.no_primary", "76937").fix is None
+
+
+def test_units_the_question_never_counts_are_set_to_the_limit(cat):
+    out = check_and_repair(asked("Venous duplex of the left leg for DVT.", "93971x2"), cat)
+    assert [(v.code, v.status, v.units) for v in out.verdicts] == [
+        ("93971", CodeStatus.CORRECTED, 1)]
+    counted = check_and_repair(asked("Venous duplex, two studies the same day", "93971x2"), cat)
+    assert counted.verdicts[0].status is CodeStatus.NOT_VERIFIED
+    assert counted.verdicts[0].units == 2
+
+
+def test_bilateral_modifier_fix_yields_to_what_the_question_rules_out(cat):
+    # 93922-50 would become 93923, which "1-2 levels" rules out: the -50 goes instead.
+    out = check_and_repair(asked("Resting ankle-brachial index, both legs, 1-2 levels.",
+                                 "93922-50", "93923"), cat)
+    assert [(c.code, c.modifiers) for c in out.draft.codes] == [("93922", ())]
+
+
+def test_lower_and_upper_extremity_arterial_codes_read_the_limb(cat):
+    out = check(asked("Unilateral lower extremity arterial duplex of a bypass graft",
+                      "93926", "93931"), cat)
+    assert [f.codes for f in out.findings if f.rule == "descriptor.off_topic"] == [("93931",)]
