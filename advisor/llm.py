@@ -702,6 +702,10 @@ def parse_json_reply(text: str, schema: dict[str, Any] | None = None) -> dict[st
     try:
         value = json.loads(body)
     except ValueError as exc:
+        salvaged = _complete_codes(body)
+        if salvaged is not None and (schema is None or not schema_problems(salvaged, schema)):
+            log.warning("model reply cut short (%s); its complete code list is used", exc)
+            return salvaged
         raise ModelOutputError(
             f"The model's answer is not valid JSON ({exc}). Ask again; if it keeps "
             "happening, use a larger model or a backend with structured output.",
@@ -722,6 +726,25 @@ def parse_json_reply(text: str, schema: dict[str, Any] | None = None) -> dict[st
                 raw=text,
             )
     return value
+
+
+_CODES_KEY = re.compile(r'^\s*\{\s*"codes"\s*:\s*')
+
+
+def _complete_codes(body: str) -> dict[str, Any] | None:
+    """From a draft cut off in its prose (the token limit), the code list if it is whole.
+
+    Drafts write "codes" first and the answer after; when the answer is cut, the codes the
+    model chose are intact and still go to the checker (with no prose).
+    """
+    m = _CODES_KEY.match(body)
+    if m is None:
+        return None
+    try:
+        codes, _ = json.JSONDecoder().raw_decode(body, m.end())
+    except ValueError:
+        return None
+    return {"codes": codes, "answer": ""} if isinstance(codes, list) else None
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {

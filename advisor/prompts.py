@@ -64,14 +64,14 @@ DRAFT_SCHEMA: dict[str, Any] = {
                     "code": {"type": "string"},
                     "units": {"type": "integer"},
                     "modifiers": {"type": "array", "items": {"type": "string"}},
-                    "reason": {"type": "string", "maxLength": 80},
+                    "reason": {"type": "string", "maxLength": 60},
                     "citations": {"type": "array", "items": {"type": "string"}},
                 },
                 "required": ["code", "units", "modifiers", "reason", "citations"],
             },
         },
         # Bounded so a small model cannot spend the token budget copying passages.
-        "answer": {"type": "string", "maxLength": 240},
+        "answer": {"type": "string", "maxLength": 200},
     },
     "required": ["codes", "answer"],
 }

@@ -342,10 +342,18 @@ def test_structured_call_parses_json(reply):
     assert model.sent[0][0][1].content == "Bill a guided knee injection?"
 
 
+def test_a_reply_cut_in_its_prose_keeps_its_whole_code_list():
+    # The token limit hit inside the answer text: the chosen codes are intact.
+    cut = '{"codes": [{"code": "20611", "reason": "guided"}], "answer": "Bill 20611 becau'
+    result = structured_call(ScriptedChatModel(replies=[cut]), MESSAGES, SCHEMA)
+    assert result == {"codes": [{"code": "20611", "reason": "guided"}], "answer": ""}
+
+
 @pytest.mark.parametrize(
     ("reply", "complaint"),
     [
         ('{"codes": [', "not valid JSON"),
+        ('{"codes": [{"code": "20611", "reason": "gui', "not valid JSON"),  # codes cut
         ("I would bill 20611.", "not valid JSON"),
         ('["20611"]', "not an object"),
         ('{"codes": []}', r"\$\.answer is missing"),
