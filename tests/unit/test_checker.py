@@ -809,3 +809,11 @@ def test_lower_and_upper_extremity_arterial_codes_read_the_limb(cat):
     out = check(asked("Unilateral lower extremity arterial duplex of a bypass graft",
                       "93926", "93931"), cat)
     assert [f.codes for f in out.findings if f.rule == "descriptor.off_topic"] == [("93931",)]
+
+
+def test_a_joint_code_needs_a_joint_in_the_question(cat):
+    out = check(asked("Ultrasound-guided plantar fascia injection with image saved.",
+                      "20550", "20611"), cat)
+    assert [f.codes for f in out.findings if f.rule == "descriptor.off_topic"] == [("20611",)]
+    knee = check(asked("Ultrasound-guided knee injection", "20611"), cat)
+    assert "descriptor.off_topic" not in rules(knee)
