@@ -817,3 +817,21 @@ def test_a_joint_code_needs_a_joint_in_the_question(cat):
     assert [f.codes for f in out.findings if f.rule == "descriptor.off_topic"] == [("20611",)]
     knee = check(asked("Ultrasound-guided knee injection", "20611"), cat)
     assert "descriptor.off_topic" not in rules(knee)
+
+
+@pytest.mark.parametrize(("question", "drafted", "kept"), [
+    ("Transvaginal ultrasound at 7 weeks pregnant to confirm intrauterine pregnancy.",
+     ("76830",), ["76817"]),
+    ("I used ultrasound only to mark the skin over the vein before a central line, no "
+     "real-time guidance.", ("36556", "76937"), ["36556"]),
+])
+def test_question_words_that_leaked_in_the_suite_run(cat, question, drafted, kept):
+    out = check_and_repair(asked(question, *drafted), cat)
+    assert [c.code for c in out.draft.codes] == kept
+
+
+def test_screening_aorta_code_is_not_verified_for_a_known_aneurysm(cat):
+    out = check_and_repair(asked("Follow-up ultrasound of a known 4 cm abdominal aortic "
+                                 "aneurysm", "76706"), cat)
+    assert {v.code: v.status for v in out.verdicts}["76706"] is CodeStatus.NOT_VERIFIED
+    assert finding(out.first, "descriptor.question", "76706")
