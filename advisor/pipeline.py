@@ -23,6 +23,7 @@ import logging
 import re
 import time
 from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -911,7 +912,13 @@ class Advisor:
         return "\n".join(out)
 
     @staticmethod
-    def _flag_prose(prose: str, shown: list[CodeLine], removed: set[str], warned: set[str]) -> str:
+    def _flag_prose(
+        prose: str,
+        shown: list[CodeLine],
+        removed: set[str],
+        warned: set[str],
+        ruled_out: AbstractSet[str] = frozenset(),
+    ) -> str:
         status = {c.code: c.status for c in shown}
 
         def mark(m: re.Match[str]) -> str:
@@ -923,6 +930,8 @@ class Advisor:
                 return f"{code} [not verified]"
             if code in removed:
                 return f"{code} [removed]"
+            if code in ruled_out:
+                return f"{code} [ruled out by the question]"
             if code in warned:
                 return code
             return f"{code} [not checked]"
@@ -982,9 +991,18 @@ class Advisor:
         prose = "" if withhold_prose else final.draft.text.strip()
         parts = [self._summary(shown, removed)]
         if prose:
+            # A code the prose names that the question's own words rule out (the model was
+            # never offered it) is flagged as such, not as merely unchecked.
+            listed = {c.code for c in shown} | removed_codes | warned
+            ruled_out = {
+                code
+                for code in dict.fromkeys(_MENTION_RE.findall(prose))
+                if code not in listed and misfits(self.catalog, code, ctx.question, ctx.history)
+            }
             parts.append(
                 "Explanation (drafted by the model; codes in it are flagged "
-                "unless verified above):\n" + self._flag_prose(prose, shown, removed_codes, warned)
+                "unless verified above):\n"
+                + self._flag_prose(prose, shown, removed_codes, warned, ruled_out)
             )
         findings = _dedupe(list(outcome.findings) + extra)
         timings["total"] = _ms(time.perf_counter() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from guardrails.report import Finding, Fix, OnFail, Severity
@@ -11,7 +12,17 @@ from knowledge.schema import Bilateral, Extent, PcTc
 
 
 def check(ctx: Context) -> Iterator[Finding]:
-    """Findings for modifiers used where the catalog says they do not apply."""
+    """Findings for modifiers used where the catalog says they do not apply, then for
+    modifiers the question gives no ground for."""
+    flagged: set[tuple[str, str]] = set()
+    for code, mod, f in _catalog_rules(ctx):
+        flagged.add((code, mod))
+        yield f
+    yield from _unasked(ctx, flagged)
+
+
+def _catalog_rules(ctx: Context) -> Iterator[tuple[str, str, Finding]]:
+    """(code, modifier, finding) for modifiers the catalog says do not apply."""
     cat = ctx.catalog
     for code in ctx.known():
         entry = cat.codes[code]
@@ -24,7 +35,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             drop = Fix(f"Remove -{mod} from {code}.", drop_modifiers=((code, mod),))
             for cond in rule.not_on:
                 if cond == "add_on" and cat.is_add_on(code):
-                    yield Finding(
+                    yield code, mod, Finding(
                         "modifiers.bilateral",
                         Severity.ERROR,
                         (code,),
@@ -57,7 +68,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                         )
                     else:
                         fix = drop
-                    yield Finding(
+                    yield code, mod, Finding(
                         "modifiers.bilateral" if mod == "50" else "modifiers.side",
                         Severity.ERROR if mod == "50" else Severity.WARNING,
                         (code,),
@@ -75,7 +86,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                     cond == "not_applicable_bilateral"
                     and entry.bilateral is Bilateral.NOT_APPLICABLE
                 ):
-                    yield Finding(
+                    yield code, mod, Finding(
                         "modifiers.bilateral",
                         Severity.ERROR,
                         (code,),
@@ -92,7 +103,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                     and entry.counterpart
                     and asked_extent(ctx.context) == "complete"
                 ):
-                    yield Finding(
+                    yield code, mod, Finding(
                         "modifiers.reduced",
                         Severity.ERROR,
                         (code,),
@@ -109,7 +120,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                     and entry.extent is Extent.COMPLETE
                     and entry.counterpart
                 ):
-                    yield Finding(
+                    yield code, mod, Finding(
                         "modifiers.reduced",
                         Severity.ERROR,
                         (code,),
@@ -126,7 +137,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                     )
                     break
                 if cond == "has_limited_counterpart" and entry.extent is Extent.LIMITED:
-                    yield Finding(
+                    yield code, mod, Finding(
                         "modifiers.reduced",
                         Severity.ERROR,
                         (code,),
@@ -138,7 +149,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                     )
                     break
                 if cond == "no_pc_tc" and entry.pc_tc is PcTc.NONE:
-                    yield Finding(
+                    yield code, mod, Finding(
                         "modifiers.pc_tc",
                         Severity.ERROR,
                         (code,),
@@ -150,7 +161,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                     )
                     break
                 if cond == "no_pc_tc" and entry.pc_tc is PcTc.UNKNOWN:
-                    yield Finding(
+                    yield code, mod, Finding(
                         "modifiers.pc_tc",
                         Severity.WARNING,
                         (code,),
@@ -160,3 +171,53 @@ def check(ctx: Context) -> Iterator[Finding]:
                         confidence="low",
                     )
                     break
+
+
+# What a question says that grounds a modifier. Only a drafted answer to a question is
+# checked this way (the question is the context): a modifier the question gives no ground
+# for is the draft's own guess, and the fix drops it (the person adds it from the note).
+_REDUCED = re.compile(
+    r"\b(?:limited|reduced|partial(?:ly)?|incomplete(?:ly)?|discontinued|terminated|aborted|"
+    r"stopped|halted|cut short|could ?n[o']?t|unable|not (?:fully|completely|all)|only|just|"
+    r"single|one)\b|\b52\b"
+)
+_BOTH = re.compile(r"\bbilateral(?:ly)?\b|\bboth\b|\bleft and right\b|\bright and left\b|\b50\b")
+_RIGHT = re.compile(r"\bright\b|\brt\b")
+_LEFT = re.compile(r"\bleft\b|\blt\b")
+
+
+def _unasked(ctx: Context, flagged: set[tuple[str, str]]) -> Iterator[Finding]:
+    """-52, -50, RT or LT on a drafted code where the question gives no ground for it."""
+    said = " ".join(t for t in (ctx.context, ctx.history) if t)
+    if not ctx.context:
+        return
+    cat = ctx.catalog
+    right, left = bool(_RIGHT.search(said)), bool(_LEFT.search(said))
+    both = bool(_BOTH.search(said))
+    for code in ctx.known():
+        for mod in sorted(ctx.modifiers.get(code, frozenset())):
+            if (code, mod) in flagged:
+                continue
+            if mod == "52" and not _REDUCED.search(said):
+                why = "the question describes no reduced or discontinued service"
+            elif mod == "50" and not both:
+                why = "the question does not say both sides were done"
+            elif mod in ("RT", "LT") and not (right or left or both):
+                why = "the question names no side; add RT or LT from the note"
+            elif mod == "RT" and left and not right:
+                why = "the question says left, not right (LT)"
+            elif mod == "LT" and right and not left:
+                why = "the question says right, not left (RT)"
+            else:
+                continue
+            rule = cat.modifiers.get(mod)
+            yield Finding(
+                "modifiers.unasked",
+                Severity.WARNING,
+                (code,),
+                f"-{mod} on {code} is not verified: {why}.",
+                sources=rule.sources if rule else (),
+                confidence=rule.confidence.value if rule else "medium",
+                fix=Fix(f"Remove -{mod} from {code}.", drop_modifiers=((code, mod),)),
+                on_fail=OnFail.FIX,
+            )

@@ -835,3 +835,55 @@ def test_screening_aorta_code_is_not_verified_for_a_known_aneurysm(cat):
                                  "aneurysm", "76706"), cat)
     assert {v.code: v.status for v in out.verdicts}["76706"] is CodeStatus.NOT_VERIFIED
     assert finding(out.first, "descriptor.question", "76706")
+
+
+def test_units_on_a_code_with_no_limit_held_are_not_verified(cat):
+    # 190 of the built-in codes carry no unit limit until a CMS MUE file is imported: a line
+    # of several units cannot be checked, so it is never shown as verified.
+    r = check(d("36556x3", "10005", "10006x2"), cat)
+    by = {v.code: v for v in r.verdicts}
+    assert by["36556"].status is CodeStatus.NOT_VERIFIED
+    assert by["10006"].status is CodeStatus.NOT_VERIFIED
+    assert {f.codes for f in r.findings if f.rule == "units.no_limit"} == {("36556",), ("10006",)}
+    assert r.overall is Overall.REVIEW
+    # One unit per line, on two sided lines: nothing to say about the count.
+    sided = check(d("76882-RT", "76882-LT"), cat)
+    assert "units.no_limit" not in rules(sided)
+
+
+def test_units_with_no_limit_the_question_never_counts_become_one(cat):
+    out = check_and_repair(asked("Central line placement with ultrasound guidance, patient 40",
+                                 "36556x3", "76937"), cat)
+    assert finding(out.first, "units.uncounted", "36556").fix.set_units == (("36556", 1),)
+    assert {c.code: c.units for c in out.draft.codes} == {"36556": 1, "76937": 1}
+    counted = check(asked("US-guided FNA of three thyroid nodules", "10005", "10006x2"), cat)
+    assert "units.uncounted" not in rules(counted)
+    assert "units.no_limit" in rules(counted)
+
+
+@pytest.mark.parametrize(("question", "drafted", "dropped"), [
+    # the model's own guesses, seen in the suite run
+    ("Transvaginal ultrasound at 7 weeks pregnant to confirm intrauterine pregnancy.",
+     "76817-52", "52"),
+    ("Ultrasound-guided plantar fascia injection with image saved.", "20550-RT", "RT"),
+    ("Ultrasound of the left testicle for pain.", "76870-RT", "RT"),
+    ("Ultrasound-guided knee injection", "20611-50", "50"),
+])
+def test_modifiers_the_question_gives_no_ground_for_are_dropped(cat, question, drafted, dropped):
+    out = check_and_repair(asked(question, drafted), cat)
+    code = drafted.split("-")[0]
+    f = finding(out.first, "modifiers.unasked", code)
+    assert f.fix.drop_modifiers == ((code, dropped),)
+    assert [(c.code, c.modifiers) for c in out.draft.codes] == [(code, ())]
+
+
+@pytest.mark.parametrize(("question", "drafted"), [
+    ("Right knee injection under ultrasound guidance", "20611-RT"),
+    ("Ultrasound of the left testicle for pain.", "76870-LT"),
+    ("The exam was stopped early because the patient could not tolerate it", "76856-52"),
+])
+def test_modifiers_the_question_grounds_are_kept(cat, question, drafted):
+    r = check(asked(question, drafted), cat)
+    assert "modifiers.unasked" not in rules(r)
+    # Without a question (a coder's list or a pasted text) there is nothing to read.
+    assert "modifiers.unasked" not in rules(check(d("20550-RT", "76817-52"), cat))

@@ -143,6 +143,21 @@ def test_guided_knee_injection_pair_is_corrected_to_20611(settings, catalog) -> 
     assert answer.model_calls == 1
 
 
+def test_prose_code_the_question_rules_out_is_flagged_so(settings, catalog) -> None:
+    # Skin marking without real-time guidance: 76937 is never offered, yet the model's prose
+    # may still say it can be billed. It is flagged as ruled out, not merely unchecked.
+    q = ("I used ultrasound only to mark the skin over the vein before a central line, no "
+         "real-time guidance. Can I bill 76937?")
+    draft = {"codes": [code("36556")], "answer": "Yes, you can bill 76937 with 36556."}
+    adv, _, _ = advisor_with(settings, catalog, [draft], codes=("36556", "76937"))
+
+    answer = adv.ask(q)
+
+    assert statuses(answer) == {"36556": "verified"}
+    assert "76937 [ruled out by the question]" in answer.answer
+    assert "99999 [not checked]" in Advisor._flag_prose("see 99999", [], set(), set(), {"76937"})
+
+
 def test_unknown_code_is_dropped_with_a_finding(settings, catalog) -> None:
     draft = {"codes": [code("20611", "P1"), code("99999")], "answer": "Use 20611 and 99999."}
     adv, _, _ = advisor_with(settings, catalog, [draft])
