@@ -21,7 +21,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 MAX_CANDIDATES = 6
 MAX_PASSAGES = 3
-PASSAGE_CHARS = 350
+PASSAGE_CHARS = 220
 LABEL_CHARS = 90
 QUESTION_CHARS = 600
 TASK_KEY = "advisor_task"  # additional_kwargs key naming the task (not sent to backends)
@@ -175,6 +175,47 @@ def trim(text: str, limit: int) -> str:
     return cut + " …"
 
 
+_SENTENCE_RE = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9+(\"'])")
+_WORD_RE = re.compile(r"[a-z0-9+]{4,}|\d{5}|\d{4}t")
+_STOP = frozenset({"what", "which", "with", "that", "this", "from", "when", "code", "codes",
+                   "bill", "billed", "report", "reported", "does", "should", "have", "there"})
+
+
+def focus(text: str, question: str, codes: Sequence[str], limit: int) -> str:
+    """The sentences of a passage that speak to the question, in order, within ``limit``.
+
+    Reading the prompt is most of the time to the first token on a CPU, and passages are
+    most of the prompt. A passage cut at a fixed length keeps its opening, which is often a
+    heading or context; this keeps the sentences naming a candidate code or a word of the
+    question instead (the opening when nothing scores), so a shorter passage says more.
+    """
+    flat = re.sub(r"\s+", " ", text).strip()
+    if len(flat) <= limit:
+        return flat
+    sentences = [s for s in _SENTENCE_RE.split(flat) if s]
+    asked = {w for w in _WORD_RE.findall(question.lower()) if w not in _STOP}
+    wanted = {c.lower() for c in codes}
+
+    def score(sentence: str) -> int:
+        words = set(_WORD_RE.findall(sentence.lower()))
+        return 3 * len(words & wanted) + len(words & asked)
+
+    ranked = sorted(range(len(sentences)), key=lambda i: (-score(sentences[i]), i))
+    if score(sentences[ranked[0]]) == 0:
+        return trim(flat, limit)
+    keep: list[int] = []
+    used = 0
+    for i in ranked:
+        cost = len(sentences[i]) + 1
+        if used + cost > limit and keep:
+            continue
+        keep.append(i)
+        used += cost
+        if used >= limit:
+            break
+    return " … ".join(trim(sentences[i], limit) for i in sorted(keep))
+
+
 def _variable_part(ctx: PromptContext) -> str:
     lines: list[str] = []
     if ctx.earlier:
@@ -185,9 +226,11 @@ def _variable_part(ctx: PromptContext) -> str:
     else:
         lines.append("- (none)")
     lines.append("Passages:")
+    codes = [c.code for c in ctx.candidates]
     for short, p in zip(ctx.short_ids, ctx.passages, strict=True):
         head = p.section if p.section and p.section != p.title else p.title
-        lines.append(f"[{short}] {trim(head, 60)}: {trim(p.text, PASSAGE_CHARS)}")
+        text = focus(p.text, ctx.question, codes, PASSAGE_CHARS)
+        lines.append(f"[{short}] {trim(head, 60)}: {text}")
     lines.append(f"Question: {trim(ctx.question, QUESTION_CHARS)}")
     return "\n".join(lines)
 
