@@ -887,3 +887,32 @@ def test_modifiers_the_question_grounds_are_kept(cat, question, drafted):
     assert "modifiers.unasked" not in rules(r)
     # Without a question (a coder's list or a pasted text) there is nothing to read.
     assert "modifiers.unasked" not in rules(check(d("20550-RT", "76817-52"), cat))
+
+
+@pytest.mark.parametrize(("question", "drafted", "kept"), [
+    ("Ultrasound-guided plantar fascia injection with image saved.",
+     ("20550", "76942", "76882"), ["20550", "76942"]),
+    ("Thoracentesis under ultrasound guidance.", ("32555", "76604"), ["32555"]),
+    ("After an ultrasound-guided knee injection, can I bill 76882 separately for the "
+     "ultrasound of the knee?", ("20611", "76882"), ["20611"]),
+])
+def test_diagnostic_exam_beside_guidance_the_question_gives_no_ground_for(
+    cat, question, drafted, kept
+):
+    out = check_and_repair(asked(question, *drafted), cat)
+    assert [c.code for c in out.draft.codes] == kept
+    assert any(f.rule == "descriptor.question" and f.fix.remove for f in out.first.findings)
+
+
+@pytest.mark.parametrize(("question", "drafted"), [
+    # a separate exam that found something new: both may be reported (the pair rule still
+    # asks for 59/XU and its documentation)
+    ("Diagnostic abdominal ultrasound showed new ascites, then ultrasound-guided "
+     "paracentesis", ("49083", "76705")),
+    ("Thyroid ultrasound for a palpable nodule", ("76536",)),
+    ("Evaluate the thyroid with ultrasound", ("76536",)),
+])
+def test_diagnostic_exam_the_question_grounds_is_kept(cat, question, drafted):
+    out = check(asked(question, *drafted), cat)
+    assert not [f for f in out.findings
+                if f.rule == "descriptor.question" and drafted[-1] in f.codes]
