@@ -53,11 +53,19 @@ def apply(report: CheckReport, *, drop: bool = True) -> Draft:
                     kept_lines.append(ln)
                 lines = kept_lines
             drops = set(fix.drop_modifiers)
+            adds: dict[str, tuple[str, ...]] = {}
+            for code, mod in fix.add_modifiers:
+                adds[code] = (*adds.get(code, ()), mod)
             lines = [
                 DraftCode(
                     ln.code,
                     units.get(ln.code, ln.units),
-                    tuple(m for m in ln.modifiers if (ln.code, m) not in drops),
+                    tuple(
+                        dict.fromkeys(
+                            [m for m in ln.modifiers if (ln.code, m) not in drops]
+                            + list(adds.get(ln.code, ()))
+                        )
+                    ),
                     ln.reason,
                     ln.citations,
                     ln.add_on_mark,

@@ -79,13 +79,14 @@ class Draft:
 
 @dataclass(frozen=True, slots=True)
 class Fix:
-    """A deterministic repair: remove codes, add codes, set units, drop modifiers."""
+    """A deterministic repair: remove codes, add codes, set units, drop or add modifiers."""
 
     description: str
     remove: tuple[str, ...] = ()
     add: tuple[str, ...] = ()
     set_units: tuple[tuple[str, int], ...] = ()
     drop_modifiers: tuple[tuple[str, str], ...] = ()
+    add_modifiers: tuple[tuple[str, str], ...] = ()
     alternatives: tuple[str, ...] = ()  # other acceptable codes a person may choose instead
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +97,7 @@ class Fix:
             "add": list(self.add),
             "set_units": dict(self.set_units),
             "drop_modifiers": [f"{c}-{m}" for c, m in self.drop_modifiers],
+            "add_modifiers": [f"{c}-{m}" for c, m in self.add_modifiers],
             "alternatives": list(self.alternatives),
         }
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
-from knowledge.schema import Adjudication, Confidence
+from knowledge.schema import Adjudication, Bilateral, Confidence
 
 _REPEAT = frozenset({"76", "77", "RT", "LT", "59", "XE", "XP", "XS", "XU"})
 # What in a question counts services. A bare number does not: ages, weeks of pregnancy and
@@ -16,20 +16,32 @@ _COUNTS = re.compile(
     r"\bx ?\d|\d ?x\b|\b\d+ (?:of (?:them|each)|separate|different|areas?|spots?|sides?|"
     r"passes|cores?|samples?|sessions?|studies|exams?)\b"
     r"|\b(?:two|three|four|five|six|seven|eight|nine|ten|both|bilateral|multiple|"
-    r"several|each|additional|second|third|another|twins?|triplets?|units?|times|levels|"
+    r"several|each|additional|second|third|another|twins?|triplets?|units?|times|"
     r"lesions|nodules|sites|vessels|muscles|joints|injections)\b"
 )
+
+# Words that say both sides were done: for a code that already covers both sides they count
+# nothing, and for a code billed per side they ask for -50 (or RT/LT lines), not x2.
+_BOTH = re.compile(r"\bboth\b|\bbilateral(?:ly)?\b|\bleft and right\b|\bright and left\b")
+
+
+def counts(question: str, bilateral: Bilateral) -> bool:
+    """True when the (lowercased) question counts services for a code of this bilateral rule."""
+    if bilateral is Bilateral.INHERENT:
+        question = _BOTH.sub(" ", question)
+    return bool(_COUNTS.search(question))
 
 
 def check(ctx: Context) -> Iterator[Finding]:
     """Findings for units above the limit held for a code."""
     cat = ctx.catalog
-    # A drafted answer to a question that counts nothing (no number, no "both", no
-    # "each"): the extra units are the draft's own, and the limit is the fix.
-    uncounted = bool(ctx.context) and not _COUNTS.search(ctx.context)
     for code in ctx.known():
         limit = cat.unit_limit(code)
         units = ctx.units[code]
+        # A drafted answer to a question that counts nothing (no number, no "both" for a
+        # code billed per side, no "each"): the extra units are the draft's own, and the
+        # limit is the fix.
+        uncounted = bool(ctx.context) and not counts(ctx.context, cat.codes[code].bilateral)
         if limit is None:
             yield from _no_limit(ctx, code, uncounted)
             continue
@@ -93,12 +105,43 @@ def check(ctx: Context) -> Iterator[Finding]:
 def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
     """More than one unit on a line of a code with no unit limit held: not verified.
 
-    Separate lines of one unit each (RT and LT, 76, 59) are left to the other rules; a line
-    of several units is a count nothing here can check. Where the question counts nothing,
+    Separate lines of one unit each told apart by RT/LT, 76/77 or 59/X{EPSU} are left to the
+    other rules; a line of several units, or one code drafted on several lines that nothing
+    tells apart, is a count nothing here can check. Where the question counts nothing,
     the count is the draft's own and one unit is the fix.
     """
-    most = max((ln.units for ln in ctx.lines if ln.code == code), default=1)
+    lines = [ln for ln in ctx.lines if ln.code == code]
+    sides = [frozenset(ln.modifiers) & _REPEAT for ln in lines]
+    if len(lines) > 1 and all(sides) and len(set(sides)) == len(sides):
+        most = max(ln.units for ln in lines)  # separate lines told apart by RT/LT, 76, 59
+    else:
+        most = sum(ln.units for ln in lines)  # one line, or the same line drafted twice
     if most <= 1:
+        return
+    entry = ctx.catalog.codes[code]
+    sided = frozenset().union(*(ln.modifiers for ln in lines)) & {"50", "RT", "LT"}
+    if (
+        most == 2
+        and entry.bilateral is Bilateral.MODIFIER_50
+        and not sided
+        and _BOTH.search(ctx.context)
+        and not counts(_BOTH.sub(" ", ctx.context), entry.bilateral)
+    ):
+        yield Finding(
+            "units.both_sides",
+            Severity.WARNING,
+            (code,),
+            f"{code} x2 for both sides: a code billed per side is reported once with -50 "
+            "(Medicare) or on RT and LT lines, not as 2 units on one line.",
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+            fix=Fix(
+                f"Report {code}-50 x1 (or {code}-RT and {code}-LT where the payer asks).",
+                set_units=((code, 1),),
+                add_modifiers=((code, "50"),),
+            ),
+            on_fail=OnFail.FIX,
+        )
         return
     if uncounted:
         yield Finding(

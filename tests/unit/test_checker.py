@@ -916,3 +916,36 @@ def test_diagnostic_exam_the_question_grounds_is_kept(cat, question, drafted):
     out = check(asked(question, *drafted), cat)
     assert not [f for f in out.findings
                 if f.rule == "descriptor.question" and drafted[-1] in f.codes]
+
+
+def test_one_code_drafted_twice_is_counted_as_its_units(cat):
+    # A model listed 93308 twice (two reasons, no modifiers): that is 2 units of one study.
+    twice = Draft(codes=(DraftCode("93308"), DraftCode("93308")),
+                  context="limited bedside echo to look for a pericardial effusion.")
+    out = check_and_repair(twice, cat)
+    assert [(v.code, v.status, v.units) for v in out.verdicts] == [
+        ("93308", CodeStatus.CORRECTED, 1)]
+    assert "units.no_limit" in rules(check(Draft(codes=twice.codes), cat))
+
+
+@pytest.mark.parametrize(("question", "drafted", "units"), [
+    # codes that already cover both sides: "bilateral" and "both legs" count nothing
+    ("Bilateral complete carotid duplex ultrasound.", "93880x3", 1),
+    ("Resting ankle-brachial index, both legs, 1-2 levels.", "93922x2", 1),
+    ("Unilateral lower extremity arterial duplex of a bypass graft.", "93926x3", 1),
+])
+def test_units_on_a_code_covering_both_sides_are_one(cat, question, drafted, units):
+    out = check_and_repair(asked(question, drafted), cat)
+    assert [(v.status, v.units) for v in out.verdicts] == [(CodeStatus.CORRECTED, units)]
+
+
+def test_both_sides_of_a_per_side_code_are_minus_50_not_two_units(cat):
+    out = check_and_repair(asked("And if both knees were injected?", "20611x2",
+                                 history="Ultrasound-guided knee injection"), cat)
+    f = finding(out.first, "units.both_sides", "20611")
+    assert f.fix.add_modifiers == (("20611", "50"),)
+    assert f.fix.to_dict()["add_modifiers"] == ["20611-50"]
+    assert [(c.code, c.units, c.modifiers) for c in out.draft.codes] == [("20611", 1, ("50",))]
+    # Already sided (RT and LT lines, or -50): nothing to say.
+    sided = check(asked("And if both knees were injected?", "20611-RT", "20611-LT"), cat)
+    assert "units.both_sides" not in rules(sided)

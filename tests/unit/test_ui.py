@@ -50,7 +50,7 @@ BUNDLED = {
     "codes": ["20610", "76942"],
     "message": "76942 is not reported with 20610.",
     "fix": {"description": "Report 20611 instead of 20610 + 76942.", "remove": ["20610", "76942"],
-            "add": ["20611"], "set_units": {}, "drop_modifiers": [], "alternatives": []},
+            "add": ["20611"], "set_units": {}, "drop_modifiers": [], "add_modifiers": [], "alternatives": []},
     "sources": ["supercoder_2061x"],
     "confidence": "high",
 }
