@@ -25,6 +25,7 @@ QUESTION_RULES = frozenset({
     "descriptor.question",
     "descriptor.question_lacks",
     "descriptor.one_side",
+    "descriptor.both_sides",
     "descriptor.not_ultrasound",
     "descriptor.off_topic",
 })

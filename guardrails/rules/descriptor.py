@@ -138,6 +138,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     yield from _age_context(ctx)
     yield from _question_misfits(ctx)
     yield from _unilateral_context(ctx)
+    yield from _both_sides_context(ctx)
     yield from _other_guidance_context(ctx)
     yield from _off_topic(ctx)
     low = claims.text.lower() if ctx.compiled.misconceptions else ""
@@ -415,6 +416,42 @@ def asks_one_side(question: str) -> bool:
     return bool(question) and bool(_ONE_SIDE.search(question)) and not _BOTH_SIDES.search(
         question
     )
+
+
+_BOTH_LIMBS = re.compile(
+    r"\bbilateral(?:ly)?\b|\bleft and right\b|\bright and left\b|\bboth (?:\w+ )?(?:legs|arms|"
+    r"sides|limbs|extremities|lower|upper|carotids|feet|hands|calves|thighs)\b"
+)
+
+
+def _both_sides_context(ctx: Context) -> Iterator[Finding]:
+    """A one-side-or-limited code where the question says both sides were studied in full."""
+    if (
+        not ctx.context
+        or not _BOTH_LIMBS.search(ctx.context)
+        or asks_one_side(ctx.context)
+        or asked_extent(ctx.context) == "limited"
+    ):
+        return
+    cat = ctx.catalog
+    for code in ctx.active():
+        entry = cat.codes[code]
+        other = cat.codes.get(entry.counterpart or "")
+        if (
+            entry.extent is not Extent.LIMITED
+            or entry.bilateral.value != "inherent"
+            or "unilateral" not in entry.label.lower()
+            or other is None
+            or other.extent is not Extent.COMPLETE
+            or "bilateral" not in other.label.lower()
+        ):
+            continue
+        yield _replace(
+            "descriptor.both_sides", code, other.code,
+            f"The question says both sides were studied; {code} is the one-side or limited "
+            f"study. Both sides in full are reported once with {other.code} ({other.label}).",
+            other,
+        )
 
 
 def _unilateral_context(ctx: Context) -> Iterator[Finding]:

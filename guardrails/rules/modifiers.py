@@ -182,12 +182,20 @@ _REDUCED = re.compile(
     r"single|one)\b|\b52\b"
 )
 _BOTH = re.compile(r"\bbilateral(?:ly)?\b|\bboth\b|\bleft and right\b|\bright and left\b|\b50\b")
+# A professional or technical component only: who read it, whose equipment, which setting.
+_COMPONENT = re.compile(
+    r"\binterpret\w*|\bread(?:s|ing)?\b|\breport(?:ed|ing)? only\b|\bprofessional\b|"
+    r"\bcomponent\b|\bpc\b|\btc\b|\btechnical\b|\bhospital\b|\bfacility\b|"
+    r"\binpatient\b|\boutpatient department\b|\bhopd\b|\bemergency\b|\bed\b|\ber\b|"
+    r"\bicu\b|\bbedside\b|\bequipment\b|\b26\b"
+)
 _RIGHT = re.compile(r"\bright\b|\brt\b")
 _LEFT = re.compile(r"\bleft\b|\blt\b")
 
 
 def _unasked(ctx: Context, flagged: set[tuple[str, str]]) -> Iterator[Finding]:
-    """-52, -50, RT or LT on a drafted code where the question gives no ground for it."""
+    """-52, -50, -26/-TC, RT or LT on a drafted code where the question gives no ground for
+    it."""
     said = " ".join(t for t in (ctx.context, ctx.history) if t)
     if not ctx.context:
         return
@@ -202,6 +210,9 @@ def _unasked(ctx: Context, flagged: set[tuple[str, str]]) -> Iterator[Finding]:
                 why = "the question describes no reduced or discontinued service"
             elif mod == "50" and not both:
                 why = "the question does not say both sides were done"
+            elif mod in ("26", "TC") and not _COMPONENT.search(said):
+                why = ("the question does not say who read the study or whose equipment was "
+                       "used; add -26 or -TC only when one component is billed")
             elif mod in ("RT", "LT") and not (right or left or both):
                 why = "the question names no side; add RT or LT from the note"
             elif mod == "RT" and left and not right:

@@ -949,3 +949,31 @@ def test_both_sides_of_a_per_side_code_are_minus_50_not_two_units(cat):
     # Already sided (RT and LT lines, or -50): nothing to say.
     sided = check(asked("And if both knees were injected?", "20611-RT", "20611-LT"), cat)
     assert "units.both_sides" not in rules(sided)
+
+
+@pytest.mark.parametrize(("question", "drafted", "kept", "history"), [
+    ("What about both legs?", ("93970", "93971"), ["93970"], "Venous duplex for DVT, one leg"),
+    ("Bilateral lower extremity arterial duplex for claudication", ("93926",), ["93925"], ""),
+    ("Transesophageal echo, complete, with probe placement and interpretation.",
+     ("93312", "93313", "93314"), ["93312"], ""),
+    ("Lower extremity arterial study at rest and after treadmill exercise.", ("93926",),
+     ["93924"], ""),
+])
+def test_question_words_of_the_echo_and_vascular_misses(cat, question, drafted, kept, history):
+    out = check_and_repair(asked(question, *drafted, history=history), cat)
+    assert [c.code for c in out.draft.codes] == kept
+
+
+def test_both_sides_leave_a_limited_or_one_side_question_alone(cat):
+    for q in ("Limited bilateral venous duplex, calves only", "Venous duplex of the left leg"):
+        assert "descriptor.both_sides" not in rules(check(asked(q, "93971"), cat))
+
+
+@pytest.mark.parametrize(("question", "kept"), [
+    ("Complete TTE with Doppler plus global longitudinal strain imaging.", ()),
+    ("Stress echo interpretation only, with echo contrast.", ("26",)),
+    ("Bedside echo in the ICU read by the intensivist", ("26",)),
+])
+def test_professional_component_needs_ground_in_the_question(cat, question, kept):
+    out = check_and_repair(asked(question, "93306-26"), cat)
+    assert out.draft.codes[0].modifiers == kept
