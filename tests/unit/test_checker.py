@@ -977,3 +977,9 @@ def test_both_sides_leave_a_limited_or_one_side_question_alone(cat):
 def test_professional_component_needs_ground_in_the_question(cat, question, kept):
     out = check_and_repair(asked(question, "93306-26"), cat)
     assert out.draft.codes[0].modifiers == kept
+
+
+def test_a_monitoring_tee_is_93318_not_the_diagnostic_tee(cat):
+    out = check_and_repair(asked("Intraoperative TEE for monitoring purposes during surgery.",
+                                 "93318", "93312"), cat)
+    assert [c.code for c in out.draft.codes] == ["93318"]
