@@ -700,7 +700,9 @@ def parse_json_reply(text: str, schema: dict[str, Any] | None = None) -> dict[st
     match = _FENCE.match(text)
     body = match.group(1) if match else text.strip()
     try:
-        value = json.loads(body)
+        # strict=False: a raw newline or tab inside a string (which constrained decoding
+        # lets through) is text, not a reason to lose the whole draft.
+        value = json.loads(body, strict=False)
     except ValueError as exc:
         salvaged = _complete_codes(body)
         if salvaged is not None and (schema is None or not schema_problems(salvaged, schema)):
@@ -741,7 +743,7 @@ def _complete_codes(body: str) -> dict[str, Any] | None:
     if m is None:
         return None
     try:
-        codes, _ = json.JSONDecoder().raw_decode(body, m.end())
+        codes, _ = json.JSONDecoder(strict=False).raw_decode(body, m.end())
     except ValueError:
         return None
     return {"codes": codes, "answer": ""} if isinstance(codes, list) else None

@@ -707,3 +707,19 @@ def test_prompt_cache_counts_the_saved_logits() -> None:
     assert len(cache.cache_state) == 2
     assert cache.cache_size <= 100_000
     assert list(cache.cache_state) == [(3,) * 10, (4,) * 10]  # the most recent are kept
+
+
+def test_json_reply_with_a_raw_control_character_in_a_string_is_read() -> None:
+    # Constrained decoding let a raw tab and newline into the "reason" of a real draft; the
+    # whole draft was lost to "Invalid control character" before.
+    from advisor.llm import ModelOutputError, parse_json_reply
+
+    text = '{"codes":[{"code":"93924","units":1,"modifiers":[],"reason":"rest\tand\nexercise",' \
+           '"citations":[]}],"answer":"Treadmill study."}'
+    value = parse_json_reply(text)
+    assert value["codes"][0]["reason"] == "rest\tand\nexercise"
+    cut = '{"codes":[{"code":"93924","units":1,"modifiers":[],"reason":"a\nb","citations":[]}],' \
+          '"answer":"Tread'
+    assert parse_json_reply(cut)["codes"][0]["code"] == "93924"
+    with pytest.raises(ModelOutputError):
+        parse_json_reply('{"codes": [')
