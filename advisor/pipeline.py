@@ -173,7 +173,7 @@ _WORD_RE = re.compile(r"[a-z]{4,}")
 _GENERIC = frozenset(
     "with without each code codes bill billing billed report reported procedure service "
     "services first additional other than more include includes including when what which "
-    "this that from into only same single".split()
+    "this that from into only same single level levels".split()
 )
 
 

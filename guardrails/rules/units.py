@@ -25,9 +25,23 @@ _COUNTS = re.compile(
 _BOTH = re.compile(r"\bboth\b|\bbilateral(?:ly)?\b|\bleft and right\b|\bright and left\b")
 
 
+# Numbers of things that are not services: "all four quadrants", "7 weeks", "2 views".
+_NOT_SERVICES = re.compile(
+    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|both|all) (?:\w+ )?"
+    r"(?:quadrants?|views?|weeks?|wks?|days?|months?|years?|yrs?|minutes?|mins?|hours?|hrs?|"
+    r"cm|mm|centimeters?|millimeters?|levels?|trimesters?|chambers?|valves?|planes?|windows?|"
+    r"kidneys|lobes|ovaries|adnexa|ventricles|atria)\b"
+)
+
+
 def counts(question: str, bilateral: Bilateral) -> bool:
-    """True when the (lowercased) question counts services for a code of this bilateral rule."""
-    if bilateral is Bilateral.INHERENT:
+    """True when the (lowercased) question counts services for a code of this bilateral rule.
+
+    "Both" or "bilateral" counts nothing for a code that covers both sides or is not sided;
+    numbers of quadrants, views, weeks or sizes never count.
+    """
+    question = _NOT_SERVICES.sub(" ", question)
+    if bilateral in (Bilateral.INHERENT, Bilateral.NOT_APPLICABLE):
         question = _BOTH.sub(" ", question)
     return bool(_COUNTS.search(question))
 
@@ -122,7 +136,7 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
     sided = frozenset().union(*(ln.modifiers for ln in lines)) & {"50", "RT", "LT"}
     if (
         most == 2
-        and entry.bilateral is Bilateral.MODIFIER_50
+        and entry.bilateral in (Bilateral.MODIFIER_50, Bilateral.EACH_SIDE)
         and not sided
         and _BOTH.search(ctx.context)
         and not counts(_BOTH.sub(" ", ctx.context), entry.bilateral)

@@ -991,3 +991,32 @@ def test_an_unasked_modifier_is_dropped_even_where_its_use_is_unknown(cat):
     out = check_and_repair(asked("Complete TTE with Doppler plus global longitudinal strain.",
                                  "93306", "93356-26"), cat)
     assert [(c.code, c.modifiers) for c in out.draft.codes] == [("93306", ()), ("93356", ())]
+
+
+@pytest.mark.parametrize(("question", "drafted", "want"), [
+    # numbers of quadrants are not a count of exams
+    ("Complete right breast ultrasound including the axilla, all four quadrants and "
+     "retroareolar region.", "76641x2", [("76641", 1, ())]),
+    # a per-side code for both sides: -50 x1, not x2
+    ("And if both breasts were scanned completely?", "76641x2", [("76641", 1, ("50",))]),
+    # a code that is not sided: "both kidneys" counts nothing
+    ("Complete renal ultrasound of both kidneys and bladder for hydronephrosis.", "76770x2",
+     [("76770", 1, ())]),
+])
+def test_units_read_from_what_the_question_counts(cat, question, drafted, want):
+    out = check_and_repair(asked(question, drafted), cat)
+    assert [(c.code, c.units, c.modifiers) for c in out.draft.codes] == want
+
+
+@pytest.mark.parametrize(("question", "drafted", "kept"), [
+    ("Chest ultrasound to look for a pleural effusion, no procedure done. What do I bill?",
+     ("76604", "76942"), ["76604"]),
+    ("Bedside ED ultrasound of the aorta for suspected AAA in a patient with back pain.",
+     ("76770", "76775"), ["76775"]),
+])
+def test_question_words_of_the_diagnostic_misses(cat, question, drafted, kept):
+    out = check_and_repair(asked(question, *drafted), cat)
+    assert [c.code for c in out.draft.codes] == kept
+    # a complete retroperitoneal exam that names the kidneys keeps 76770
+    full = check(asked("Complete retroperitoneal ultrasound: kidneys and aorta", "76770"), cat)
+    assert "descriptor.question" not in rules(full)

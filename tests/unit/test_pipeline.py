@@ -431,3 +431,12 @@ def test_stream_renderer_shows_codes_and_prose_not_json() -> None:
     assert "drafting 20611 (not yet checked)" in out
     assert 'Bill "20611" once.\nDone' in out
     assert "{" not in out
+
+
+def test_an_office_visit_level_question_is_out_of_scope(settings, catalog) -> None:
+    # "level" is in some labels (nerve block levels) but says nothing of ultrasound.
+    adv, model, _ = advisor_with(settings, catalog, [], codes=("64483",))
+    answer = adv.ask("Which E/M level for an established patient office visit of 30 minutes?")
+    assert answer.path == "out_of_scope"
+    assert answer.codes == []
+    assert model.calls == []
