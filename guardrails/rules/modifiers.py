@@ -20,6 +20,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             flagged.add((code, mod))
         yield f
     yield from _unasked(ctx, flagged)
+    yield from _distinct_without_edit(ctx, flagged)
 
 
 def _catalog_rules(ctx: Context) -> Iterator[tuple[str, str, Finding]]:
@@ -228,6 +229,39 @@ def _unasked(ctx: Context, flagged: set[tuple[str, str]]) -> Iterator[Finding]:
                 Severity.WARNING,
                 (code,),
                 f"-{mod} on {code} is not verified: {why}.",
+                sources=rule.sources if rule else (),
+                confidence=rule.confidence.value if rule else "medium",
+                fix=Fix(f"Remove -{mod} from {code}.", drop_modifiers=((code, mod),)),
+                on_fail=OnFail.FIX,
+            )
+
+
+_DISTINCT = ("59", "XE", "XP", "XS", "XU")
+
+
+def _distinct_without_edit(ctx: Context, flagged: set[tuple[str, str]]) -> Iterator[Finding]:
+    """-59 or X{EPSU} on a code that forms no pair edit with any other drafted code.
+
+    These modifiers exist to bypass a pair edit; with nothing to bypass they say nothing
+    true about the claim (and unneeded -59 is a known audit target). Several lines of one
+    code told apart by -59 are left alone.
+    """
+    cat = ctx.catalog
+    codes = ctx.known()
+    for code in codes:
+        if ctx.line_count.get(code, 1) > 1:
+            continue
+        others = [o for o in codes if o != code]
+        for mod in sorted(ctx.modifiers.get(code, frozenset()) & frozenset(_DISTINCT)):
+            if (code, mod) in flagged or any(cat.pair(code, o) for o in others):
+                continue
+            rule = cat.modifiers.get(mod)
+            yield Finding(
+                "modifiers.distinct_unneeded",
+                Severity.WARNING,
+                (code,),
+                f"-{mod} bypasses a pair edit, and {code} forms none with the other codes "
+                "here: the modifier is not needed.",
                 sources=rule.sources if rule else (),
                 confidence=rule.confidence.value if rule else "medium",
                 fix=Fix(f"Remove -{mod} from {code}.", drop_modifiers=((code, mod),)),

@@ -1020,3 +1020,33 @@ def test_question_words_of_the_diagnostic_misses(cat, question, drafted, kept):
     # a complete retroperitoneal exam that names the kidneys keeps 76770
     full = check(asked("Complete retroperitoneal ultrasound: kidneys and aorta", "76770"), cat)
     assert "descriptor.question" not in rules(full)
+
+
+@pytest.mark.parametrize(("question", "drafted", "kept"), [
+    ("Complete OB ultrasound at 20 weeks, single fetus, transabdominal, not a detailed "
+     "anatomy scan.", ("76805", "76811"), ["76805"]),
+    ("Fetal biophysical profile without non-stress test - code?", ("76819", "76818"),
+     ["76819"]),
+    ("Dynamic infant hip ultrasound with manipulation for developmental dysplasia.",
+     ("76885", "76886"), ["76885"]),
+    ("Limited static infant hip ultrasound, no manipulation - code?", ("76886", "76885"),
+     ["76886"]),
+    ("Ultrasound of a single Achilles tendon for a suspected tear.", ("76882", "76881"),
+     ["76882"]),
+])
+def test_question_words_that_pick_one_of_two_near_codes(cat, question, drafted, kept):
+    out = check_and_repair(asked(question, *drafted), cat)
+    assert [c.code for c in out.draft.codes] == kept
+
+
+def test_distinct_service_modifier_with_no_edit_to_bypass_is_dropped(cat):
+    out = check_and_repair(d("76801-59", "76802-59"), cat)
+    assert [(c.code, c.modifiers) for c in out.draft.codes] == [("76801", ()), ("76802", ())]
+    assert {f.codes for f in out.first.findings if f.rule == "modifiers.distinct_unneeded"} == {
+        ("76801",), ("76802",)}
+    # With an edit to bypass, -59 is for the pair rules to judge, not this one.
+    paired = check(d("76700-59", "49083"), cat)
+    assert "modifiers.distinct_unneeded" not in rules(paired)
+    # Two lines of one code told apart by -59: left alone.
+    lines = check(d("76882-RT", "76882-59"), cat)
+    assert "modifiers.distinct_unneeded" not in rules(lines)
