@@ -34,6 +34,13 @@ _NOT_SERVICES = re.compile(
 )
 
 
+# A count beyond the two sides ("three joints", "another lesion").
+_MORE_THAN_TWO = re.compile(
+    r"\b(?:three|four|five|six|seven|eight|nine|ten|[3-9]|several|multiple|additional|"
+    r"another|other)\b"
+)
+
+
 def counts(question: str, bilateral: Bilateral) -> bool:
     """True when the (lowercased) question counts services for a code of this bilateral rule.
 
@@ -139,7 +146,7 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
         and entry.bilateral in (Bilateral.MODIFIER_50, Bilateral.EACH_SIDE)
         and not sided
         and _BOTH.search(ctx.context)
-        and not counts(_BOTH.sub(" ", ctx.context), entry.bilateral)
+        and not _MORE_THAN_TWO.search(_NOT_SERVICES.sub(" ", ctx.context))
     ):
         yield Finding(
             "units.both_sides",

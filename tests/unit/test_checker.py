@@ -999,6 +999,8 @@ def test_an_unasked_modifier_is_dropped_even_where_its_use_is_unknown(cat):
      "retroareolar region.", "76641x2", [("76641", 1, ())]),
     # a per-side code for both sides: -50 x1, not x2
     ("And if both breasts were scanned completely?", "76641x2", [("76641", 1, ("50",))]),
+    ("Ultrasound-guided injections of both knees at the same visit.", "20611x2",
+     [("20611", 1, ("50",))]),
     # a code that is not sided: "both kidneys" counts nothing
     ("Complete renal ultrasound of both kidneys and bladder for hydronephrosis.", "76770x2",
      [("76770", 1, ())]),
