@@ -191,13 +191,19 @@ class CodeEntry(Sourced):
         "carotid|cerebrovascular for 93880 within vascular); '' turns the topic check off "
         "for this code.",
     )
+    counted_by_code: str | None = Field(
+        None,
+        description="Regex of the things whose number the code itself covers: one unit for "
+        "any number of them (e.g. muscles for the trigger point codes, whose choice is made "
+        "by the number of muscles).",
+    )
     question_misfits: tuple[Misreading, ...] = Field(
         (),
         description="Patterns in the question that rule this code out (e.g. 'without Doppler' "
         "for 93306), with what is right and the code to use instead.",
     )
 
-    @field_validator("question_requires", "topic")
+    @field_validator("question_requires", "topic", "counted_by_code")
     @classmethod
     def _requires_compiles(cls, v: str | None) -> str | None:
         if v is not None:

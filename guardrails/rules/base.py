@@ -27,6 +27,7 @@ class Compiled:
     misfits: dict[str, tuple[tuple[re.Pattern[str], int], ...]] = field(default_factory=dict)
     requires: dict[str, re.Pattern[str]] = field(default_factory=dict)
     topics: dict[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
+    own_counts: dict[str, re.Pattern[str]] = field(default_factory=dict)
 
 
 _COMPILED: dict[int, tuple[Catalog, Compiled]] = {}
@@ -75,7 +76,16 @@ def compiled_for(catalog: Catalog) -> Compiled:
         for code in catalog.codes
         if (rxs := catalog.topics_of(code))
     }
-    comp = Compiled(mis, cons, reqs, sites, misfits, needs, topics)
+    own = {
+        code: re.compile(
+            r"\b(?:(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|both|several|"
+            r"multiple|many) (?:\w+ )?)?(?:" + entry.counted_by_code + r")\b",
+            re.IGNORECASE,
+        )
+        for code, entry in catalog.codes.items()
+        if entry.counted_by_code
+    }
+    comp = Compiled(mis, cons, reqs, sites, misfits, needs, topics, own)
     _COMPILED[id(catalog)] = (catalog, comp)
     return comp
 

@@ -30,7 +30,7 @@ _NOT_SERVICES = re.compile(
     r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|both|all) (?:\w+ )?"
     r"(?:quadrants?|views?|weeks?|wks?|days?|months?|years?|yrs?|minutes?|mins?|hours?|hrs?|"
     r"cm|mm|centimeters?|millimeters?|levels?|trimesters?|chambers?|valves?|planes?|windows?|"
-    r"kidneys|lobes|ovaries|adnexa|ventricles|atria)\b"
+    r"kidneys|lobes|ovaries|adnexa|ventricles|atria|codes?|modifiers?|add-?ons?)\b"
 )
 
 
@@ -41,16 +41,62 @@ _MORE_THAN_TWO = re.compile(
 )
 
 
+# Asking about units is not counting them: "how many units of guidance?".
+_ASKS_HOW_MANY = re.compile(r"\bhow many (?:\w+ )?(?:units?|times)\b")
+
+
 def counts(question: str, bilateral: Bilateral) -> bool:
     """True when the (lowercased) question counts services for a code of this bilateral rule.
 
     "Both" or "bilateral" counts nothing for a code that covers both sides or is not sided;
     numbers of quadrants, views, weeks or sizes never count.
     """
-    question = _NOT_SERVICES.sub(" ", question)
+    question = _ASKS_HOW_MANY.sub(" ", _NOT_SERVICES.sub(" ", question))
     if bilateral in (Bilateral.INHERENT, Bilateral.NOT_APPLICABLE):
         question = _BOTH.sub(" ", question)
     return bool(_COUNTS.search(question))
+
+
+_NUMBER = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+           "nine": 9, "ten": 10, "twins": 2, "triplets": 3}
+# A total count of the things an "each additional" add-on counts: "two thyroid nodules",
+# "3 vessels", "twins". "Two additional nodules" counts the add-on's own units, not the total.
+_TOTAL = re.compile(
+    r"\b(?:(?P<n>\d+|two|three|four|five|six|seven|eight|nine|ten) (?:(?P<w>[a-z-]+) )?"
+    r"(?:lesions|nodules|masses|cysts|targets|vessels|arteries|veins|sites|levels|gestations|"
+    r"fetuses|sacs|areas|spots)|(?P<t>twins|triplets))\b"
+)
+_MORE_WORDS = frozenset({"additional", "more", "other", "extra", "further", "added"})
+
+
+def stated_total(question: str) -> int | None:
+    """The largest total count of lesions, vessels, levels or gestations the (lowercased)
+    question states, or None. "Two additional nodules" is not a total."""
+    best = None
+    for m in _TOTAL.finditer(question):
+        if m["t"]:
+            n = _NUMBER[m["t"]]
+        elif m["w"] in _MORE_WORDS:
+            continue
+        else:
+            n = int(m["n"]) if m["n"].isdigit() else _NUMBER[m["n"]]
+        best = n if best is None else max(best, n)
+    return best
+
+
+def _each_additional(ctx: Context, code: str) -> tuple[str, int] | None:
+    """(primary, units it should carry) for an "each additional" add-on whose one primary is
+    drafted and whose total the question states; None when this does not apply."""
+    entry = ctx.catalog.codes[code]
+    if not (entry.add_on and entry.primaries_exhaustive and len(entry.primaries) == 1):
+        return None
+    primary = entry.primaries[0]
+    if ctx.units.get(primary) != 1 or not ctx.context:
+        return None
+    total = stated_total(ctx.context)
+    if total is None or total < 2:
+        return None
+    return primary, total - 1
 
 
 def check(ctx: Context) -> Iterator[Finding]:
@@ -59,10 +105,32 @@ def check(ctx: Context) -> Iterator[Finding]:
     for code in ctx.known():
         limit = cat.unit_limit(code)
         units = ctx.units[code]
+        question = ctx.context
+        own = ctx.compiled.own_counts.get(code)
+        if own is not None and question:
+            question = own.sub(" ", question)  # "three muscles" picks 20553, once
         # A drafted answer to a question that counts nothing (no number, no "both" for a
         # code billed per side, no "each"): the extra units are the draft's own, and the
         # limit is the fix.
-        uncounted = bool(ctx.context) and not counts(ctx.context, cat.codes[code].bilateral)
+        uncounted = bool(question) and not counts(question, cat.codes[code].bilateral)
+        extra = _each_additional(ctx, code)
+        if extra is not None:
+            primary, want = extra
+            if units != want:
+                yield Finding(
+                    "units.each_additional",
+                    Severity.WARNING,
+                    (code,),
+                    f"{code} counts each lesion, vessel, level or gestation after the first, "
+                    f"which is {primary}: {want + 1} in all is {primary} x1 and {code} "
+                    f"x{want}, not x{units}.",
+                    sources=cat.codes[code].sources,
+                    confidence=cat.codes[code].confidence.value,
+                    fix=Fix(f"Report {code} x{want}.", set_units=((code, want),)),
+                    on_fail=OnFail.FIX,
+                )
+                continue
+            uncounted = False  # the question's own count, less the first
         if limit is None:
             yield from _no_limit(ctx, code, uncounted)
             continue
@@ -159,6 +227,33 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
             fix=Fix(
                 f"Report {code}-50 x1 (or {code}-RT and {code}-LT where the payer asks).",
                 set_units=((code, 1),),
+                add_modifiers=((code, "50"),),
+            ),
+            on_fail=OnFail.FIX,
+        )
+        return
+    one_line = lines[0] if len(lines) == 1 else None
+    if (
+        one_line is not None
+        and most == 2
+        and entry.bilateral in (Bilateral.MODIFIER_50, Bilateral.EACH_SIDE)
+        and ("50" in sided or {"RT", "LT"} <= sided)
+        and _BOTH.search(ctx.context)
+        and not _MORE_THAN_TWO.search(_NOT_SERVICES.sub(" ", ctx.context))
+    ):
+        # "76641-50 x2" or "76641-RT-LT x2": the two sides are already on the one line.
+        yield Finding(
+            "units.both_sides",
+            Severity.WARNING,
+            (code,),
+            f"{code} with -50 (or RT and LT on one line) already reports both sides: it is "
+            "one unit, not two.",
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+            fix=Fix(
+                f"Report {code}-50 x1 (or {code}-RT and {code}-LT where the payer asks).",
+                set_units=((code, 1),),
+                drop_modifiers=tuple((code, m) for m in ("RT", "LT") if m in sided),
                 add_modifiers=((code, "50"),),
             ),
             on_fail=OnFail.FIX,

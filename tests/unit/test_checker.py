@@ -1004,6 +1004,15 @@ def test_an_unasked_modifier_is_dropped_even_where_its_use_is_unknown(cat):
     # a code that is not sided: "both kidneys" counts nothing
     ("Complete renal ultrasound of both kidneys and bladder for hydronephrosis.", "76770x2",
      [("76770", 1, ())]),
+    # the muscle count picks 20553; it is one unit whatever the number
+    ("Trigger point injections into three muscles with ultrasound guidance. How many "
+     "units of guidance?", "20553x3", [("20553", 1, ())]),
+    # "both codes" is not two services
+    ("Contrast-enhanced ultrasound of one liver lesion: are both CEUS codes add-ons?",
+     "76978x2", [("76978", 1, ())]),
+    # -50 (or RT and LT on one line) already says both sides: one unit
+    ("How do I report a complete bilateral breast ultrasound to Medicare?", "76641-50-LT-RTx2",
+     [("76641", 1, ("50",))]),
 ])
 def test_units_read_from_what_the_question_counts(cat, question, drafted, want):
     out = check_and_repair(asked(question, drafted), cat)
@@ -1052,3 +1061,66 @@ def test_distinct_service_modifier_with_no_edit_to_bypass_is_dropped(cat):
     # Two lines of one code told apart by -59: left alone.
     lines = check(d("76882-RT", "76882-59"), cat)
     assert "modifiers.distinct_unneeded" not in rules(lines)
+
+
+@pytest.mark.parametrize(("question", "drafted", "kept"), [
+    # coronary IVUS is not the non-coronary add-on, and no peripheral access code is added
+    ("Coronary IVUS of one vessel during PCI, add-on code?", ("37252", "36005"), ["92978"]),
+    ("IVUS of a second coronary vessel during PCI", ("92928", "92978", "37253"),
+     ["92928", "92978", "92979"]),
+    # a PICC is not a non-tunneled central line; the age still picks the code
+    ("PICC line placement with ultrasound guidance and imaging, what codes?", ("36556",),
+     ["36573"]),
+    ("PICC line with ultrasound guidance in a 2-year-old", ("36556",), ["36572"]),
+])
+def test_question_words_that_name_a_different_service(cat, question, drafted, kept):
+    out = check_and_repair(asked(question, *drafted), cat)
+    assert [c.code for c in out.draft.codes] == kept
+
+
+def test_non_coronary_ivus_keeps_its_codes(cat):
+    r = check(asked("Non-coronary IVUS of the iliac artery during angiography",
+                    "36200", "37252"), cat)
+    assert "descriptor.question" not in rules(r)
+    assert r.verdict_for("37252").status is CodeStatus.VERIFIED
+
+
+def test_tendon_sheath_code_for_a_joint_question_is_not_verified(cat):
+    r = check(asked("Can I use 20550 for injections into multiple joints at one visit?",
+                    "20550", "20600", "20551"), cat)
+    for code in ("20550", "20551"):
+        f = finding(r, "descriptor.question", code)
+        assert f.fix is not None and set(f.fix.alternatives) == {"20600", "20605", "20610"}
+        assert r.verdict_for(code).status is not CodeStatus.VERIFIED
+    assert r.verdict_for("20600").status is CodeStatus.VERIFIED
+    # a question that names the fascia is about 20550, joint or not
+    fascia = check(asked("Plantar fascia injection, and a knee joint too", "20550"), cat)
+    assert "descriptor.question" not in rules(fascia)
+
+
+@pytest.mark.parametrize(("question", "lines", "want"), [
+    # the total the question states, less the first, which is the primary
+    ("Ultrasound-guided FNA of two thyroid nodules at the same session. Codes?",
+     ("10005", "10006x2"), [("10005", 1), ("10006", 1)]),
+    ("Twins at 10 weeks, first trimester OB ultrasound", ("76801", "76802x2"),
+     [("76801", 1), ("76802", 1)]),
+    ("Ultrasound-guided breast biopsies of 3 lesions", ("19083", "19084x3"),
+     [("19083", 1), ("19084", 2)]),
+    # "two additional" counts the add-on's own units: nothing to change
+    ("FNA of two additional thyroid nodules after the first", ("10005", "10006x2"),
+     [("10005", 1), ("10006", 2)]),
+])
+def test_each_additional_add_on_counts_after_the_first(cat, question, lines, want):
+    out = check_and_repair(asked(question, *lines), cat)
+    assert [(c.code, c.units) for c in out.draft.codes] == want
+    fired = "units.each_additional" in rules(out.first)
+    assert fired == (want != [(ln[:5], int(ln[6:] or 1)) for ln in lines])
+
+
+def test_duplex_code_for_an_ivus_question_is_removed(cat):
+    out = check_and_repair(asked("IVUS of the common iliac vein during venography, one vessel.",
+                                 "37252", "93979", "36005"), cat)
+    assert [c.code for c in out.draft.codes] == ["37252", "36005"]
+    assert finding(out.first, "descriptor.question", "93979").fix.remove == ("93979",)
+    duplex = check(asked("Duplex of the iliac veins before IVUS", "93979"), cat)
+    assert duplex.verdict_for("93979").status is CodeStatus.VERIFIED
