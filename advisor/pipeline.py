@@ -165,6 +165,9 @@ _OTHER_MODALITY_RE = re.compile(
     r"radiograph\w*|pet|mammogra\w*|nuclear|spect|dexa|colonoscop\w*|endoscop\w*)\b",
     re.IGNORECASE,
 )
+# Image guidance of any modality: the ruleset holds the CT, fluoroscopic and MR guidance
+# codes and the procedures that include them, so "CT-guided FNA" is in scope; "knee MRI" is not.
+_GUIDANCE_RE = re.compile(r"\bguid(?:ed|ance|ing)\b|\bfluoro\w*", re.IGNORECASE)
 _FOLLOW_UP_RE = re.compile(
     r"^\s*(?:and|also|what\s+about|how\s+about|what\s+if|if|same|but|or|then|plus|now)\b",
     re.IGNORECASE,
@@ -770,7 +773,7 @@ class Advisor:
     def _out_of_scope(self, text: str, candidates: list[Any], retrieval_failed: bool) -> bool:
         """True when the question is not about ultrasound coding (so nothing is guessed)."""
         has_us = bool(_US_RE.search(text))
-        if _OTHER_MODALITY_RE.search(text) and not has_us:
+        if _OTHER_MODALITY_RE.search(text) and not has_us and not _GUIDANCE_RE.search(text):
             return True
         words = set(_WORD_RE.findall(text.lower()))
         if not has_us and not (words & self._vocab):

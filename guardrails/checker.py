@@ -16,12 +16,21 @@ from guardrails.report import (
     Overall,
     Severity,
 )
-from guardrails.rules import add_on, descriptor, documentation, existence, modifiers, pairs, units
+from guardrails.rules import (
+    add_on,
+    descriptor,
+    documentation,
+    existence,
+    modifiers,
+    omission,
+    pairs,
+    units,
+)
 from guardrails.rules.base import Context, compiled_for
 from knowledge.catalog import Catalog
 from knowledge.schema import Confidence
 
-RULE_FAMILIES = (existence, descriptor, pairs, add_on, units, modifiers, documentation)
+RULE_FAMILIES = (existence, descriptor, pairs, add_on, units, modifiers, documentation, omission)
 
 
 def lines_from_claims(claims: Claims) -> tuple[DraftCode, ...]:
@@ -72,6 +81,11 @@ def check(draft: Draft | str, catalog: Catalog, *, claims: Claims | None = None)
     ctx.history = draft.history.lower()
     findings: list[Finding] = []
     for family in RULE_FAMILIES:
+        if family is omission:
+            ctx.removing = frozenset(
+                c for f in findings if f.fix is not None and f.on_fail is OnFail.FIX
+                for c in f.fix.remove
+            )
         findings.extend(family.check(ctx))
     by_code: dict[str, list[Finding]] = {c: [] for c in ctx.codes}
     for f in findings:

@@ -299,6 +299,9 @@ def _cross_check(
         for j, m in enumerate(c.misreadings):
             need_codes("codes", (*loc, "misreadings", j), "misreading fix", m.fix)
             need_sources("codes", (*loc, "misreadings", j), m.sources)
+        for j, im in enumerate(c.implied_by):
+            need_codes("codes", (*loc, "implied_by", j), "implied-by code", im.with_any)
+            need_sources("codes", (*loc, "implied_by", j), im.sources)
         for j, m in enumerate(c.question_misfits):
             need_codes("codes", (*loc, "question_misfits", j), "misfit fix", m.fix)
             need_sources("codes", (*loc, "question_misfits", j), m.sources)

@@ -197,6 +197,12 @@ class CodeEntry(Sourced):
         "any number of them (e.g. muscles for the trigger point codes, whose choice is made "
         "by the number of muscles).",
     )
+    implied_by: tuple[Implication, ...] = Field(
+        (),
+        description="Question words that name this code's service: drafted without it beside "
+        "one of the codes it goes with, the code is added (e.g. +76937 for a central line the "
+        "question says was placed with ultrasound guidance).",
+    )
     question_misfits: tuple[Misreading, ...] = Field(
         (),
         description="Patterns in the question that rule this code out (e.g. 'without Doppler' "
@@ -231,6 +237,27 @@ class CodeEntry(Sourced):
     def active(self) -> bool:
         """True unless the code has a deletion date."""
         return self.deleted is None
+
+
+class Implication(Sourced):
+    """A service the question names that the code reports, drafted without the code."""
+
+    pattern: str = Field(
+        description="Regex (case-insensitive) the question must match for the code to be "
+        "implied by it."
+    )
+    with_any: tuple[Code, ...] = Field(
+        (),
+        description="The code is implied only when one of these is drafted; empty means the "
+        "code's add-on primaries.",
+    )
+    message: str = Field(description="Why the code belongs with the draft, in our words.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        re.compile(v)
+        return v
 
 
 class Misreading(Sourced):

@@ -28,6 +28,10 @@ class Compiled:
     requires: dict[str, re.Pattern[str]] = field(default_factory=dict)
     topics: dict[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     own_counts: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    # code -> (question pattern, codes it goes with, index in the entry's implied_by)
+    implied: dict[str, tuple[tuple[re.Pattern[str], frozenset[str], int], ...]] = field(
+        default_factory=dict
+    )
 
 
 _COMPILED: dict[int, tuple[Catalog, Compiled]] = {}
@@ -85,7 +89,15 @@ def compiled_for(catalog: Catalog) -> Compiled:
         for code, entry in catalog.codes.items()
         if entry.counted_by_code
     }
-    comp = Compiled(mis, cons, reqs, sites, misfits, needs, topics, own)
+    implied = {
+        code: tuple(
+            (re.compile(im.pattern, re.IGNORECASE), frozenset(im.with_any or entry.primaries), i)
+            for i, im in enumerate(entry.implied_by)
+        )
+        for code, entry in catalog.codes.items()
+        if entry.implied_by and entry.active
+    }
+    comp = Compiled(mis, cons, reqs, sites, misfits, needs, topics, own, implied)
     _COMPILED[id(catalog)] = (catalog, comp)
     return comp
 
@@ -104,6 +116,8 @@ class Context:
     modifiers: dict[str, frozenset[str]] = field(default_factory=dict)
     context: str = ""
     history: str = ""
+    # Codes the rules run so far remove with a fix (read by the omission rule, which runs last).
+    removing: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for line in self.lines:

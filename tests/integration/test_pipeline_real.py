@@ -4,7 +4,7 @@ The index is built once per session (``index_dir`` in conftest.py) into a tempor
 from the packaged guidelines and catalog; the questions are shared with the OpenAI-compatible
 server test (pipeline_cases.py). One Advisor per preset is reused so llama.cpp's prefix
 cache stays warm. Per-question results are printed; the assertion is a hit rate (at least
-MIN_HITS = 10 of the 12 questions on the default preset), because a 1.5B model on CPU is
+MIN_HITS = 10 of the 12 questions on each preset), because a 1.5B model on CPU is
 not expected to be perfect, and every miss must still be honest: no forbidden code may
 ever be shown as verified.
 """
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_cases import CASES, MIN_HITS, OK, outcome, run_cases
+from pipeline_cases import CASES, MIN_HITS, OK, run_cases
 
 from advisor.gguf import ensure_gguf
 from advisor.pipeline import Advisor, Answer
@@ -63,18 +63,17 @@ def test_default_preset_hits_expected_codes(
     assert hits >= MIN_HITS, f"only {hits}/{len(CASES)} questions ended with the expected codes"
 
 
-@pytest.mark.parametrize(("question", "expected", "forbidden"), [CASES[0], CASES[7]],
-                         ids=["knee", "venous-duplex"])
-def test_small_preset_on_a_couple_of_questions(
-    small_advisor: Advisor, question: str, expected: set[str], forbidden: set[str],
-    capsys: pytest.CaptureFixture[str],
+def test_small_preset_hits_expected_codes(
+    small_advisor: Advisor, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    answer = small_advisor.ask(question)
-    hit, honest, line = outcome(answer, expected, forbidden)
+    started = time.perf_counter()
+    hits, dishonest, lines = run_cases(small_advisor)
     with capsys.disabled():
-        print(f"\n[small preset] {line}  | {question}")
-    assert honest
-    assert hit
+        print(f"\n[small preset] {hits}/{len(CASES)} hits in "
+              f"{time.perf_counter() - started:.0f} s")
+        print("\n".join(lines))
+    assert not dishonest, f"forbidden codes shown as verified for: {dishonest}"
+    assert hits >= MIN_HITS, f"only {hits}/{len(CASES)} questions ended with the expected codes"
 
 
 def test_follow_up_on_the_real_model(default_advisor: Advisor) -> None:

@@ -1072,6 +1072,8 @@ def test_distinct_service_modifier_with_no_edit_to_bypass_is_dropped(cat):
     ("PICC line placement with ultrasound guidance and imaging, what codes?", ("36556",),
      ["36573"]),
     ("PICC line with ultrasound guidance in a 2-year-old", ("36556",), ["36572"]),
+    # a tunneled catheter for a question that says non-tunneled
+    ("Non-tunneled central line in an adult, no imaging", ("36558",), ["36556"]),
 ])
 def test_question_words_that_name_a_different_service(cat, question, drafted, kept):
     out = check_and_repair(asked(question, *drafted), cat)
@@ -1124,3 +1126,53 @@ def test_duplex_code_for_an_ivus_question_is_removed(cat):
     assert finding(out.first, "descriptor.question", "93979").fix.remove == ("93979",)
     duplex = check(asked("Duplex of the iliac veins before IVUS", "93979"), cat)
     assert duplex.verdict_for("93979").status is CodeStatus.VERIFIED
+
+
+@pytest.mark.parametrize(("question", "drafted", "want"), [
+    # the guidance add-on the question names beside an access code that does not include it
+    ("Central venous catheter placement (non-tunneled, age 5 or older) with ultrasound "
+     "guidance", ("36556",), ["36556", "76937"]),
+    ("I put in a radial arterial line with ultrasound guidance. Should I code 76942 for the "
+     "guidance?", ("36620",), ["36620", "76937"]),
+    # a FAST exam is both of its parts
+    ("FAST exam in the emergency department: what do I code?", ("76705",),
+     ["76705", "93308"]),
+    ("Bedside FAST scan for trauma", ("93308",), ["93308", "76705"]),
+    # IVUS named beside the catheter placement it goes with
+    ("IVUS of one iliac vessel during angiography, with the catheter placed in the aorta",
+     ("36200",), ["36200", "37252"]),
+    ("Coronary IVUS of one vessel during PCI, add-on code?", ("92928",), ["92928", "92978"]),
+])
+def test_a_service_the_question_names_is_added(cat, question, drafted, want):
+    out = check_and_repair(asked(question, *drafted), cat)
+    assert [c.code for c in out.draft.codes] == want
+    added = want[-1]
+    f = finding(out.first, "omission.implied", added)
+    assert f.fix is not None and f.fix.add == (added,) and f.sources
+
+
+@pytest.mark.parametrize(("question", "drafted"), [
+    # no real-time guidance, or no permanent image: nothing to add
+    ("I used ultrasound only to mark the skin over the vein before a central line, no "
+     "real-time guidance. Can I bill 76937?", ("36556",)),
+    ("Central line with ultrasound guidance, no permanent image saved", ("36556",)),
+    # a PICC code includes its guidance: the central line code is replaced, not joined
+    ("PICC line placement with ultrasound guidance and imaging, what codes?", ("36556",)),
+    # IVUS during an IVC filter placement is part of the filter code
+    ("IVUS during IVC filter placement - can I bill 37252?", ("37191", "36005")),
+    # the question names the service but no code it goes with is drafted
+    ("Central line with ultrasound guidance", ("76942",)),
+])
+def test_nothing_is_added_where_the_question_does_not_support_it(cat, question, drafted):
+    out = check_and_repair(asked(question, *drafted), cat)
+    assert "omission.implied" not in rules(out.first)
+    assert not {"76937", "37252"} & {c.code for c in out.draft.codes}
+
+
+def test_omission_reads_the_question_not_the_history(cat):
+    out = check_and_repair(asked("And if it was a PICC in an adult instead?", "36573",
+                                 history="Central line in the jugular with ultrasound guidance"),
+                           cat)
+    assert [c.code for c in out.draft.codes] == ["36573"]
+    # without a question, nothing is implied
+    assert "omission.implied" not in rules(check(d("36556"), cat))

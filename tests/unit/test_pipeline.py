@@ -440,3 +440,28 @@ def test_an_office_visit_level_question_is_out_of_scope(settings, catalog) -> No
     assert answer.path == "out_of_scope"
     assert answer.codes == []
     assert model.calls == []
+
+
+def test_guidance_of_another_modality_is_in_scope(settings, catalog) -> None:
+    # The ruleset holds the CT guidance code and the FNA codes that include CT guidance:
+    # "CT-guided" is a question the advisor answers, unlike "knee MRI".
+    draft = {"codes": [code("10009")], "answer": "Report 10009 for the first lesion."}
+    adv, model, _ = advisor_with(settings, catalog, [draft], codes=("10009", "77012"))
+
+    answer = adv.ask("CT-guided fine needle aspiration of a lung lesion, first lesion.")
+
+    assert answer.path == "draft"
+    assert len(model.calls) == 1
+    assert statuses(answer) == {"10009": "verified"}
+
+
+def test_a_guided_line_drafted_without_its_guidance_add_on_gets_it(settings, catalog) -> None:
+    # A small model drafts the central line alone; the question says ultrasound guidance.
+    draft = {"codes": [code("36556")], "answer": "Report 36556."}
+    adv, model, _ = advisor_with(settings, catalog, [draft], codes=("36556", "76937"))
+
+    answer = adv.ask("Central venous catheter placement, adult, with ultrasound guidance")
+
+    assert statuses(answer) == {"36556": "verified", "76937": "corrected"}
+    assert len(model.calls) == 1
+    assert "omission.implied" in rules(answer)
