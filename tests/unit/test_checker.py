@@ -1176,3 +1176,25 @@ def test_omission_reads_the_question_not_the_history(cat):
     assert [c.code for c in out.draft.codes] == ["36573"]
     # without a question, nothing is implied
     assert "omission.implied" not in rules(check(d("36556"), cat))
+
+
+def test_needle_guidance_for_a_block_whose_code_includes_it_is_removed(cat):
+    out = check_and_repair(asked("Bilateral TAP block by injection under ultrasound - can I "
+                                 "add 76942?", "76942"), cat)
+    assert out.draft.codes == ()
+    f = finding(out.first, "descriptor.question", "76942")
+    assert f.fix is not None and f.fix.remove == ("76942",)
+    # a block whose code does not include guidance keeps it
+    kept = check(asked("Femoral nerve block, single injection, under ultrasound guidance",
+                       "64447", "76942"), cat)
+    assert kept.verdict_for("76942").status is CodeStatus.VERIFIED
+
+
+def test_unguided_fna_for_an_image_guided_question_is_not_verified(cat):
+    r = check(asked("CT-guided fine needle aspiration of a lung lesion, first lesion.",
+                    "10009", "10021"), cat)
+    f = finding(r, "descriptor.question", "10021")
+    assert f.fix is not None and "10009" in f.fix.alternatives
+    assert r.verdict_for("10021").status is not CodeStatus.VERIFIED
+    plain = check(asked("FNA of a palpable neck node without imaging guidance", "10021"), cat)
+    assert "descriptor.question" not in rules(plain)
