@@ -1161,7 +1161,7 @@ def test_a_service_the_question_names_is_added(cat, question, drafted, want):
     # IVUS during an IVC filter placement is part of the filter code
     ("IVUS during IVC filter placement - can I bill 37252?", ("37191", "36005")),
     # the question names the service but no code it goes with is drafted
-    ("Central line with ultrasound guidance", ("76942",)),
+    ("Ultrasound-guided thyroid FNA, first nodule", ("10005",)),
 ])
 def test_nothing_is_added_where_the_question_does_not_support_it(cat, question, drafted):
     out = check_and_repair(asked(question, *drafted), cat)
@@ -1198,3 +1198,15 @@ def test_unguided_fna_for_an_image_guided_question_is_not_verified(cat):
     assert r.verdict_for("10021").status is not CodeStatus.VERIFIED
     plain = check(asked("FNA of a palpable neck node without imaging guidance", "10021"), cat)
     assert "descriptor.question" not in rules(plain)
+
+
+def test_needle_guidance_for_a_vascular_access_question_is_the_access_add_on(cat):
+    q = ("I put in a radial arterial line with ultrasound guidance. Should I code 76942 for "
+         "the guidance?")
+    out = check_and_repair(asked(q, "76942", "36620"), cat)
+    assert sorted(c.code for c in out.draft.codes) == ["36620", "76937"]
+    alone = check(asked(q, "76942"), cat)
+    assert alone.verdict_for("76942").status is CodeStatus.REMOVED
+    # a needle into tissue keeps 76942
+    kept = check(asked("Ultrasound-guided liver biopsy", "47000", "76942"), cat)
+    assert "descriptor.question" not in {f.rule for f in kept.findings if "76942" in f.codes}
