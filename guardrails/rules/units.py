@@ -209,45 +209,27 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
         return
     entry = ctx.catalog.codes[code]
     sided = frozenset().union(*(ln.modifiers for ln in lines)) & {"50", "RT", "LT"}
+    # Both sides drafted as x2: with no side modifier ("76641 x2"), or on one line that
+    # already says both sides ("76641-50 x2", "76641-RT-LT x2"). Either way: -50 x1.
+    on_one_line = len(lines) == 1 and ("50" in sided or {"RT", "LT"} <= sided)
     if (
         most == 2
         and entry.bilateral in (Bilateral.MODIFIER_50, Bilateral.EACH_SIDE)
-        and not sided
+        and (not sided or on_one_line)
         and _BOTH.search(ctx.context)
         and not _MORE_THAN_TWO.search(_NOT_SERVICES.sub(" ", ctx.context))
     ):
-        yield Finding(
-            "units.both_sides",
-            Severity.WARNING,
-            (code,),
-            f"{code} x2 for both sides: a code billed per side is reported once with -50 "
-            "(Medicare) or on RT and LT lines, not as 2 units on one line.",
-            sources=entry.sources,
-            confidence=entry.confidence.value,
-            fix=Fix(
-                f"Report {code}-50 x1 (or {code}-RT and {code}-LT where the payer asks).",
-                set_units=((code, 1),),
-                add_modifiers=((code, "50"),),
-            ),
-            on_fail=OnFail.FIX,
-        )
-        return
-    one_line = lines[0] if len(lines) == 1 else None
-    if (
-        one_line is not None
-        and most == 2
-        and entry.bilateral in (Bilateral.MODIFIER_50, Bilateral.EACH_SIDE)
-        and ("50" in sided or {"RT", "LT"} <= sided)
-        and _BOTH.search(ctx.context)
-        and not _MORE_THAN_TWO.search(_NOT_SERVICES.sub(" ", ctx.context))
-    ):
-        # "76641-50 x2" or "76641-RT-LT x2": the two sides are already on the one line.
-        yield Finding(
-            "units.both_sides",
-            Severity.WARNING,
-            (code,),
+        message = (
             f"{code} with -50 (or RT and LT on one line) already reports both sides: it is "
-            "one unit, not two.",
+            "one unit, not two." if sided else
+            f"{code} x2 for both sides: a code billed per side is reported once with -50 "
+            "(Medicare) or on RT and LT lines, not as 2 units on one line."
+        )
+        yield Finding(
+            "units.both_sides",
+            Severity.WARNING,
+            (code,),
+            message,
             sources=entry.sources,
             confidence=entry.confidence.value,
             fix=Fix(
