@@ -210,8 +210,9 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
     entry = ctx.catalog.codes[code]
     sided = frozenset().union(*(ln.modifiers for ln in lines)) & {"50", "RT", "LT"}
     # Both sides drafted as x2: with no side modifier ("76641 x2"), or on one line that
-    # already says both sides ("76641-50 x2", "76641-RT-LT x2"). Either way: -50 x1.
-    on_one_line = len(lines) == 1 and ("50" in sided or {"RT", "LT"} <= sided)
+    # already says both sides ("76641-50 x2", "76641-RT-LT x2", or "76641-50" drafted twice).
+    # Either way: -50 x1.
+    on_one_line = all("50" in ln.modifiers or {"RT", "LT"} <= set(ln.modifiers) for ln in lines)
     if (
         most == 2
         and entry.bilateral in (Bilateral.MODIFIER_50, Bilateral.EACH_SIDE)

@@ -951,6 +951,15 @@ def test_both_sides_of_a_per_side_code_are_minus_50_not_two_units(cat):
     assert "units.both_sides" not in rules(sided)
 
 
+def test_a_minus_50_line_drafted_twice_is_one_line_of_one_unit(cat):
+    # The model listed 76641-50 twice for a bilateral breast exam: both sides, once.
+    out = check_and_repair(asked("Complete bilateral breast ultrasound including axillae",
+                                 "76641-50", "76641-50"), cat)
+    assert "units.both_sides" in rules(out.first)
+    assert [(c.code, c.units, c.modifiers) for c in out.draft.codes] == [("76641", 1, ("50",))]
+    assert [v.status for v in out.verdicts] == [CodeStatus.CORRECTED]
+
+
 @pytest.mark.parametrize(("question", "drafted", "kept", "history"), [
     ("What about both legs?", ("93970", "93971"), ["93970"], "Venous duplex for DVT, one leg"),
     ("Bilateral lower extremity arterial duplex for claudication", ("93926",), ["93925"], ""),
