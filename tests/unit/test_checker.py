@@ -1137,6 +1137,18 @@ def test_duplex_code_for_an_ivus_question_is_removed(cat):
     assert duplex.verdict_for("93979").status is CodeStatus.VERIFIED
 
 
+def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
+    out = check_and_repair(asked("Complete hepatic duplex Doppler of the liver vessels: 93880?",
+                                 "93975", "76700"), cat)
+    assert [c.code for c in out.draft.codes] == ["93975"]
+    assert finding(out.first, "descriptor.question", "76700").fix.remove == ("76700",)
+    # Both studies named: the pair edit speaks (a modifier is needed), nothing is removed.
+    both = check(asked("Complete abdominal ultrasound and a duplex of the portal vein",
+                       "93975", "76700"), cat)
+    assert "descriptor.question" not in rules(both)
+    assert "pairs.modifier_required" in rules(both)
+
+
 @pytest.mark.parametrize(("question", "drafted", "want"), [
     # the guidance add-on the question names beside an access code that does not include it
     ("Central venous catheter placement (non-tunneled, age 5 or older) with ultrasound "
