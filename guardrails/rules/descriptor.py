@@ -80,6 +80,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 ),
                 sources=entry.sources,
                 confidence=entry.confidence.value,
+                on_fail=OnFail.REASK,
                 span=(b.start, b.end),
             )
     for g in claims.guidance:
@@ -95,6 +96,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 "imaging guidance.",
                 sources=entry.sources,
                 confidence=entry.confidence.value,
+                on_fail=OnFail.REASK,
                 span=(g.start, g.end),
             )
     fired: set[tuple[str, int]] = set()

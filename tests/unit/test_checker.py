@@ -9,7 +9,7 @@ import pytest
 
 from guardrails.checker import check
 from guardrails.repair import apply, check_and_repair
-from guardrails.report import CodeStatus, Draft, DraftCode, Overall, Severity
+from guardrails.report import CodeStatus, Draft, DraftCode, OnFail, Overall, Severity
 from knowledge.catalog import build_catalog
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reference.json"
@@ -89,6 +89,8 @@ def test_web06_76937_not_add_on(cat):
 def test_web07_76942_add_on(cat):
     f = finding(check(WEB[6]["claim"], cat), "descriptor.add_on", "76942")
     assert "is not an add-on" in f.message
+    # A wrong statement in the prose: the model is asked again, then the prose is withheld.
+    assert f.on_fail is OnFail.REASK and f.span is not None
 
 
 def test_web08_fna_and_central_access(cat):
