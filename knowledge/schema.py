@@ -197,6 +197,13 @@ class CodeEntry(Sourced):
         "any number of them (e.g. muscles for the trigger point codes, whose choice is made "
         "by the number of muscles).",
     )
+    primary_in_question: str | None = Field(
+        None,
+        description="For an add-on: regex of question words that name the primary procedure it "
+        "is done during (e.g. PCI for +92978). Drafted alone for such a question, the add-on "
+        "is the answer asked for: it is kept with a note to report the primary's own code, "
+        "not removed.",
+    )
     implied_by: tuple[Implication, ...] = Field(
         (),
         description="Question words that name this code's service: drafted without it beside "
@@ -209,7 +216,7 @@ class CodeEntry(Sourced):
         "for 93306), with what is right and the code to use instead.",
     )
 
-    @field_validator("question_requires", "topic", "counted_by_code")
+    @field_validator("question_requires", "topic", "counted_by_code", "primary_in_question")
     @classmethod
     def _requires_compiles(cls, v: str | None) -> str | None:
         if v is not None:

@@ -116,7 +116,9 @@ def rule_matches(expected: str, fired: str) -> bool:
     return fired == expected or fired.startswith(expected + ".")
 
 
-def _invalid_codes(codes: Sequence[CodeView], catalog: Catalog) -> dict[str, str]:
+def _invalid_codes(
+    codes: Sequence[CodeView], catalog: Catalog, question: str = "", history: str = ""
+) -> dict[str, str]:
     """Code -> why, for shown codes that are unknown, deleted or break a rule together."""
     from guardrails.checker import check
     from guardrails.report import Draft, DraftCode, Severity
@@ -130,7 +132,10 @@ def _invalid_codes(codes: Sequence[CodeView], catalog: Catalog) -> dict[str, str
         DraftCode(c.code, max(1, c.units), tuple(c.modifiers)) for c in codes if c.code not in why
     )
     if lines:
-        report = check(Draft(codes=lines), catalog)
+        # Judged as the checker judges an answer: with the question it answers.
+        report = check(
+            Draft(codes=lines, context=question.lower(), history=history.lower()), catalog
+        )
         for f in report.findings:
             if f.severity is Severity.INFO:
                 continue
@@ -156,7 +161,11 @@ def score_question(case: QuestionCase, view: AnswerView, catalog: Catalog) -> Qu
     leaked = [c for c in recommended if c in set(case.forbid_codes)]
 
     flagged = {code for f in view.findings if f.severity != "info" for code in f.codes}
-    invalid = _invalid_codes(ok_views, catalog)
+    from advisor.pipeline import is_follow_up
+
+    turns = list(case.conversation or (case.question or "",))
+    earlier = turns[-2] if len(turns) > 1 and is_follow_up(turns[-1]) else ""
+    invalid = _invalid_codes(ok_views, catalog, turns[-1], earlier)
     unflagged = [c for c in recommended if c in invalid and c not in flagged]
 
     fired = [f.rule for f in view.findings]

@@ -38,6 +38,21 @@ def check(ctx: Context) -> Iterator[Finding]:
                 fix=Fix(f"Report {only.code} with {code}.", add=(only.code,)),
                 on_fail=OnFail.FIX,
             )
+        elif not others and (
+            asked := _primary_asked(ctx, code)
+        ):
+            # "Coronary IVUS during PCI, add-on code?": the add-on is the answer asked for;
+            # the primary is the procedure the question names, reported with its own code.
+            yield Finding(
+                "add_on.primary_in_question",
+                Severity.INFO,
+                (code,),
+                f"{code} is an add-on: report it with the code of the primary procedure the "
+                f"question names ('{asked}')"
+                + (f"; its primaries include {shown}." if listed else "."),
+                sources=src,
+                confidence=entry.confidence.value,
+            )
         elif not others:
             yield Finding(
                 "add_on.no_primary",
@@ -82,3 +97,12 @@ def check(ctx: Context) -> Iterator[Finding]:
                 sources=src,
                 confidence=entry.confidence.value,
             )
+
+
+def _primary_asked(ctx: Context, code: str) -> str | None:
+    """The question's words naming the add-on's primary procedure, if it names one."""
+    rx = ctx.compiled.primary_asked.get(code)
+    if rx is None or not ctx.context:
+        return None
+    m = rx.search(ctx.context)
+    return m.group(0) if m else None

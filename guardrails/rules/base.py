@@ -28,6 +28,7 @@ class Compiled:
     requires: dict[str, re.Pattern[str]] = field(default_factory=dict)
     topics: dict[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     own_counts: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    primary_asked: dict[str, re.Pattern[str]] = field(default_factory=dict)
     # code -> (question pattern, codes it goes with, index in the entry's implied_by)
     implied: dict[str, tuple[tuple[re.Pattern[str], frozenset[str], int], ...]] = field(
         default_factory=dict
@@ -97,7 +98,15 @@ def compiled_for(catalog: Catalog) -> Compiled:
         for code, entry in catalog.codes.items()
         if entry.implied_by and entry.active
     }
-    comp = Compiled(mis, cons, reqs, sites, misfits, needs, topics, own, implied)
+    primary_asked = {
+        code: re.compile(entry.primary_in_question, re.IGNORECASE)
+        for code, entry in catalog.codes.items()
+        if entry.primary_in_question
+    }
+    comp = Compiled(
+        mis, cons, reqs, sites, misfits, needs, topics, own, implied=implied,
+        primary_asked=primary_asked,
+    )
     _COMPILED[id(catalog)] = (catalog, comp)
     return comp
 

@@ -791,6 +791,25 @@ def test_an_add_on_with_one_possible_primary_gets_it(cat):
     assert finding(alone.first, "add_on.no_primary", "76937").fix is None
 
 
+@pytest.mark.parametrize(("question", "code", "named"), [
+    ("Coronary IVUS of one vessel during PCI, add-on code?", "92978", "pci"),
+    ("Peripheral IVUS of the iliac artery during angiography: which code?", "37252",
+     "angiography"),
+    ("Fluoroscopic guidance for tunneled central venous catheter tip placement, add-on code?",
+     "77001", "central venous catheter"),
+])
+def test_an_add_on_asked_about_during_its_named_primary_is_kept_with_a_note(
+    cat, question, code, named
+):
+    out = check_and_repair(asked(question, code), cat)
+    assert [(v.code, v.status) for v in out.verdicts] == [(code, CodeStatus.VERIFIED)]
+    f = finding(out.first, "add_on.primary_in_question", code)
+    assert f.severity is Severity.INFO and f"'{named}'" in f.message
+    # No primary named: still an error, the model is asked which primary.
+    bare = check(asked("IVUS, which code?", "37252"), cat)
+    assert finding(bare, "add_on.no_primary", "37252").severity is Severity.ERROR
+
+
 def test_units_the_question_never_counts_are_set_to_the_limit(cat):
     out = check_and_repair(asked("Venous duplex of the left leg for DVT.", "93971x2"), cat)
     assert [(v.code, v.status, v.units) for v in out.verdicts] == [

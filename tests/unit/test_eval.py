@@ -144,7 +144,8 @@ def view(codes, findings=(), citations=(), retrieved=(), latency=100, error=None
 
 
 def test_exact_precision_recall_and_allowed_codes() -> None:
-    case = q(expect_codes=["20550"], allow_codes=["76942"], forbid_codes=["20611"])
+    case = q(question="Wrist tendon sheath injection under ultrasound guidance: codes?",
+             expect_codes=["20550"], allow_codes=["76942"], forbid_codes=["20611"])
     s = score_question(case, view([("20550", "corrected"), ("76942", "verified")]), CAT)
     assert s.exact
     assert s.passed
@@ -160,7 +161,8 @@ def test_exact_precision_recall_and_allowed_codes() -> None:
 
 
 def test_leak_needs_a_forbidden_code_shown_as_valid() -> None:
-    case = q(expect_codes=["20611"], forbid_codes=["76942"])
+    case = q(question="Ultrasound-guided knee injection: codes?", expect_codes=["20611"],
+             forbid_codes=["76942"])
     leaked = score_question(case, view([("20611", "verified"), ("76942", "verified")]), CAT)
     flagged = score_question(case, view([("20611", "verified"), ("76942", "not_verified")]), CAT)
     removed = score_question(case, view([("20611", "verified"), ("76942", "removed")]), CAT)
@@ -186,10 +188,19 @@ def test_unflagged_invalid_is_decided_by_the_checker() -> None:
     s = score_question(case, view([("20610", "verified"), ("76942", "verified")]), CAT)
     assert set(s.unflagged_invalid) == {"20610", "76942"}
     # A valid pair is not invalid; an info finding does not flag anything.
-    s = score_question(case, view([("36556", "verified"), ("76937", "verified")]), CAT)
+    line = q(question="Ultrasound-guided central line in an adult: codes?")
+    s = score_question(line, view([("36556", "verified"), ("76937", "verified")]), CAT)
     assert s.unflagged_invalid == []
+    # Judged with the question it answers: an add-on asked about during its named primary
+    # is valid alone; with no such question it is not.
+    ivus = q(question="Coronary IVUS of one vessel during PCI, add-on code?")
+    assert score_question(ivus, view([("92978", "verified")]), CAT).unflagged_invalid == []
+    assert score_question(case, view([("92978", "verified")]), CAT).unflagged_invalid == [
+        "92978"
+    ]
+    knee = q(question="Ultrasound-guided knee injection: codes?")
     m = aggregate_questions([score_question(case, view([("76943", "verified")]), CAT),
-                             score_question(case, view([("20611", "verified")]), CAT)])
+                             score_question(knee, view([("20611", "verified")]), CAT)])
     assert m.unflagged_invalid_rate == 0.5
 
 
@@ -268,8 +279,10 @@ def test_raw_codes_parse() -> None:
 
 
 def make_run(pass_knee: bool = True) -> EvalRun:
-    knee = q(id="q-knee", expect_codes=["20611"], forbid_codes=["76942"])
-    obs = q(id="q-ob", expect_codes=["76805"],
+    knee = q(id="q-knee", question="Ultrasound-guided knee injection: codes?",
+             expect_codes=["20611"], forbid_codes=["76942"])
+    obs = q(id="q-ob", question="Complete OB ultrasound at 20 weeks, one fetus",
+            expect_codes=["76805"],
             tags={"family": "obstetric", "user": "clinician", "kind": "coding"})
     good = [("20611", "corrected")] if pass_knee else [("20611", "verified"),
                                                        ("76942", "verified")]

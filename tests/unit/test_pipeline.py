@@ -175,7 +175,7 @@ def test_reask_happens_once_and_what_still_fails_is_dropped(settings, catalog) -
     bad = {"codes": [code("76937")], "answer": "Report 76937."}
     adv, model, _ = advisor_with(settings, catalog, [bad, bad], codes=("76937", "36556"))
 
-    answer = adv.ask("Ultrasound guidance for a central venous line, what do I bill?")
+    answer = adv.ask("Ultrasound guidance for vascular access, what do I bill?")
 
     assert [t for t, _ in model.calls] == [Task.DRAFT, Task.REASK]
     assert answer.model_calls == 2
@@ -193,7 +193,7 @@ def test_reask_that_fixes_the_draft_ends_verified(settings, catalog) -> None:
             "answer": "Report the catheter placement 36200 with 37252."}
     adv, model, _ = advisor_with(settings, catalog, [bad, good], codes=("37252", "36200"))
 
-    answer = adv.ask("IVUS of one iliac vessel during angiography")
+    answer = adv.ask("IVUS of one iliac vessel, which codes?")
 
     assert len(model.calls) == 2
     assert statuses(answer) == {"36200": "verified", "37252": "verified"}
