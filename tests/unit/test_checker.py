@@ -1163,6 +1163,9 @@ def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
                                  "93975", "76700"), cat)
     assert [c.code for c in out.draft.codes] == ["93975"]
     assert finding(out.first, "descriptor.question", "76700").fix.remove == ("76700",)
+    aorta = check_and_repair(asked("Complete aorto-iliac duplex to follow a repaired AAA.",
+                                   "93978", "76770"), cat)
+    assert [c.code for c in aorta.draft.codes] == ["93978"]
     # Both studies named: the pair edit speaks (a modifier is needed), nothing is removed.
     both = check(asked("Complete abdominal ultrasound and a duplex of the portal vein",
                        "93975", "76700"), cat)
