@@ -1158,6 +1158,23 @@ def test_duplex_code_for_an_ivus_question_is_removed(cat):
     assert duplex.verdict_for("93979").status is CodeStatus.VERIFIED
 
 
+@pytest.mark.parametrize(("question", "drafted", "want"), [
+    ("CT guidance for needle placement for a bone biopsy - the guidance code?", "10009",
+     ["77012"]),
+    ("Ultrasound-guided core needle biopsy of a liver lesion", "10005", ["76942"]),
+    ("CT-guided FNA of a lung nodule", "10009", ["10009"]),
+    # A breast core biopsy: its code includes the guidance (76942 -> 19083, and 10005 too).
+    ("Ultrasound-guided core biopsy of a breast mass with clip placement.", "76942", ["19083"]),
+    ("Ultrasound-guided core biopsy of a breast mass with clip placement.", "10005", ["19083"]),
+])
+def test_an_fna_code_for_a_bone_or_core_biopsy_becomes_the_guidance_code(
+    cat, question, drafted, want
+):
+    out = check_and_repair(asked(question, drafted), cat)
+    assert [c.code for c in out.draft.codes] == want
+    assert ("descriptor.question" in rules(out.first)) == (want != [drafted])
+
+
 def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
     out = check_and_repair(asked("Complete hepatic duplex Doppler of the liver vessels: 93880?",
                                  "93975", "76700"), cat)
