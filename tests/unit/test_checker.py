@@ -1175,6 +1175,16 @@ def test_an_fna_code_for_a_bone_or_core_biopsy_becomes_the_guidance_code(
     assert ("descriptor.question" in rules(out.first)) == (want != [drafted])
 
 
+def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
+    out = check_and_repair(asked("RUQ ultrasound for gallstones only, what do I code?",
+                                 "76705", "76999"), cat)
+    assert [c.code for c in out.draft.codes] == ["76705"]
+    assert finding(out.first, "descriptor.question", "76999")
+    for q in ("What code for an ultrasound procedure that has no specific CPT code?",
+              "Is there an unlisted ultrasound code?"):
+        assert check(asked(q, "76999"), cat).verdict_for("76999").status is CodeStatus.VERIFIED
+
+
 def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
     out = check_and_repair(asked("Complete hepatic duplex Doppler of the liver vessels: 93880?",
                                  "93975", "76700"), cat)
