@@ -1185,6 +1185,33 @@ def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
         assert check(asked(q, "76999"), cat).verdict_for("76999").status is CodeStatus.VERIFIED
 
 
+@pytest.mark.parametrize(("question", "drafted", "want"), [
+    # A complete abdomen already covers the kidneys, aorta and IVC.
+    ("Full abdominal ultrasound: liver, gallbladder, pancreas, spleen, kidneys, aorta, IVC.",
+     ("76700", "76770"), ["76700"]),
+    ("Complete retroperitoneal ultrasound: kidneys, aorta, IVC", ("76770",), ["76770"]),
+    # Kidneys and bladder are the retroperitoneal exam, not the pelvic one.
+    ("Complete renal ultrasound of both kidneys and bladder for hydronephrosis.",
+     ("76856", "76770"), ["76770"]),
+    ("Complete pelvic ultrasound, uterus and ovaries, with bladder and kidneys", ("76856",),
+     ["76856"]),
+    # The axilla is the limited extremity code, not head and neck soft tissue.
+    ("Axilla-only ultrasound for lymph nodes - which code?", ("76536", "76882"), ["76882"]),
+    # Nuchal translucency alone is 76813, with no complete OB exam beside it.
+    ("Nuchal translucency measurement, single fetus, transabdominal.",
+     ("76813", "76801", "76805"), ["76813"]),
+    ("Complete first trimester ultrasound with nuchal translucency", ("76801", "76813"),
+     ["76801", "76813"]),
+    # A nerve along its course is 76883, not the joint codes.
+    ("Ultrasound of the median nerve through its entire course in one arm.",
+     ("76883", "76881"), ["76883"]),
+    ("Limited ultrasound of the wrist for a ganglion cyst", ("76882",), ["76882"]),
+])
+def test_diagnostic_codes_the_question_rules_out(cat, question, drafted, want):
+    out = check_and_repair(asked(question, *drafted), cat)
+    assert [c.code for c in out.draft.codes] == want
+
+
 def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
     out = check_and_repair(asked("Complete hepatic duplex Doppler of the liver vessels: 93880?",
                                  "93975", "76700"), cat)
