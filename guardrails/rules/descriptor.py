@@ -240,6 +240,8 @@ _ASKED_LIMITED = re.compile(
     # "only the gallbladder and liver were scanned", "just the right kidney was imaged"
     r"|\b(?:only|just) (?:the |one |a |an )?(?:[a-z]+ ){0,4}(?:was |were )?"
     r"(?:scanned|imaged|examined|evaluated|studied|looked at)\b"
+    # one quadrant of the abdomen: "RUQ ultrasound for gallstones"
+    r"|\b(?:ruq|luq|rlq|llq)\b|\b(?:right|left) (?:upper|lower) quadrant\b|\bsingle quadrant\b"
 )
 _ASKED_COMPLETE = re.compile(r"\bcomplete(?:ly)?\b")
 

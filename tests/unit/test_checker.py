@@ -458,6 +458,9 @@ def test_only_some_organs_scanned_is_a_limited_exam(cat):
     assert {v.code: v.status for v in out.verdicts}["76700"] is CodeStatus.NOT_VERIFIED
     assert "descriptor.extent_context" not in rules(
         check_and_repair(asked("Only a complete abdominal ultrasound", "76700"), cat).first)
+    # One quadrant is a limited exam too.
+    ruq = check(asked("RUQ ultrasound for gallstones only, what do I code?", "76700"), cat)
+    assert finding(ruq, "descriptor.extent_context", "76700").fix.alternatives == ("76705",)
 
 
 @pytest.mark.parametrize(("question", "drafted", "right"), [
