@@ -210,11 +210,13 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
     entry = ctx.catalog.codes[code]
     sided = frozenset().union(*(ln.modifiers for ln in lines)) & {"50", "RT", "LT"}
     # Both sides drafted as x2: with no side modifier ("76641 x2"), or on one line that
-    # already says both sides ("76641-50 x2", "76641-RT-LT x2", or "76641-50" drafted twice).
-    # Either way: -50 x1.
-    on_one_line = all("50" in ln.modifiers or {"RT", "LT"} <= set(ln.modifiers) for ln in lines)
+    # already says both sides ("76641-50 x2", "76641-RT-LT x2", "76641-50" drafted twice, or
+    # -50 beside RT and LT lines). Either way: -50 x1.
+    on_one_line = all(set(ln.modifiers) & {"50", "RT", "LT"} for ln in lines) and (
+        "50" in sided or {"RT", "LT"} <= sided
+    )
     if (
-        most == 2
+        (most == 2 or (on_one_line and most == 3))
         and entry.bilateral in (Bilateral.MODIFIER_50, Bilateral.EACH_SIDE)
         and (not sided or on_one_line)
         and _BOTH.search(ctx.context)
@@ -222,7 +224,7 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
     ):
         message = (
             f"{code} with -50 (or RT and LT on one line) already reports both sides: it is "
-            "one unit, not two." if sided else
+            f"one unit, not {most}." if sided else
             f"{code} x2 for both sides: a code billed per side is reported once with -50 "
             "(Medicare) or on RT and LT lines, not as 2 units on one line."
         )

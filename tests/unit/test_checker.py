@@ -982,6 +982,13 @@ def test_a_minus_50_line_drafted_twice_is_one_line_of_one_unit(cat):
     assert "units.both_sides" in rules(out.first)
     assert [(c.code, c.units, c.modifiers) for c in out.draft.codes] == [("76641", 1, ("50",))]
     assert [v.status for v in out.verdicts] == [CodeStatus.CORRECTED]
+    # -50 beside RT and LT lines: both sides said three times, still -50 x1.
+    mixed = check_and_repair(asked("Complete bilateral breast ultrasound for Medicare",
+                                   "76641-RT", "76641-LT", "76641-50"), cat)
+    assert [(c.code, c.units, c.modifiers) for c in mixed.draft.codes] == [("76641", 1, ("50",))]
+    # RT and LT lines alone are a right way to say both sides.
+    sided = check(asked("Complete bilateral breast ultrasound", "76641-RT", "76641-LT"), cat)
+    assert sided.verdict_for("76641").status is CodeStatus.VERIFIED
 
 
 @pytest.mark.parametrize(("question", "drafted", "kept", "history"), [
