@@ -28,6 +28,7 @@ QUESTION_RULES = frozenset({
     "descriptor.both_sides",
     "descriptor.not_ultrasound",
     "descriptor.off_topic",
+    "descriptor.guidance_unsaid",
 })
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from guardrails.claims import Polarity
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context, compiled_for
-from knowledge.schema import AgeBand, CodeEntry, Confidence, Extent
+from knowledge.schema import AgeBand, CodeEntry, Confidence, Extent, Kind
 
 if TYPE_CHECKING:
     from knowledge.catalog import Catalog
@@ -143,6 +143,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     yield from _both_sides_context(ctx)
     yield from _other_guidance_context(ctx)
     yield from _off_topic(ctx)
+    yield from _guidance_unsaid(ctx)
     low = claims.text.lower() if ctx.compiled.misconceptions else ""
     for rx, i, requires in ctx.compiled.misconceptions:
         if requires and not any(w in low for w in requires):
@@ -539,6 +540,41 @@ def _off_topic(ctx: Context) -> Iterator[Finding]:
             sources=entry.sources,
             confidence=entry.confidence.value,
             fix=Fix("Use the code for the service the question describes."),
+        )
+
+
+# Any word that says imaging was used (or names a guidance code by number).
+_IMAGING_SAID = re.compile(
+    r"ultrasound|sonogra|\bu/?s\b|\bpocus\b|guid|imag|echo|\btee\b|doppler|fluoro|\bct\b|"
+    r"computed tomograph|\bmri?\b|magnetic|scan|visuali[sz]|probe|real[- ]time|76942|76937|"
+    r"7700[123]|77012|77021|radiolog"
+)
+
+
+def _guidance_unsaid(ctx: Context) -> Iterator[Finding]:
+    """An imaging guidance code for a question (and the one it follows up) that names no
+    imaging at all: "Aspiration of a ganglion cyst, code?" is not answered with 76942."""
+    if not ctx.context:
+        return
+    text = f"{ctx.history}\n{ctx.context}" if ctx.history else ctx.context
+    if _IMAGING_SAID.search(text):
+        return
+    cat = ctx.catalog
+    for code in ctx.active():
+        entry = cat.codes[code]
+        if entry.kind is not Kind.GUIDANCE:
+            continue
+        yield Finding(
+            "descriptor.guidance_unsaid",
+            _severity(entry.confidence),
+            (code,),
+            f"{code} ({entry.label}) reports imaging guidance, and the question names none. "
+            "A guidance code is added only when the imaging guided the needle or catheter "
+            "and the note documents it.",
+            sources=entry.sources,
+            confidence=entry.confidence.value,
+            fix=Fix(f"Remove {code}.", remove=(code,)),
+            on_fail=OnFail.FIX,
         )
 
 

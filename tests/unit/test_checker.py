@@ -1222,6 +1222,18 @@ def test_diagnostic_codes_the_question_rules_out(cat, question, drafted, want):
     assert [c.code for c in out.draft.codes] == want
 
 
+def test_a_guidance_code_for_a_question_that_names_no_imaging_is_removed(cat):
+    out = check_and_repair(asked("Aspiration of a ganglion cyst on the wrist, code?",
+                                 "20612", "76942"), cat)
+    assert [c.code for c in out.draft.codes] == ["20612"]
+    assert finding(out.first, "descriptor.guidance_unsaid", "76942").fix.remove == ("76942",)
+    # Imaging named in the question, or in the question it follows up: kept.
+    for q, history in (("Ganglion cyst aspiration under ultrasound, code?", ""),
+                       ("And a second cyst?", "Ultrasound-guided ganglion cyst aspiration")):
+        r = check(asked(q, "20612", "76942", history=history), cat)
+        assert "descriptor.guidance_unsaid" not in rules(r)
+
+
 def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
     out = check_and_repair(asked("Complete hepatic duplex Doppler of the liver vessels: 93880?",
                                  "93975", "76700"), cat)
