@@ -1216,6 +1216,14 @@ def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
     ("Ultrasound of the median nerve through its entire course in one arm.",
      ("76883", "76881"), ["76883"]),
     ("Limited ultrasound of the wrist for a ganglion cyst", ("76882",), ["76882"]),
+    # Tendon sheath or fascia vs tendon origin; a named nerve block vs "other nerve".
+    ("Ultrasound-guided plantar fascia injection with image saved.",
+     ("20550", "76942", "20551"), ["20550", "76942"]),
+    ("Lateral epicondyle (tendon origin) injection under ultrasound guidance.",
+     ("20550", "76942"), ["76942", "20551"]),
+    ("Ultrasound-guided femoral nerve block, single injection, image saved.",
+     ("64447", "76942", "64450"), ["64447", "76942"]),
+    ("Ultrasound-guided genicular nerve block", ("64450", "76942"), ["64450", "76942"]),
 ])
 def test_diagnostic_codes_the_question_rules_out(cat, question, drafted, want):
     out = check_and_repair(asked(question, *drafted), cat)
@@ -1232,6 +1240,15 @@ def test_a_guidance_code_for_a_question_that_names_no_imaging_is_removed(cat):
                        ("And a second cyst?", "Ultrasound-guided ganglion cyst aspiration")):
         r = check(asked(q, "20612", "76942", history=history), cat)
         assert "descriptor.guidance_unsaid" not in rules(r)
+
+
+def test_the_carpal_tunnel_code_needs_a_carpal_tunnel_question(cat):
+    r = check(asked("Lateral epicondyle injection under ultrasound guidance", "20551", "20526"),
+              cat)
+    assert r.verdict_for("20526").status is CodeStatus.NOT_VERIFIED
+    assert finding(r, "descriptor.question_lacks", "20526")
+    ok = check(asked("Carpal tunnel injection with ultrasound guidance", "20526"), cat)
+    assert ok.verdict_for("20526").status is CodeStatus.VERIFIED
 
 
 def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
