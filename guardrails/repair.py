@@ -15,6 +15,7 @@ from guardrails.report import (
     OnFail,
     Severity,
 )
+from guardrails.rules.base import compiled_for
 from knowledge.catalog import Catalog
 
 _CARRY = ("RT", "LT", "50")
@@ -131,7 +132,7 @@ def check_and_repair(
         else:
             status = CodeStatus.CORRECTED if v.status is CodeStatus.VERIFIED else v.status
             verdicts.append(CodeVerdict(code, status, v.units, v.modifiers, v.findings))
-    verdicts, follow = _addons_follow_primaries(verdicts, catalog)
+    verdicts, follow = _addons_follow_primaries(verdicts, catalog, current.context)
     findings = tuple(dict.fromkeys(first.findings + report.findings + follow))
     return Outcome(first, report, current, tuple(verdicts), findings)
 
@@ -140,14 +141,19 @@ _SHOWN_OK = (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
 
 
 def _addons_follow_primaries(
-    verdicts: list[CodeVerdict], catalog: Catalog
+    verdicts: list[CodeVerdict], catalog: Catalog, question: str = ""
 ) -> tuple[list[CodeVerdict], tuple[Finding, ...]]:
     """An add-on is never shown as verified when no primary beside it is.
 
     The checker verifies each code's own rules; an add-on also stands on its primary, so a
     primary left 'not verified' (a modifier in doubt, a missing element) takes the add-on's
-    verified status with it.
+    verified status with it. One exception: the question itself names the primary procedure
+    ("IVUS during PCI") and the drafted primary is unverified only because its own facts are
+    weakly sourced (no rule finding against it): the add-on stands on the question, as it
+    would drafted alone.
     """
+    asked = compiled_for(catalog).primary_asked
+    low = question.lower()
     out = list(verdicts)
     found: list[Finding] = []
     changed = True
@@ -162,6 +168,12 @@ def _addons_follow_primaries(
             beside = sorted(ap.primaries & present)
             if not beside:
                 continue  # no primary at all: the add-on rules already report that
+            rx = asked.get(v.code)
+            if rx is not None and rx.search(low) and all(
+                f.severity is Severity.INFO
+                for w in out if w.code in beside for f in w.findings
+            ):
+                continue
             f = Finding(
                 "add_on.primary_not_verified",
                 Severity.WARNING,

@@ -41,8 +41,13 @@ _MORE_THAN_TWO = re.compile(
 )
 
 
-# Asking about units is not counting them: "how many units of guidance?".
-_ASKS_HOW_MANY = re.compile(r"\bhow many (?:\w+ )?(?:units?|times)\b")
+# Asking about units is not counting them: "how many units of guidance?". Needle passes
+# count nothing either: codes count lesions, levels or muscles, never passes.
+_ASKS_HOW_MANY = re.compile(
+    r"\bhow many (?:\w+ )?(?:units?|times)\b"
+    r"|\b(?:each|per|every|a|one|multiple|several|many|\d+|two|three|four|five) "
+    r"(?:needle )?pass(?:es)?\b"
+)
 
 
 def counts(question: str, bilateral: Bilateral) -> bool:

@@ -808,9 +808,22 @@ def test_an_add_on_asked_about_during_its_named_primary_is_kept_with_a_note(
     assert [(v.code, v.status) for v in out.verdicts] == [(code, CodeStatus.VERIFIED)]
     f = finding(out.first, "add_on.primary_in_question", code)
     assert f.severity is Severity.INFO and f"'{named}'" in f.message
+    # The drafted primary is only weakly sourced (no rule against it): the add-on stands on
+    # the question's primary; asked without one, it follows its unverified primary.
+    pci = check_and_repair(asked("Coronary IVUS of one vessel during PCI, add-on code?",
+                                 "92978", "92928"), cat)
+    assert {v.code: v.status for v in pci.verdicts}["92978"] is CodeStatus.VERIFIED
+    plain = check_and_repair(asked("Coronary IVUS of one vessel, codes?", "92978", "92928"), cat)
+    assert {v.code: v.status for v in plain.verdicts}["92978"] is CodeStatus.NOT_VERIFIED
     # No primary named: still an error, the model is asked which primary.
     bare = check(asked("IVUS, which code?", "37252"), cat)
     assert finding(bare, "add_on.no_primary", "37252").severity is Severity.ERROR
+
+
+def test_needle_passes_count_nothing(cat):
+    out = check_and_repair(asked("Is 76942 listed for each needle pass in a trigger point "
+                                 "injection of two muscles?", "76942", "20552x2"), cat)
+    assert [(c.code, c.units) for c in out.draft.codes] == [("76942", 1), ("20552", 1)]
 
 
 def test_units_the_question_never_counts_are_set_to_the_limit(cat):
@@ -1224,6 +1237,9 @@ def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
     ("Ultrasound-guided femoral nerve block, single injection, image saved.",
      ("64447", "76942", "64450"), ["64447", "76942"]),
     ("Ultrasound-guided genicular nerve block", ("64450", "76942"), ["64450", "76942"]),
+    # Ultrasound used by the surgeon during an operation is 76998, not needle guidance.
+    ("Intraoperative ultrasound guidance during surgery, which code?", ("76998", "76942"),
+     ["76998"]),
 ])
 def test_diagnostic_codes_the_question_rules_out(cat, question, drafted, want):
     out = check_and_repair(asked(question, *drafted), cat)
