@@ -1240,6 +1240,10 @@ def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
     # Ultrasound used by the surgeon during an operation is 76998, not needle guidance.
     ("Intraoperative ultrasound guidance during surgery, which code?", ("76998", "76942"),
      ["76998"]),
+    # An arterial line is not a central venous catheter.
+    ("I put in a radial arterial line with ultrasound guidance. Code 76942?",
+     ("76937", "36620", "36556"), ["76937", "36620"]),
+    ("Radial arterial line with ultrasound guidance", ("36556", "76937"), ["76937", "36620"]),
 ])
 def test_diagnostic_codes_the_question_rules_out(cat, question, drafted, want):
     out = check_and_repair(asked(question, *drafted), cat)
