@@ -1240,6 +1240,12 @@ def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
     # Ultrasound used by the surgeon during an operation is 76998, not needle guidance.
     ("Intraoperative ultrasound guidance during surgery, which code?", ("76998", "76942"),
      ["76998"]),
+    # The aorta alone is retroperitoneal (76775), or the screening code when it is screening.
+    ("Follow-up ultrasound of a known 4 cm abdominal aortic aneurysm: can I bill 76706?",
+     ("76705", "76775"), ["76775"]),
+    ("One-time screening ultrasound for AAA in an asymptomatic 67-year-old male smoker.",
+     ("76705",), ["76706"]),
+    ("Bedside FAST exam for trauma, includes the aorta", ("76705", "93308"), ["76705", "93308"]),
     # An arterial line is not a central venous catheter.
     ("I put in a radial arterial line with ultrasound guidance. Code 76942?",
      ("76937", "36620", "36556"), ["76937", "36620"]),
