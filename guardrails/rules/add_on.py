@@ -38,7 +38,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 fix=Fix(f"Report {only.code} with {code}.", add=(only.code,)),
                 on_fail=OnFail.FIX,
             )
-        elif not others and (
+        elif not [c for c in others if not cat.is_add_on(c)] and (
             asked := _primary_asked(ctx, code)
         ):
             # "Coronary IVUS during PCI, add-on code?": the add-on is the answer asked for;

@@ -204,3 +204,49 @@ def test_baseline_is_scored_the_same_way_and_sees_only_the_question(scripted_run
     assert all("Candidate codes:" in t for t in drafts)
     # Out-of-scope questions never reach the drafting model.
     assert not any("MRI of the knee" in t for t in drafts)
+
+
+# -- every question case's codes against the checker, with the case's own question ------------
+
+QUESTIONS = [c for c in CASES.values() if isinstance(c, QuestionCase)]
+
+
+def _judged(case: QuestionCase, codes: list[str]) -> dict[str, str]:
+    from advisor.pipeline import is_follow_up
+    from guardrails.repair import check_and_repair
+    from guardrails.report import Draft, DraftCode
+
+    turns = list(case.conversation or (case.question or "",))
+    history = turns[-2] if len(turns) > 1 and is_follow_up(turns[-1]) else ""
+    draft = Draft(codes=tuple(DraftCode(c) for c in codes), context=turns[-1].lower(),
+                  history=history.lower())
+    return {v.code: v.status.value for v in check_and_repair(draft, CAT).verdicts}
+
+
+@pytest.mark.parametrize("case", [c for c in QUESTIONS if c.expect_codes], ids=lambda c: c.id)
+def test_the_expected_codes_pass_the_checker_for_their_question(case: QuestionCase) -> None:
+    # A right answer drafted exactly must never be removed or flagged by a question rule.
+    judged = _judged(case, list(case.expect_codes))
+    assert {c: judged.get(c) for c in case.expect_codes} == {
+        c: judged[c] if judged.get(c) in ("verified", "corrected") else "verified or corrected"
+        for c in case.expect_codes
+    }
+
+
+# A forbidden code the checker cannot rule out from the question's words alone; the pipeline
+# relies on the model and the candidate list there.
+FORBIDDEN_NOT_CAUGHT = {
+    ("conv-cvc-then-picc", "36569"): "the follow-up names no imaging; only the first turn does",
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [(c, f) for c in QUESTIONS for f in c.forbid_codes if CAT.get(f) is not None
+     and (c.id, f) not in FORBIDDEN_NOT_CAUGHT],
+    ids=lambda x: x.id if isinstance(x, QuestionCase) else x,
+)
+def test_a_forbidden_code_beside_the_right_ones_does_not_pass(case: QuestionCase,
+                                                              code: str) -> None:
+    judged = _judged(case, [*case.expect_codes, code])
+    assert judged.get(code) not in ("verified", "corrected"), judged
