@@ -132,7 +132,9 @@ def check_and_repair(
         else:
             status = CodeStatus.CORRECTED if v.status is CodeStatus.VERIFIED else v.status
             verdicts.append(CodeVerdict(code, status, v.units, v.modifiers, v.findings))
-    verdicts, follow = _addons_follow_primaries(verdicts, catalog, current.context)
+    verdicts, follow = _addons_follow_primaries(
+        verdicts, catalog, current.context, {v.code: v.findings for v in report.verdicts}
+    )
     findings = tuple(dict.fromkeys(first.findings + report.findings + follow))
     return Outcome(first, report, current, tuple(verdicts), findings)
 
@@ -141,7 +143,10 @@ _SHOWN_OK = (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
 
 
 def _addons_follow_primaries(
-    verdicts: list[CodeVerdict], catalog: Catalog, question: str = ""
+    verdicts: list[CodeVerdict],
+    catalog: Catalog,
+    question: str = "",
+    final: dict[str, tuple[Finding, ...]] | None = None,
 ) -> tuple[list[CodeVerdict], tuple[Finding, ...]]:
     """An add-on is never shown as verified when no primary beside it is.
 
@@ -169,9 +174,11 @@ def _addons_follow_primaries(
             if not beside:
                 continue  # no primary at all: the add-on rules already report that
             rx = asked.get(v.code)
+            # Judged on the last round: a fix already applied (a dropped modifier) is no
+            # finding against the primary any more.
+            now = final if final is not None else {w.code: w.findings for w in out}
             if rx is not None and rx.search(low) and all(
-                f.severity is Severity.INFO
-                for w in out if w.code in beside for f in w.findings
+                f.severity is Severity.INFO for p in beside for f in now.get(p, ())
             ):
                 continue
             f = Finding(

@@ -130,6 +130,11 @@ class CodeEntry(Sourced):
     label: str = Field(min_length=3, max_length=140, description="Short label in our own words.")
     family: str = Field(description="Family id (see families in codes data).")
     kind: Kind = Field(description="Diagnostic, guidance, procedure, ...")
+    modality: Literal["ultrasound", "fluoroscopy", "ct", "mr"] | None = Field(
+        None,
+        description="For a guidance code: the imaging it reports. A question that names other "
+        "imaging only (CT guidance) rules the code out.",
+    )
     extent: Extent = Field(Extent.SINGLE, description="Complete, limited or no split.")
     counterpart: Code | None = Field(None, description="The complete/limited partner code.")
     add_on: bool = Field(False, description="Reported only with a primary code.")

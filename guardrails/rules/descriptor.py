@@ -551,26 +551,43 @@ _IMAGING_SAID = re.compile(
 )
 
 
+_MODALITY_SAID = {
+    "ultrasound": re.compile(
+        r"ultrasound|sonogra|\bu/?s\b|\bpocus\b|echo|\btee\b|doppler|duplex|76942|76937"
+    ),
+    "fluoroscopy": re.compile(r"fluoro|\bx-?ray|c-?arm|7700[123]"),
+    "ct": re.compile(r"\bct\b|computed tomograph|77012"),
+    "mr": re.compile(r"\bmri?\b|magnetic resonance|77021"),
+}
+
+
 def _guidance_unsaid(ctx: Context) -> Iterator[Finding]:
     """An imaging guidance code for a question (and the one it follows up) that names no
-    imaging at all: "Aspiration of a ganglion cyst, code?" is not answered with 76942."""
+    imaging at all ("Aspiration of a ganglion cyst, code?" is not answered with 76942), or
+    names only other imaging ("CT guidance for a bone biopsy" is not answered with 77021)."""
     if not ctx.context:
         return
     text = f"{ctx.history}\n{ctx.context}" if ctx.history else ctx.context
-    if _IMAGING_SAID.search(text):
-        return
+    named = {m for m, rx in _MODALITY_SAID.items() if rx.search(text)}
+    unsaid = not _IMAGING_SAID.search(text)
     cat = ctx.catalog
     for code in ctx.active():
         entry = cat.codes[code]
         if entry.kind is not Kind.GUIDANCE:
             continue
+        if unsaid:
+            why = "and the question names none"
+        elif named and entry.modality is not None and entry.modality not in named:
+            why = f"and the question names {' and '.join(sorted(named))} guidance only"
+        else:
+            continue
         yield Finding(
             "descriptor.guidance_unsaid",
             _severity(entry.confidence),
             (code,),
-            f"{code} ({entry.label}) reports imaging guidance, and the question names none. "
-            "A guidance code is added only when the imaging guided the needle or catheter "
-            "and the note documents it.",
+            f"{code} ({entry.label}) reports imaging guidance, {why}. "
+            "A guidance code is added only for the imaging that guided the needle or catheter, "
+            "when the note documents it.",
             sources=entry.sources,
             confidence=entry.confidence.value,
             fix=Fix(f"Remove {code}.", remove=(code,)),

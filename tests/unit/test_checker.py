@@ -813,6 +813,10 @@ def test_an_add_on_asked_about_during_its_named_primary_is_kept_with_a_note(
     pci = check_and_repair(asked("Coronary IVUS of one vessel during PCI, add-on code?",
                                  "92978", "92928"), cat)
     assert {v.code: v.status for v in pci.verdicts}["92978"] is CodeStatus.VERIFIED
+    # Modifiers the question never asked for, dropped by a fix, are no finding against it.
+    mods = check_and_repair(asked("Coronary IVUS of one vessel during PCI, add-on code?",
+                                  "92978-26-LT", "92928-26-50"), cat)
+    assert {v.code: v.status for v in mods.verdicts}["92978"] is CodeStatus.CORRECTED
     plain = check_and_repair(asked("Coronary IVUS of one vessel, codes?", "92978", "92928"), cat)
     assert {v.code: v.status for v in plain.verdicts}["92978"] is CodeStatus.NOT_VERIFIED
     # No primary named: still an error, the model is asked which primary.
@@ -1275,6 +1279,21 @@ def test_the_carpal_tunnel_code_needs_a_carpal_tunnel_question(cat):
     assert finding(r, "descriptor.question_lacks", "20526")
     ok = check(asked("Carpal tunnel injection with ultrasound guidance", "20526"), cat)
     assert ok.verdict_for("20526").status is CodeStatus.VERIFIED
+
+
+@pytest.mark.parametrize(("question", "drafted", "want"), [
+    ("CT guidance for needle placement for a bone biopsy - the guidance code?",
+     ("77012", "77021"), ["77012"]),
+    ("Fluoroscopic guidance for a tunneled central venous catheter, add-on code?",
+     ("77001", "36558", "76937"), ["77001", "36558"]),
+    ("Image-guided liver biopsy, which guidance code?", ("77012",), ["77012"]),
+    ("CT or ultrasound guidance for a liver biopsy?", ("76942", "77012"), ["76942", "77012"]),
+])
+def test_a_guidance_code_of_imaging_the_question_does_not_name_is_removed(
+    cat, question, drafted, want
+):
+    out = check_and_repair(asked(question, *drafted), cat)
+    assert [c.code for c in out.draft.codes] == want
 
 
 def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
