@@ -1288,6 +1288,14 @@ def test_the_carpal_tunnel_code_needs_a_carpal_tunnel_question(cat):
      ("77001", "36558", "76937"), ["77001", "36558"]),
     ("Image-guided liver biopsy, which guidance code?", ("77012",), ["77012"]),
     ("CT or ultrasound guidance for a liver biopsy?", ("76942", "77012"), ["76942", "77012"]),
+    # Spine fluoroscopy for a joint is the non-spine code; a biopsy clip is in the biopsy code;
+    # a transplanted kidney is not the native retroperitoneal exam.
+    ("Shoulder joint injection under fluoroscopic guidance.", ("20610", "77002", "77003"),
+     ["20610", "77002"]),
+    ("Ultrasound-guided core biopsy of a breast mass with clip placement.", ("19083", "19285"),
+     ["19083"]),
+    ("Ultrasound of a transplanted kidney with duplex Doppler, which code?", ("76776", "76770"),
+     ["76776"]),
 ])
 def test_a_guidance_code_of_imaging_the_question_does_not_name_is_removed(
     cat, question, drafted, want
