@@ -145,8 +145,8 @@ _SHOWN_OK = (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
 def _addons_follow_primaries(
     verdicts: list[CodeVerdict],
     catalog: Catalog,
-    question: str = "",
-    final: dict[str, tuple[Finding, ...]] | None = None,
+    question: str,
+    final: dict[str, tuple[Finding, ...]],
 ) -> tuple[list[CodeVerdict], tuple[Finding, ...]]:
     """An add-on is never shown as verified when no primary beside it is.
 
@@ -174,11 +174,10 @@ def _addons_follow_primaries(
             if not beside:
                 continue  # no primary at all: the add-on rules already report that
             rx = asked.get(v.code)
-            # Judged on the last round: a fix already applied (a dropped modifier) is no
-            # finding against the primary any more.
-            now = final if final is not None else {w.code: w.findings for w in out}
+            # The primary is judged on the last round (``final``): a fix already applied
+            # (a dropped modifier) is no finding against it any more.
             if rx is not None and rx.search(low) and all(
-                f.severity is Severity.INFO for p in beside for f in now.get(p, ())
+                f.severity is Severity.INFO for p in beside for f in final.get(p, ())
             ):
                 continue
             f = Finding(

@@ -38,9 +38,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 fix=Fix(f"Report {only.code} with {code}.", add=(only.code,)),
                 on_fail=OnFail.FIX,
             )
-        elif not [c for c in others if not cat.is_add_on(c)] and (
-            asked := _primary_asked(ctx, code)
-        ):
+        elif all(cat.is_add_on(c) for c in others) and (asked := _primary_asked(ctx, code)):
             # "Coronary IVUS during PCI, add-on code?": the add-on is the answer asked for;
             # the primary is the procedure the question names, reported with its own code.
             yield Finding(

@@ -543,14 +543,8 @@ def _off_topic(ctx: Context) -> Iterator[Finding]:
         )
 
 
-# Any word that says imaging was used (or names a guidance code by number).
-_IMAGING_SAID = re.compile(
-    r"ultrasound|sonogra|\bu/?s\b|\bpocus\b|guid|imag|echo|\btee\b|doppler|fluoro|\bct\b|"
-    r"computed tomograph|\bmri?\b|magnetic|scan|visuali[sz]|probe|real[- ]time|76942|76937|"
-    r"7700[123]|77012|77021|radiolog"
-)
-
-
+# Words that name one imaging modality (or a guidance code of it by number), and words that
+# say imaging was used without naming which.
 _MODALITY_SAID = {
     "ultrasound": re.compile(
         r"ultrasound|sonogra|\bu/?s\b|\bpocus\b|echo|\btee\b|doppler|duplex|76942|76937"
@@ -559,6 +553,7 @@ _MODALITY_SAID = {
     "ct": re.compile(r"\bct\b|computed tomograph|77012"),
     "mr": re.compile(r"\bmri?\b|magnetic resonance|77021"),
 }
+_IMAGING_UNNAMED = re.compile(r"guid|imag|magnetic|scan|visuali[sz]|probe|real[- ]time|radiolog")
 
 
 def _guidance_unsaid(ctx: Context) -> Iterator[Finding]:
@@ -569,7 +564,7 @@ def _guidance_unsaid(ctx: Context) -> Iterator[Finding]:
         return
     text = f"{ctx.history}\n{ctx.context}" if ctx.history else ctx.context
     named = {m for m, rx in _MODALITY_SAID.items() if rx.search(text)}
-    unsaid = not _IMAGING_SAID.search(text)
+    unsaid = not named and not _IMAGING_UNNAMED.search(text)
     cat = ctx.catalog
     for code in ctx.active():
         entry = cat.codes[code]
