@@ -1254,8 +1254,23 @@ def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
     ("I put in a radial arterial line with ultrasound guidance. Code 76942?",
      ("76937", "36620", "36556"), ["76937", "36620"]),
     ("Radial arterial line with ultrasound guidance", ("36556", "76937"), ["76937", "36620"]),
+    # A guidance code of imaging the question does not name.
+    ("CT guidance for needle placement for a bone biopsy - the guidance code?",
+     ("77012", "77021"), ["77012"]),
+    ("Fluoroscopic guidance for a tunneled central venous catheter, add-on code?",
+     ("77001", "36558", "76937"), ["77001", "36558"]),
+    ("Image-guided liver biopsy, which guidance code?", ("77012",), ["77012"]),
+    ("CT or ultrasound guidance for a liver biopsy?", ("76942", "77012"), ["76942", "77012"]),
+    # Spine fluoroscopy for a joint is the non-spine code; a biopsy clip is in the biopsy code;
+    # a transplanted kidney is not the native retroperitoneal exam.
+    ("Shoulder joint injection under fluoroscopic guidance.", ("20610", "77002", "77003"),
+     ["20610", "77002"]),
+    ("Ultrasound-guided core biopsy of a breast mass with clip placement.", ("19083", "19285"),
+     ["19083"]),
+    ("Ultrasound of a transplanted kidney with duplex Doppler, which code?", ("76776", "76770"),
+     ["76776"]),
 ])
-def test_diagnostic_codes_the_question_rules_out(cat, question, drafted, want):
+def test_codes_the_question_rules_out(cat, question, drafted, want):
     out = check_and_repair(asked(question, *drafted), cat)
     assert [c.code for c in out.draft.codes] == want
 
@@ -1279,29 +1294,6 @@ def test_the_carpal_tunnel_code_needs_a_carpal_tunnel_question(cat):
     assert finding(r, "descriptor.question_lacks", "20526")
     ok = check(asked("Carpal tunnel injection with ultrasound guidance", "20526"), cat)
     assert ok.verdict_for("20526").status is CodeStatus.VERIFIED
-
-
-@pytest.mark.parametrize(("question", "drafted", "want"), [
-    ("CT guidance for needle placement for a bone biopsy - the guidance code?",
-     ("77012", "77021"), ["77012"]),
-    ("Fluoroscopic guidance for a tunneled central venous catheter, add-on code?",
-     ("77001", "36558", "76937"), ["77001", "36558"]),
-    ("Image-guided liver biopsy, which guidance code?", ("77012",), ["77012"]),
-    ("CT or ultrasound guidance for a liver biopsy?", ("76942", "77012"), ["76942", "77012"]),
-    # Spine fluoroscopy for a joint is the non-spine code; a biopsy clip is in the biopsy code;
-    # a transplanted kidney is not the native retroperitoneal exam.
-    ("Shoulder joint injection under fluoroscopic guidance.", ("20610", "77002", "77003"),
-     ["20610", "77002"]),
-    ("Ultrasound-guided core biopsy of a breast mass with clip placement.", ("19083", "19285"),
-     ["19083"]),
-    ("Ultrasound of a transplanted kidney with duplex Doppler, which code?", ("76776", "76770"),
-     ["76776"]),
-])
-def test_a_guidance_code_of_imaging_the_question_does_not_name_is_removed(
-    cat, question, drafted, want
-):
-    out = check_and_repair(asked(question, *drafted), cat)
-    assert [c.code for c in out.draft.codes] == want
 
 
 def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
