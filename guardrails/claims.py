@@ -598,7 +598,7 @@ class _Raw:
         self.pol = Polarity.RECOMMENDED
 
 
-def _lower(text: str) -> str:
+def lower_keep_offsets(text: str) -> str:
     """Lower-case without changing any offset (str.lower can lengthen some letters)."""
     if text.isascii():
         return text.lower()
@@ -836,7 +836,7 @@ def extract(text: str) -> Claims:
     if not isinstance(text, str):  # defensive: callers outside the type checker
         text = str(text)
     text = text[:MAX_TEXT_CHARS]
-    low = _lower(text)
+    low = lower_keep_offsets(text)
     sents = _sentences(text, low)
     ms = _find_codes(text, low)
     sent_starts = [s for s, _ in sents]

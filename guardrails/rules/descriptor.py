@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from guardrails.claims import Polarity
+from guardrails.claims import Polarity, lower_keep_offsets
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context, compiled_for
 from knowledge.schema import AgeBand, CodeEntry, Confidence, Extent, Kind
 
 if TYPE_CHECKING:
     from knowledge.catalog import Catalog
+
+
+def _sentences_with(
+    low: str, sentences: tuple[tuple[int, int], ...], words: tuple[str, ...]
+) -> list[tuple[int, int]]:
+    """The sentences, in text order, that hold one of ``words`` whole."""
+    starts = [s for s, _ in sentences]
+    hits: set[int] = set()
+    for w in words:
+        p = low.find(w)
+        while p >= 0:
+            k = bisect_right(starts, p) - 1
+            if k >= 0 and p + len(w) <= sentences[k][1]:
+                hits.add(k)
+            p = low.find(w, p + 1)
+    return [sentences[k] for k in sorted(hits)]
 
 
 def _severity(conf: Confidence) -> Severity:
@@ -144,16 +161,13 @@ def check(ctx: Context) -> Iterator[Finding]:
     yield from _other_guidance_context(ctx)
     yield from _off_topic(ctx)
     yield from _guidance_unsaid(ctx)
-    low = claims.text.lower() if ctx.compiled.misconceptions else ""
+    low = lower_keep_offsets(claims.text) if ctx.compiled.misconceptions else ""
+    sentences = claims.sentences or ((0, len(low)),)
     for rx, i, requires in ctx.compiled.misconceptions:
-        if requires and not any(w in low for w in requires):
-            continue
         # Run the pattern only over sentences that hold a trigger word: long alternations
         # are slow to scan across a whole answer.
         hit = None
-        for s, e in claims.sentences or ((0, len(low)),):
-            if requires and not any(w in low[s:e] for w in requires):
-                continue
+        for s, e in _sentences_with(low, sentences, requires) if requires else sentences:
             hit = rx.search(claims.text, s, e)
             if hit is not None:
                 break

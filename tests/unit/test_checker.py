@@ -178,6 +178,22 @@ def test_web20_93307_with_doppler_review(cat):
     assert r.overall is not Overall.PASS
 
 
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        ("Report 76942 for each lesion biopsied.", True),
+        ("Needle guidance is billed per lesion.", True),
+        # Letters that grow when lower-cased (İ) before the sentence must not shift it.
+        ("İ" * 40 + " clinic. Report 76942 for each lesion.", True),
+        ("Report 76942 once. Each lesion gets its own biopsy code.", False),
+        ("One injection per site is documented.", False),
+    ],
+)
+def test_guidance_per_lesion_misconception(cat, text, flagged):
+    rule = "misconception.guidance_per_lesion_medicare"
+    assert (rule in rules(check(text, cat))) is flagged
+
+
 # -- rule families and fixes ---------------------------------------------------------------
 
 
