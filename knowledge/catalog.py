@@ -23,6 +23,7 @@ from knowledge.schema import (
     CodeEntry,
     CodeGroup,
     CodesFile,
+    Confidence,
     DocumentationFile,
     ElementSet,
     Family,
@@ -34,6 +35,8 @@ from knowledge.schema import (
     PairRule,
     PairsFile,
     Source,
+    Sourced,
+    SourceScope,
     SourcesFile,
     UnitLimit,
 )
@@ -236,6 +239,7 @@ def _cross_check(
         return f"{located.path}:{line}" if line else str(located.path)
 
     source_keys = {s.key for s in sources_file.sources}
+    scope_of = {s.key: s.scope for s in sources_file.sources}
     seen: set[str] = set()
     for i, src in enumerate(sources_file.sources):
         if src.key in seen:
@@ -260,6 +264,23 @@ def _cross_check(
         for ref in refs:
             if ref not in source_keys:
                 problems.append(f"{where(fname, *loc)}: source key {ref} is not in sources.yaml")
+
+    def need_support(fname: str, loc: tuple[int | str, ...], fact: Sourced) -> None:
+        """A rule's sources exist and reach as far as the rule and its confidence claim."""
+        need_sources(fname, loc, fact.sources)
+        scopes = {scope_of[k] for k in fact.sources if k in scope_of}
+        if not scopes or SourceScope.RULE in scopes:
+            return
+        if scopes == {SourceScope.EXISTENCE}:
+            problems.append(
+                f"{where(fname, *loc)}: cites only {', '.join(fact.sources)}, which support that "
+                "a code exists, not this rule"
+            )
+        elif fact.confidence is Confidence.HIGH:
+            problems.append(
+                f"{where(fname, *loc)}: rests on the code descriptors alone "
+                f"({', '.join(fact.sources)}), so its confidence is medium at most, not high"
+            )
 
     for i, c in enumerate(codes_file.codes):
         loc: tuple[int | str, ...] = ("codes", i)
@@ -294,17 +315,25 @@ def _cross_check(
         if c.with_us_guidance:
             need_codes("codes", (*loc, "with_us_guidance"), "guided code", (c.with_us_guidance,))
         need_sources("codes", loc, c.sources)
+        if c.confidence is not Confidence.LOW and {scope_of.get(k) for k in c.sources} == {
+            SourceScope.EXISTENCE
+        }:
+            problems.append(
+                f"{where('codes', *loc)}: {c.code} cites only {', '.join(c.sources)}, which "
+                "support that it exists, not what it describes; cite the descriptor or another "
+                "source, or make it low"
+            )
         if c.unit_limit:
-            need_sources("codes", (*loc, "unit_limit"), c.unit_limit.sources)
+            need_support("codes", (*loc, "unit_limit"), c.unit_limit)
         for j, m in enumerate(c.misreadings):
             need_codes("codes", (*loc, "misreadings", j), "misreading fix", m.fix)
-            need_sources("codes", (*loc, "misreadings", j), m.sources)
+            need_support("codes", (*loc, "misreadings", j), m)
         for j, im in enumerate(c.implied_by):
             need_codes("codes", (*loc, "implied_by", j), "implied-by code", im.with_any)
-            need_sources("codes", (*loc, "implied_by", j), im.sources)
+            need_support("codes", (*loc, "implied_by", j), im)
         for j, m in enumerate(c.question_misfits):
             need_codes("codes", (*loc, "question_misfits", j), "misfit fix", m.fix)
-            need_sources("codes", (*loc, "question_misfits", j), m.sources)
+            need_support("codes", (*loc, "question_misfits", j), m)
         for set_id in c.documentation:
             es = set_ids.get(set_id)
             if es is None or es.kind != "documentation":
@@ -320,7 +349,7 @@ def _cross_check(
                 )
     for i, g in enumerate(codes_file.groups):
         need_codes("codes", ("groups", i, "members"), "group member", g.members)
-        need_sources("codes", ("groups", i), g.sources)
+        need_support("codes", ("groups", i), g)
     rule_ids: set[str] = set()
     for i, r in enumerate(pairs_file.rules):
         loc = ("rules", i)
@@ -329,7 +358,7 @@ def _cross_check(
         rule_ids.add(r.id)
         need_codes("pairs", (*loc, "column1"), "column-1 code", r.column1)
         need_codes("pairs", (*loc, "column2"), "column-2 code", r.column2)
-        need_sources("pairs", loc, r.sources)
+        need_support("pairs", loc, r)
         if r.fix is not None:
             for c1, repl in r.fix.replacements.items():
                 if c1 not in r.column1:
@@ -339,11 +368,11 @@ def _cross_check(
             problems.append(f"{where('pairs', *loc)}: a bundled rule needs a modifier_indicator")
     for i, eset in enumerate(docs_file.sets):
         need_codes("documentation", ("sets", i, "codes"), "code", eset.codes)
-        need_sources("documentation", ("sets", i), eset.sources)
+        need_support("documentation", ("sets", i), eset)
     for i, mod in enumerate(mods_file.modifiers):
-        need_sources("modifiers", ("modifiers", i), mod.sources)
+        need_support("modifiers", ("modifiers", i), mod)
     for i, mc in enumerate(mods_file.misconceptions):
-        need_sources("modifiers", ("misconceptions", i), mc.sources)
+        need_support("modifiers", ("misconceptions", i), mc)
     return problems
 
 

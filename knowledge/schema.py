@@ -86,12 +86,25 @@ class ModifierIndicator(IntEnum):
     NOT_APPLICABLE = 9
 
 
+class SourceScope(StrEnum):
+    """How far a source reaches: what a rule citing it may rest on."""
+
+    EXISTENCE = "existence"  # the code number exists; nothing about its meaning
+    DESCRIPTOR = "descriptor"  # what the code describes, read from the code set, own words
+    RULE = "rule"  # what its `supports` says (policy text, edit files, society guidance)
+
+
 class Source(Strict):
     """Where a fact comes from."""
 
     key: str = Field(description="Stable source key cited by rules.")
     where: str = Field(description="URL or document reference.")
     supports: str = Field(description="What the source supports, in our words.")
+    scope: SourceScope = Field(
+        SourceScope.RULE,
+        description="existence: a rule may not rest on it alone; descriptor: a rule resting "
+        "on it alone is medium confidence at most.",
+    )
 
 
 class Sourced(Strict):

@@ -203,7 +203,23 @@ CROSS = [
     ("documentation.yaml", lambda x: x["sets"][0].update(sources=["NO_SUCH4"]), "NO_SUCH4"),
     ("modifiers.yaml", lambda x: x["modifiers"][0].update(sources=["NO_SUCH5"]), "NO_SUCH5"),
     ("sources.yaml", lambda x: x["sources"].append(dict(x["sources"][1])), "duplicate source key"),
+    # A source reaches only as far as its scope: AMA_CPT says a code exists, nothing more.
+    ("codes.yaml", lambda x: _code(x, "76818")["question_misfits"][0].update(sources=["AMA_CPT"]),
+     "which support that a code exists, not this rule"),
+    ("codes.yaml", lambda x: _code(x, "76818")["question_misfits"][0].update(confidence="high"),
+     "medium at most"),
+    ("codes.yaml", lambda x: _code(x, "76506").update(sources=["AMA_CPT"]),
+     "76506 cites only AMA_CPT"),
+    ("pairs.yaml", lambda x: x["rules"][0].update(sources=["AMA_CPT"]), "not this rule"),
+    ("modifiers.yaml", lambda x: x["misconceptions"][0].update(sources=["AMA_CPT"]),
+     "not this rule"),
 ]
+
+
+def test_a_code_known_only_to_exist_is_low(catalog):
+    """Codes that cite only the existence source load, and only as low confidence."""
+    only = [e for e in catalog.codes.values() if set(e.sources) == {"AMA_CPT"}]
+    assert only and all(e.confidence.value == "low" for e in only)
 
 
 @pytest.mark.parametrize(("fname", "mutate", "expect"), CROSS)
