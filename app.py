@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +86,14 @@ class AdvisorApp:
         self.memo = PassageMemo(self._make_retriever)
         self.advisor = advisor or Advisor(settings, catalog, retriever=self.memo)
         self.warmup = Warmup([("index", self._warm_index), ("model", self._warm_model)])
+        # Exported conversations hold what users typed: each is removed once it is older than
+        # settings.export_ttl_s, and the whole folder when the app is closed, collected or the
+        # process exits.
         self.export_dir = Path(tempfile.mkdtemp(prefix="advisor-export-"))
+        self._remove_exports = weakref.finalize(
+            self, shutil.rmtree, str(self.export_dir), ignore_errors=True
+        )
+        self._pruned_at = 0.0
         self.sources = {k: s.where for k, s in catalog.sources.items()}
         from advisor.limits import RateLimiter
 
@@ -130,10 +139,30 @@ class AdvisorApp:
         self.warmup.start()
 
     def status(self) -> str:
-        """The status line at the top of the page."""
+        """The status line at the top of the page (its timer also prunes old exports)."""
         from advisor.ui import status_line
 
+        if time.monotonic() - self._pruned_at > 60:
+            self.prune_exports()
         return status_line(self.warmup, str(self.settings.backend))
+
+    def prune_exports(self) -> int:
+        """Remove exports older than ``settings.export_ttl_s``; returns how many."""
+        self._pruned_at = time.monotonic()
+        cutoff = time.time() - self.settings.export_ttl_s
+        removed = 0
+        for folder in self.export_dir.glob("export-*"):
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder)
+                    removed += 1
+            except OSError:
+                log.warning("could not remove an old export folder", exc_info=True)
+        return removed
+
+    def close(self) -> None:
+        """Remove every export now (also done at exit)."""
+        self._remove_exports()
 
     def settings_view(self) -> tuple[str, dict[str, Any]]:
         """Settings table and raw model status."""
@@ -261,6 +290,7 @@ class AdvisorApp:
 
         if not turns:
             return None
+        self.prune_exports()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         # A folder per export: sessions exporting in the same second must not share a file.
         folder = Path(tempfile.mkdtemp(prefix="export-", dir=self.export_dir))
@@ -437,7 +467,11 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
     fast: dict[str, Any] = {"concurrency_limit": FAST_CONCURRENCY, "concurrency_id": "fast"}
     private: dict[str, Any] = {"api_visibility": "undocumented"}
 
-    with gr.Blocks(title="Ultrasound coding advisor", analytics_enabled=False) as demo:
+    ttl = settings.export_ttl_s
+    # Gradio keeps its own copy of every file it serves (exports, uploads): the same limit,
+    # checked every ttl/4 at most every 10 minutes, and all of it removed at shutdown.
+    with gr.Blocks(title="Ultrasound coding advisor", analytics_enabled=False,
+                   delete_cache=(max(15, min(ttl // 4, 600)), ttl)) as demo:
         gr.Markdown("## Ultrasound CPT coding advisor\nEvery code shown is checked by "
                     "deterministic rules and carries a verdict: **verified**, **corrected**, "
                     "**removed** or **not verified**. Use de-identified text only.")

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     max_questions_per_minute: int = Field(
         20, ge=0, description="Chat questions one session may ask per minute; 0 = no limit."
     )
+    export_ttl_s: int = Field(
+        3600, ge=60,
+        description="Seconds an exported conversation or uploaded file stays on the server.",
+    )
 
     @property
     def chroma_dir(self) -> Path:

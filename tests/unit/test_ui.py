@@ -342,6 +342,43 @@ def test_chat_handler_streams_then_shows_checked_table_and_keeps_history(tmp_pat
     assert "| 20611 |" in Path(md).read_text()
 
 
+def test_exports_do_not_outlive_their_time_or_the_app(tmp_path) -> None:
+    """Exported conversations hold what users typed: old ones go, and all go with the app."""
+    import gc
+    import os
+    import time
+
+    import app
+
+    state = _app(tmp_path, ScriptedAdvisor())
+    _, turns, _ = list(state.chat("knee injection for Jane Roe?", [], []))[-1]
+    first = Path(state.export(turns, "json"))
+    second = Path(state.export(turns, "md"))
+    assert first.exists() and second.exists()
+    # An export older than the limit is removed by the next export or the status timer.
+    old = time.time() - state.settings.export_ttl_s - 5
+    os.utime(first.parent, (old, old))
+    assert state.prune_exports() == 1
+    assert not first.parent.exists() and second.exists()
+    # The status timer prunes at most once a minute.
+    os.utime(second.parent, (old, old))
+    state._pruned_at = 0.0
+    state.status()
+    assert not second.parent.exists()
+    # close() removes the folder; so does collecting an app never closed.
+    folder = state.export_dir
+    state.close()
+    assert not folder.exists()
+    other = _app(tmp_path, ScriptedAdvisor())
+    folder2 = other.export_dir
+    del other
+    gc.collect()
+    assert not folder2.exists()
+    # Gradio's own copies (exports, uploads) are dropped on the same schedule.
+    demo = app.build_ui(_app(tmp_path, ScriptedAdvisor()))
+    assert demo.delete_cache == (600, 3600)
+
+
 def test_chat_handler_shows_errors_as_messages(tmp_path) -> None:
     state = _app(tmp_path, ScriptedAdvisor(fail=RuntimeError("index is locked")))
     chat, turns, _ = list(state.chat("knee?", [], []))[-1]
