@@ -733,19 +733,34 @@ def parse_json_reply(text: str, schema: dict[str, Any] | None = None) -> dict[st
 _CODES_KEY = re.compile(r'^\s*\{\s*"codes"\s*:\s*')
 
 
+_ITEM_GAP = re.compile(r"\s*[\[,]\s*")
+
+
 def _complete_codes(body: str) -> dict[str, Any] | None:
-    """From a draft cut off in its prose (the token limit), the code list if it is whole.
+    """From a draft cut off (the token limit), the code lines it finished, without prose.
 
     Drafts write "codes" first and the answer after; when the answer is cut, the codes the
-    model chose are intact and still go to the checker (with no prose).
+    model chose are intact and still go to the checker. When the list itself is cut (a small
+    model looping inside its second line), the lines before the cut are kept.
     """
     m = _CODES_KEY.match(body)
     if m is None:
         return None
+    decoder = json.JSONDecoder(strict=False)
     try:
-        codes, _ = json.JSONDecoder(strict=False).raw_decode(body, m.end())
+        codes, _ = decoder.raw_decode(body, m.end())
     except ValueError:
-        return None
+        codes, pos = [], m.end()
+        while (gap := _ITEM_GAP.match(body, pos)) is not None:
+            try:
+                item, pos = decoder.raw_decode(body, gap.end())
+            except ValueError:
+                break
+            if not isinstance(item, dict):
+                return None
+            codes.append(item)
+        if not codes:
+            return None
     return {"codes": codes, "answer": ""} if isinstance(codes, list) else None
 
 

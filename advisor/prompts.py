@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 MAX_CANDIDATES = 6
+MAX_LINE_MODIFIERS = 4  # modifier positions on a claim line (CMS-1500 item 24D)
 MAX_PASSAGES = 3
 PASSAGE_CHARS = 220
 LABEL_CHARS = 90
@@ -90,6 +91,15 @@ def draft_schema(ctx: PromptContext | None) -> dict[str, Any]:
     item = dict(DRAFT_SCHEMA["properties"]["codes"]["items"])
     props = dict(item["properties"])
     props["code"] = {"type": "string", "enum": codes}
+    # Lists bounded: a small model once looped "93313", "93314", ... as modifiers until the
+    # token limit cut the whole draft. A claim line holds four modifiers at most; a draft
+    # can cite each passage shown once.
+    props["modifiers"] = {
+        "type": "array", "items": {"type": "string"}, "maxItems": MAX_LINE_MODIFIERS
+    }
+    props["citations"] = {
+        "type": "array", "items": {"type": "string"}, "maxItems": max(1, len(ctx.short_ids))
+    }
     item["properties"] = props
     schema = dict(DRAFT_SCHEMA)
     schema["properties"] = {

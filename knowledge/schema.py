@@ -448,12 +448,18 @@ class Misconception(Sourced):
     requires: tuple[str, ...] = Field(
         (), description="Lowercase words of which one must be in the text before the regex runs."
     )
+    unless: str | None = Field(
+        None,
+        description="Regex (case-insensitive): found in the sentence up to the match's end, it "
+        "says the statement the other way round (a negation), so no finding.",
+    )
     message: str = Field(description="What is right.")
 
-    @field_validator("pattern")
+    @field_validator("pattern", "unless")
     @classmethod
-    def _compiles(cls, v: str) -> str:
-        re.compile(v)
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            re.compile(v)
         return v
 
 

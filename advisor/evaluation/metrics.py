@@ -161,11 +161,7 @@ def score_question(case: QuestionCase, view: AnswerView, catalog: Catalog) -> Qu
     leaked = [c for c in recommended if c in set(case.forbid_codes)]
 
     flagged = {code for f in view.findings if f.severity != "info" for code in f.codes}
-    from advisor.pipeline import is_follow_up
-
-    turns = list(case.conversation or (case.question or "",))
-    earlier = turns[-2] if len(turns) > 1 and is_follow_up(turns[-1]) else ""
-    invalid = _invalid_codes(ok_views, catalog, turns[-1], earlier)
+    invalid = _invalid_codes(ok_views, catalog, case.turns[-1], case.earlier)
     unflagged = [c for c in recommended if c in invalid and c not in flagged]
 
     fired = [f.rule for f in view.findings]

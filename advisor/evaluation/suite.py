@@ -159,6 +159,14 @@ class QuestionCase(_Case):
         """The user turns in order (one for a plain question)."""
         return self.conversation if self.conversation is not None else (self.question or "",)
 
+    @property
+    def earlier(self) -> str:
+        """The turn the scored one follows up, as the pipeline reads it ('' if it stands alone)."""
+        from advisor.pipeline import is_follow_up
+
+        turns = self.turns
+        return turns[-2] if len(turns) > 1 and is_follow_up(turns[-1]) else ""
+
 
 class CheckCase(_Case):
     """A claim line and/or drafted text run through the deterministic checker."""

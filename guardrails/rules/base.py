@@ -21,7 +21,10 @@ class Compiled:
     """Regexes of the catalog compiled once per catalog (checks stay fast)."""
 
     misreadings: dict[str, tuple[tuple[re.Pattern[str], int], ...]]
-    misconceptions: tuple[tuple[re.Pattern[str], int, tuple[str, ...]], ...]
+    # (pattern, index, trigger words, negation pattern or None)
+    misconceptions: tuple[
+        tuple[re.Pattern[str], int, tuple[str, ...], re.Pattern[str] | None], ...
+    ]
     requirements: dict[str, str]
     sites: dict[str, re.Pattern[str]]
     misfits: dict[str, tuple[tuple[re.Pattern[str], int], ...]] = field(default_factory=dict)
@@ -51,7 +54,12 @@ def compiled_for(catalog: Catalog) -> Compiled:
         if entry.misreadings
     }
     cons = tuple(
-        (re.compile(m.pattern, re.IGNORECASE), i, m.requires)
+        (
+            re.compile(m.pattern, re.IGNORECASE),
+            i,
+            m.requires,
+            re.compile(m.unless, re.IGNORECASE) if m.unless else None,
+        )
         for i, m in enumerate(catalog.misconceptions)
     )
     reqs = {

@@ -163,12 +163,14 @@ def check(ctx: Context) -> Iterator[Finding]:
     yield from _guidance_unsaid(ctx)
     low = lower_keep_offsets(claims.text) if ctx.compiled.misconceptions else ""
     sentences = claims.sentences or ((0, len(low)),)
-    for rx, i, requires in ctx.compiled.misconceptions:
+    for rx, i, requires, unless in ctx.compiled.misconceptions:
         # Run the pattern only over sentences that hold a trigger word: long alternations
         # are slow to scan across a whole answer.
         hit = None
         for s, e in _sentences_with(low, sentences, requires) if requires else sentences:
             hit = rx.search(claims.text, s, e)
+            if hit is not None and unless is not None and unless.search(claims.text, s, hit.end()):
+                hit = None  # "76942 is billed once, not per lesion" says it the right way
             if hit is not None:
                 break
         if hit is None:

@@ -187,11 +187,32 @@ def test_web20_93307_with_doppler_review(cat):
         ("İ" * 40 + " clinic. Report 76942 for each lesion.", True),
         ("Report 76942 once. Each lesion gets its own biopsy code.", False),
         ("One injection per site is documented.", False),
+        ("Under NCCI, bill 76942 for each lesion; it is not an add-on.", True),
+        # The right statement, said with a negation, is not the misconception.
+        ("76942 is reported once per encounter, not per lesion.", False),
+        ("No, 76942 is not an add-on code that you list for each needle pass.", False),
+        ("Needle guidance is never billed per lesion under NCCI.", False),
+        ("Don't bill 76942 per lesion.", False),
+        ("Don’t bill 76942 per lesion.", False),
     ],
 )
 def test_guidance_per_lesion_misconception(cat, text, flagged):
     rule = "misconception.guidance_per_lesion_medicare"
     assert (rule in rules(check(text, cat))) is flagged
+
+
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        ("POCUS has its own CPT codes.", True),
+        ("Bedside ultrasound uses its own codes.", True),
+        ("POCUS does not have its own CPT codes; it uses the standard ones.", False),
+        ("There are no codes specific to POCUS.", False),
+        ("Point-of-care ultrasound doesn't get its own codes.", False),
+    ],
+)
+def test_pocus_own_codes_misconception(cat, text, flagged):
+    assert ("misconception.pocus_own_codes" in rules(check(text, cat))) is flagged
 
 
 # -- rule families and fixes ---------------------------------------------------------------

@@ -489,3 +489,15 @@ def test_partial_reports_the_finished_cases_and_keeps_the_checkpoint(
     with pytest.raises(EvalUsageError, match="no finished cases"):
         run_eval([str(suite)], out=out, partial=True, limit=2, show_progress=False,
                  stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_a_case_reads_its_earlier_turn_as_the_pipeline_does() -> None:
+    TAGS = {"family": "joint_injection", "user": "coder", "kind": "follow_up"}
+    follow = QuestionCase(id="f", tags=TAGS, conversation=("US-guided knee injection, code?",
+                                                "and if both knees?"))
+    assert follow.earlier == "US-guided knee injection, code?"
+    alone = QuestionCase(id="a", tags=TAGS, conversation=(
+        "US-guided knee injection, code?",
+        "A separate question: complete bilateral lower extremity venous duplex for DVT?"))
+    assert alone.earlier == ""
+    assert QuestionCase(id="q", tags=TAGS, question="Complete abdominal ultrasound?").earlier == ""

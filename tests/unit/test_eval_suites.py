@@ -212,14 +212,11 @@ QUESTIONS = [c for c in CASES.values() if isinstance(c, QuestionCase)]
 
 
 def _judged(case: QuestionCase, codes: list[str]) -> dict[str, str]:
-    from advisor.pipeline import is_follow_up
     from guardrails.repair import check_and_repair
     from guardrails.report import Draft, DraftCode
 
-    turns = list(case.conversation or (case.question or "",))
-    history = turns[-2] if len(turns) > 1 and is_follow_up(turns[-1]) else ""
-    draft = Draft(codes=tuple(DraftCode(c) for c in codes), context=turns[-1].lower(),
-                  history=history.lower())
+    draft = Draft(codes=tuple(DraftCode(c) for c in codes), context=case.turns[-1].lower(),
+                  history=case.earlier.lower())
     return {v.code: v.status.value for v in check_and_repair(draft, CAT).verdicts}
 
 

@@ -723,3 +723,20 @@ def test_json_reply_with_a_raw_control_character_in_a_string_is_read() -> None:
     assert parse_json_reply(cut)["codes"][0]["code"] == "93924"
     with pytest.raises(ModelOutputError):
         parse_json_reply('{"codes": [')
+
+
+def test_a_draft_cut_inside_its_code_list_keeps_the_lines_it_finished() -> None:
+    # A real 1.5B draft looped in its second line's modifiers until the token limit; its
+    # first line (the right code) was lost with the rest before.
+    from advisor.llm import ModelOutputError, parse_json_reply
+
+    looped = ('{"codes":[{"code":"93312","units":1,"modifiers":[],"reason":"TEE complete",'
+              '"citations":["P1"]},{"code":"93312","units":0,"modifiers":["93313","93314","93')
+    value = parse_json_reply(looped)
+    assert [c["code"] for c in value["codes"]] == ["93312"] and value["answer"] == ""
+    two = ('{"codes": [ {"code":"36556","units":1,"modifiers":[],"reason":"a","citations":[]} ,'
+           ' {"code":"76937","units":1,"modifiers":[],"reason":"b","citations":[]}, {"co')
+    assert [c["code"] for c in parse_json_reply(two)["codes"]] == ["36556", "76937"]
+    for broken in ('{"codes": [{"code": "9331', '{"codes": ["93312", {"code"', '{"codes": {'):
+        with pytest.raises(ModelOutputError):
+            parse_json_reply(broken)

@@ -19,6 +19,9 @@ def test_draft_schema_restricts_codes_to_candidates():
     codes = schema["properties"]["codes"]
     assert codes["items"]["properties"]["code"]["enum"] == ["20611", "20610"]
     assert codes["maxItems"] == 3
+    item = codes["items"]["properties"]
+    assert item["modifiers"]["maxItems"] == 4  # the modifier positions of a claim line
+    assert item["citations"]["maxItems"] == 1  # no passage shown: one citation at most
     # the general schema is untouched
     assert "enum" not in DRAFT_SCHEMA["properties"]["codes"]["items"]["properties"]["code"]
 
@@ -44,3 +47,32 @@ def test_focus_keeps_the_sentences_that_speak_to_the_question() -> None:
     assert focus("Short passage.", "anything", [], 200) == "Short passage."
     # Nothing in common with the question: the opening, cut at a word boundary.
     assert focus(text, "zzzz", [], 60).startswith("Joint injection codes come")
+
+
+def test_draft_schema_cites_each_passage_shown_at_most_once():
+    @dataclass
+    class Passage:
+        id: str
+        text: str = ""
+
+    ctx = PromptContext("knee injection", candidates=[Cand("20611", "a")],
+                        passages=[Passage("g1"), Passage("g2")])
+    item = draft_schema(ctx)["properties"]["codes"]["items"]["properties"]
+    assert item["citations"]["maxItems"] == 2
+
+
+def test_the_narrowed_schema_compiles_to_a_grammar_that_holds_the_lists_short():
+    # The embedded backend turns the schema into a llama.cpp grammar: the closed sets and the
+    # caps must survive that conversion (an unknown keyword would be silently dropped).
+    import json
+
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    ctx = PromptContext("TEE", candidates=[Cand("93312", "a"), Cand("93355", "b")])
+    gbnf = json_schema_to_gbnf(json.dumps(draft_schema(ctx)))
+    rules = dict(ln.split(" ::= ", 1) for ln in gbnf.splitlines() if " ::= " in ln)
+    assert rules["codes-item-code"] == '"\\"93312\\"" | "\\"93355\\""'
+    # bounded lists: the repetition is spelled out (four modifiers), not an open-ended "*"
+    assert "*" not in rules["codes-item-modifiers"]
+    assert rules["codes-item-modifiers"].count("string") == 4
+    assert "*" not in rules["codes-item-citations"]
