@@ -1362,6 +1362,11 @@ def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
     ("IVUS of one iliac vessel during angiography, with the catheter placed in the aorta",
      ("36200",), ["36200", "37252"]),
     ("Coronary IVUS of one vessel during PCI, add-on code?", ("92928",), ["92928", "92978"]),
+    # the trigger point injections beside their guidance, by the number of muscles
+    ("Is 76942 an add-on code that I list separately for each needle pass in a trigger point "
+     "injection of two muscles?", ("76942",), ["76942", "20552"]),
+    ("Ultrasound-guided trigger point injections in four muscles", ("76942",),
+     ["76942", "20553"]),
 ])
 def test_a_service_the_question_names_is_added(cat, question, drafted, want):
     out = check_and_repair(asked(question, *drafted), cat)
@@ -1382,11 +1387,13 @@ def test_a_service_the_question_names_is_added(cat, question, drafted, want):
     ("IVUS during IVC filter placement - can I bill 37252?", ("37191", "36005")),
     # the question names the service but no code it goes with is drafted
     ("Ultrasound-guided thyroid FNA, first nodule", ("10005",)),
+    # trigger points with no count: 20552 or 20553 cannot be chosen for the user
+    ("Trigger point injections under ultrasound", ("76942",)),
 ])
 def test_nothing_is_added_where_the_question_does_not_support_it(cat, question, drafted):
     out = check_and_repair(asked(question, *drafted), cat)
     assert "omission.implied" not in rules(out.first)
-    assert not {"76937", "37252"} & {c.code for c in out.draft.codes}
+    assert not {"76937", "37252", "20552", "20553"} & {c.code for c in out.draft.codes}
 
 
 def test_omission_reads_the_question_not_the_history(cat):
