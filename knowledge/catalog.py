@@ -265,13 +265,16 @@ def _cross_check(
             if ref not in source_keys:
                 problems.append(f"{where(fname, *loc)}: source key {ref} is not in sources.yaml")
 
+    def scopes(keys: tuple[str, ...]) -> set[SourceScope]:
+        return {scope_of[k] for k in keys if k in scope_of}
+
     def need_support(fname: str, loc: tuple[int | str, ...], fact: Sourced) -> None:
         """A rule's sources exist and reach as far as the rule and its confidence claim."""
         need_sources(fname, loc, fact.sources)
-        scopes = {scope_of[k] for k in fact.sources if k in scope_of}
-        if not scopes or SourceScope.RULE in scopes:
+        reach = scopes(fact.sources)
+        if not reach or SourceScope.RULE in reach:
             return
-        if scopes == {SourceScope.EXISTENCE}:
+        if reach == {SourceScope.EXISTENCE}:
             problems.append(
                 f"{where(fname, *loc)}: cites only {', '.join(fact.sources)}, which support that "
                 "a code exists, not this rule"
@@ -315,9 +318,7 @@ def _cross_check(
         if c.with_us_guidance:
             need_codes("codes", (*loc, "with_us_guidance"), "guided code", (c.with_us_guidance,))
         need_sources("codes", loc, c.sources)
-        if c.confidence is not Confidence.LOW and {scope_of.get(k) for k in c.sources} == {
-            SourceScope.EXISTENCE
-        }:
+        if c.confidence is not Confidence.LOW and scopes(c.sources) == {SourceScope.EXISTENCE}:
             problems.append(
                 f"{where('codes', *loc)}: {c.code} cites only {', '.join(c.sources)}, which "
                 "support that it exists, not what it describes; cite the descriptor or another "

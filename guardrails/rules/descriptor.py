@@ -17,10 +17,9 @@ if TYPE_CHECKING:
 
 
 def _sentences_with(
-    low: str, sentences: tuple[tuple[int, int], ...], words: tuple[str, ...]
+    low: str, sentences: tuple[tuple[int, int], ...], starts: list[int], words: tuple[str, ...]
 ) -> list[tuple[int, int]]:
-    """The sentences, in text order, that hold one of ``words`` whole."""
-    starts = [s for s, _ in sentences]
+    """The sentences, in text order, that hold one of ``words`` whole (``starts``: theirs)."""
     hits: set[int] = set()
     for w in words:
         p = low.find(w)
@@ -163,11 +162,12 @@ def check(ctx: Context) -> Iterator[Finding]:
     yield from _guidance_unsaid(ctx)
     low = lower_keep_offsets(claims.text) if ctx.compiled.misconceptions else ""
     sentences = claims.sentences or ((0, len(low)),)
+    starts = [s for s, _ in sentences]
     for rx, i, requires, unless in ctx.compiled.misconceptions:
         # Run the pattern only over sentences that hold a trigger word: long alternations
         # are slow to scan across a whole answer.
         hit = None
-        for s, e in _sentences_with(low, sentences, requires) if requires else sentences:
+        for s, e in _sentences_with(low, sentences, starts, requires) if requires else sentences:
             hit = rx.search(claims.text, s, e)
             if hit is not None and unless is not None and unless.search(claims.text, s, hit.end()):
                 hit = None  # "76942 is billed once, not per lesion" says it the right way
