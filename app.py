@@ -36,6 +36,8 @@ log = logging.getLogger("advisor.app")
 MODEL_CONCURRENCY = {"embedded": 1, "openai": 4, "ollama": 2, "none": 8}
 FAST_CONCURRENCY = 8  # lookups, checks, audits: no model, milliseconds each
 WAIT_FOR_MODEL_S = 900.0
+ASK_IDLE = "Ask"
+ASK_BUSY = "Answering… (Ask again queues your next question)"
 
 CSS = """
 .badge {display:inline-block;padding:1px 8px;border-radius:10px;font-size:0.85em;
@@ -49,7 +51,11 @@ table.codes, table.facts {border-collapse:collapse;margin:6px 0;width:100%}
 table.codes th, table.codes td, table.facts th, table.facts td
   {border:1px solid #d0d5dd;padding:3px 6px;text-align:left;vertical-align:top}
 table.codes caption {text-align:left;font-weight:600}
-td.code {font-family:monospace;font-weight:600}
+td.code {font-family:monospace;font-weight:600;white-space:nowrap}
+table.codes th, td.status, td.num {white-space:nowrap}
+.rule {border-bottom:1px dotted #98a2b3;cursor:help}
+.lead {font-weight:600;margin:4px 0}
+pre.facts {white-space:pre-wrap;font-size:0.85em}
 .muted {color:#667085;font-size:0.9em}
 .banner {background:#fffaeb;border-left:4px solid #f79009;padding:4px 8px;margin:4px 0}
 .error-box {background:#fef3f2;border-left:4px solid #d92d20;padding:6px 10px}
@@ -58,6 +64,24 @@ td.code {font-family:monospace;font-weight:600}
 .passage {white-space:pre-wrap;font-size:0.9em;border-left:3px solid #d0d5dd;padding-left:6px}
 .card {border:1px solid #d0d5dd;border-radius:8px;padding:8px 12px;margin:8px 0}
 """
+
+
+# Scrolls the chat so the last finished answer starts at the top of the chat's view.
+SCROLL_TO_ANSWER_JS = """() => {
+  const go = () => {
+    const all = document.querySelectorAll('#chatbot .answer:not(.drafting)');
+    const last = all[all.length - 1];
+    if (!last) return;
+    let box = last.parentElement;
+    while (box && !(box.scrollHeight > box.clientHeight &&
+                    /(auto|scroll)/.test(getComputedStyle(box).overflowY))) {
+      box = box.parentElement;
+    }
+    if (box) box.scrollTop += last.getBoundingClientRect().top
+                              - box.getBoundingClientRect().top - 8;
+  };
+  setTimeout(go, 150); setTimeout(go, 600);
+}"""
 
 
 def _quiet_environment() -> None:
@@ -75,7 +99,7 @@ class AdvisorApp:
                  advisor: Advisor | None = None) -> None:
         """Build the advisor lazily-loading pieces; call :meth:`start_warmup` to load them."""
         from advisor.pipeline import Advisor
-        from advisor.ui import PassageMemo, Warmup
+        from advisor.warmup import LazyRetriever, Warmup
         from knowledge.catalog import load_catalog
 
         self.settings = settings
@@ -83,7 +107,7 @@ class AdvisorApp:
             cms = settings.cms_dir if settings.cms_dir.exists() else None
             catalog = load_catalog(cms_dir=cms)
         self.catalog = catalog
-        self.memo = PassageMemo(self._make_retriever)
+        self.memo = LazyRetriever(self._make_retriever)
         self.advisor = advisor or Advisor(settings, catalog, retriever=self.memo)
         self.warmup = Warmup([("index", self._warm_index), ("model", self._warm_model)])
         # Exported conversations hold what users typed: each is removed once it is older than
@@ -94,15 +118,15 @@ class AdvisorApp:
             self, shutil.rmtree, str(self.export_dir), ignore_errors=True
         )
         self._pruned_at = 0.0
-        self.sources = {k: s.where for k, s in catalog.sources.items()}
-        from advisor.limits import RateLimiter
+        self.sources = catalog.sources  # key -> Source: shown as links with titles
+        from advisor.audit import open_audit
+        from advisor.limits import make_rate_limiter
 
-        self.rate = RateLimiter(settings.max_questions_per_minute)  # chat questions per session
-        from advisor.audit import AuditLog
-
-        # Every answer shown is recorded (masked) with its verdicts; a failed write is
-        # queued and retried by the log itself and never blocks the answer.
-        self.audit = AuditLog(settings.audit_path)
+        # Every answer shown is recorded (masked) with its verdicts; a failed write waits in
+        # the spool, is replayed by the log itself and never blocks the answer.
+        self.audit = open_audit(settings)
+        # Chat questions per session: in the shared database when replicas share one.
+        self.rate = make_rate_limiter(settings, self.audit.engine)
 
     # -- warm-up ------------------------------------------------------------------------
     def _make_retriever(self) -> Any:
@@ -135,12 +159,13 @@ class AdvisorApp:
             load()
 
     def start_warmup(self) -> None:
-        """Load index and model in a background thread."""
+        """Load index and model in a background thread; migrate and replay the audit log."""
         self.warmup.start()
+        self.audit.start()
 
     def status(self) -> str:
         """The status line at the top of the page (its timer also prunes old exports)."""
-        from advisor.ui import status_line
+        from advisor.warmup import status_line
 
         if time.monotonic() - self._pruned_at > 60:
             self.prune_exports()
@@ -179,28 +204,32 @@ class AdvisorApp:
     def chat(
         self, message: str, chat: list[dict[str, Any]] | None, turns: list[Any] | None,
         request: Any = None,
-    ) -> Iterator[tuple[list[dict[str, Any]], list[Any], str]]:
+    ) -> Iterator[tuple[list[dict[str, Any]], list[Any], str | None]]:
         """Stream one answer into the chat; the final message holds the checked code table.
 
-        A question over the length limit, or over the session's questions per minute, gets
-        a message instead and never reaches the model; the text stays in the box.
+        Yields (chat, turns, box): ``box`` is what the question box should hold, or None to
+        leave it as the person is typing it. The box is emptied once, when the question is
+        taken; later updates never touch it, so a next question typed while this one is
+        answered is kept (and the app asks it when this answer is done). While drafting,
+        the message says how long it has been drafting. A question over the length limit,
+        or over the session's questions per minute, gets a message instead, never reaches
+        the model, and stays in the box.
         """
+        from advisor.conversation import ChatTurn
         from advisor.limits import InputRejected, check_question
-        from advisor.pipeline import Answer
         from advisor.ui import (
-            ChatTurn,
             answer_html,
+            drafting_html,
             error_html,
             error_message,
             esc,
-            streaming_html,
         )
 
         chat = list(chat or [])
         turns = list(turns or [])
         question = (message or "").strip()
         if not question:
-            yield chat, turns, ""
+            yield chat, turns, None
             return
         try:
             check_question(question, self.settings)
@@ -213,42 +242,83 @@ class AdvisorApp:
             return
         # sanitize_html is off so the tables render; everything shown is escaped here instead.
         chat.append({"role": "user", "content": esc(question)})
-        chat.append({"role": "assistant", "content": streaming_html("", "Working…")})
+        chat.append({"role": "assistant", "content": drafting_html("", 0.0, "Working…")})
         yield chat, turns, ""
+        started = time.monotonic()
         try:
-            if str(self.settings.backend) != "none":
-                waited = time.monotonic()
-                while not self.warmup.wait(2.0):
-                    if time.monotonic() - waited > WAIT_FOR_MODEL_S:
-                        break
-                    chat[-1]["content"] = streaming_html(
-                        "", f"Waiting for the model to load: {self.warmup.summary()}"
-                    )
-                    yield chat, turns, ""
-            history = [Answer.model_validate(t.answer) for t in turns]
-            text = ""
             final: Any = None
-            for item in self.advisor.stream(question, history=history):
-                if isinstance(item, str):
-                    text += item
-                    chat[-1]["content"] = streaming_html(text)
-                    yield chat, turns, ""
-                else:
+            for text, note, item in self._drafting(question, turns):
+                if item is not None:
                     final = item
+                    break
+                chat[-1]["content"] = drafting_html(text, time.monotonic() - started, note)
+                yield chat, turns, None
             if final is None:
                 raise RuntimeError("the advisor returned no answer")
             data = final.to_json()
-            passages = self.memo.texts(str(c["id"]) for c in data.get("citations") or [])
+            passages = {str(c["id"]): c["text"] for c in data.get("citations") or []
+                        if c.get("text")}
             turns.append(ChatTurn(question=question, answer=data, passages=passages,
                                   audit_id=self._record(final)))
             log.info("answered via %s in %s ms: %s", data.get("path"),
                      data.get("timings_ms", {}).get("total"),
                      ", ".join(f"{c['code']} {c['status']}" for c in data.get("codes", [])))
-            chat[-1]["content"] = answer_html(data, passages)
+            chat[-1]["content"] = answer_html(data, passages, self.sources)
         except Exception as exc:  # shown as a message; the trace goes to the server log
             log.exception("chat failed")
             chat[-1]["content"] = error_html(error_message(exc))
-        yield chat, turns, ""
+        yield chat, turns, None
+
+    def _drafting(
+        self, question: str, turns: list[Any]
+    ) -> Iterator[tuple[str, str | None, Any]]:
+        """(text so far, note, None) at least every second while the answer is made, then
+        ('', None, the Answer). The advisor runs in a worker thread, so the elapsed time
+        shows even while a backend that does not stream is drafting."""
+        import queue
+        import threading
+
+        from advisor.pipeline import Answer
+
+        items: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+        def work() -> None:
+            try:
+                if str(self.settings.backend) != "none":
+                    waited = time.monotonic()
+                    while not self.warmup.wait(1.0):
+                        if time.monotonic() - waited > WAIT_FOR_MODEL_S:
+                            break
+                        items.put(("wait", f"Waiting for the model to load: "
+                                           f"{self.warmup.summary()}"))
+                history = [Answer.model_validate(t.answer) for t in turns]
+                for item in self.advisor.stream(question, history=history):
+                    items.put(("text", item) if isinstance(item, str) else ("answer", item))
+            except BaseException as exc:  # handed to the chat handler, which shows it
+                items.put(("error", exc))
+            finally:
+                items.put(("done", None))
+
+        threading.Thread(target=work, name="advisor-chat", daemon=True).start()
+        text, note = "", None
+        while True:
+            try:
+                kind, value = items.get(timeout=1.0)
+            except queue.Empty:
+                yield text, note, None  # the elapsed time moves on
+                continue
+            if kind == "text":
+                text, note = text + value, None
+            elif kind == "wait":
+                note = value
+            elif kind == "error":
+                raise value
+            elif kind == "answer":
+                yield "", None, value
+                return
+            else:
+                return
+            yield text, note, None
 
     def _record(self, answer: Any) -> str | None:
         """Write the answer to the audit log; None if even queueing it failed."""
@@ -261,9 +331,11 @@ class AdvisorApp:
             return None
 
     def feedback(self, chat: list[dict[str, Any]] | None, turns: list[Any] | None,
-                 data: gr.LikeData) -> str:
-        """Store a thumbs up/down for the answer it was given on."""
-        from advisor.ui import append_feedback, error_message, feedback_record
+                 data: gr.LikeData, comment: str = "") -> str:
+        """Store a thumbs up/down, with the optional comment typed, for the answer it was
+        given on."""
+        from advisor.conversation import append_feedback, feedback_record
+        from advisor.ui import error_message
 
         try:
             index = data.index[0] if isinstance(data.index, list | tuple) else data.index
@@ -275,18 +347,20 @@ class AdvisorApp:
             turn = turns[n - 1]
             liked = bool(data.liked) if not isinstance(data.liked, str) else data.liked == "Like"
             turn.feedback = "up" if liked else "down"
+            comment = (comment or "").strip()
             append_feedback(self.settings.data_dir / "feedback.jsonl",
-                            feedback_record(turn, liked))
+                            feedback_record(turn, liked, comment=comment))
             if getattr(turn, "audit_id", None):
-                self.audit.feedback(turn.audit_id, turn.feedback)
-            return f"Thanks: feedback ({turn.feedback}) saved."
+                self.audit.feedback(turn.audit_id, turn.feedback, comment)
+            return (f"Thanks: feedback ({turn.feedback}"
+                    + (", with your comment" if comment else "") + ") saved.")
         except Exception as exc:
             log.exception("feedback failed")
             return error_message(exc)
 
     def export(self, turns: list[Any] | None, kind: str) -> str | None:
         """Write the conversation as Markdown or JSON and return the file path."""
-        from advisor.ui import export_json, export_markdown
+        from advisor.conversation import export_json, export_markdown
 
         if not turns:
             return None
@@ -305,18 +379,15 @@ class AdvisorApp:
 
     # -- deterministic tools ------------------------------------------------------------
     def lookup_records(self, text: str) -> list[dict[str, Any]]:
-        """Lookup records for the codes typed (MalformedCodeError on a bad token)."""
-        from advisor.lookup import lookup, normalize_code
-        from advisor.ui import parse_code_list
+        """Lookup records for the codes typed (MalformedCode on a bad token)."""
+        from advisor.tools import lookup_codes
 
-        codes = [normalize_code(t) for t in parse_code_list(text or "")]
-        if not codes:
-            raise ValueError("Type one or more codes, e.g. 76937 or 20611 76942.")
-        return [lookup(c, self.catalog) for c in dict.fromkeys(codes)]
+        return lookup_codes(text, self.catalog)
 
     def lookup_view(self, text: str) -> tuple[str, Any]:
         """Lookup tab: HTML cards and the raw records."""
-        from advisor.ui import error_html, error_message, lookup_html
+        from advisor.cards import lookup_html
+        from advisor.ui import error_html, error_message
 
         try:
             records = self.lookup_records(text)
@@ -326,24 +397,22 @@ class AdvisorApp:
 
     def check_outcome(self, text: str) -> Any:
         """Check claim lines ('20610 76942', '93971-50', '37253x6')."""
-        from guardrails.claims import parse_claim_lines
-        from guardrails.repair import check_and_repair
-        from guardrails.report import Draft, DraftCode
+        from advisor.tools import check_keyed
 
-        lines = parse_claim_lines([text or ""])
-        if not lines:
-            raise ValueError("Type claim lines, e.g. 20610 76942, 93971-50 or 37253x6.")
-        draft = Draft(codes=tuple(
-            DraftCode(ln.code, ln.units, ln.modifiers, add_on_mark=ln.add_on_mark)
-            for ln in lines
-        ))
-        return check_and_repair(draft, self.catalog)
+        return check_keyed(text, self.catalog)
 
     def check_view(self, text: str) -> tuple[str, Any]:
-        """Claim-check tab: verdict, findings, fixes and the corrected claim."""
-        from advisor.ui import error_html, error_message, outcome_html, outcome_json
+        """Claim-check tab: verdict, findings, fixes and the corrected claim; several lines
+        are several claims, each checked on its own, with a summary."""
+        from advisor.ui import claims_html, error_html, error_message, outcome_html, outcome_json
 
         try:
+            if len([ln for ln in (text or "").splitlines() if ln.strip()]) > 1:
+                from advisor.batch import results_json
+                from advisor.tools import check_many
+
+                results = check_many(text, self.catalog)
+                return claims_html(results, self.catalog, self.sources), results_json(results)
             outcome = self.check_outcome(text)
         except Exception as exc:
             return error_html(error_message(exc)), None
@@ -351,21 +420,14 @@ class AdvisorApp:
 
     def audit_result(self, note: str, codes: str) -> Any:
         """Audit a note for the codes given (or the codes it names)."""
-        from advisor.lookup import normalize_code
-        from advisor.ui import codes_in_text, parse_code_list
-        from guardrails.audit import audit_note
+        from advisor.tools import audit
 
-        if not (note or "").strip():
-            raise ValueError("Paste a de-identified procedure or point-of-care note first.")
-        chosen = [normalize_code(t) for t in parse_code_list(codes or "")]
-        chosen = chosen or codes_in_text(note, self.catalog)
-        if not chosen:
-            raise ValueError("Pick the codes to audit (e.g. 76937), or press 'Suggest codes'.")
-        return audit_note(note, chosen, self.catalog)
+        return audit(note, codes, self.catalog)
 
     def audit_view(self, note: str, codes: str) -> str:
         """Note-audit tab: elements present or missing per code, complete versus limited."""
-        from advisor.ui import audit_html, error_html, error_message
+        from advisor.cards import audit_html
+        from advisor.ui import error_html, error_message
 
         try:
             return audit_html(self.audit_result(note, codes))
@@ -373,29 +435,21 @@ class AdvisorApp:
             return error_html(error_message(exc))
 
     def suggest_codes(self, note: str) -> tuple[str, str]:
-        """Codes to audit: those the note names, else the model's checked suggestion."""
+        """Codes to audit: those the note names, else the model's suggestion as the checker
+        keeps it (advisor.suggest)."""
+        from advisor.suggest import suggest_for_note
         from advisor.ui import codes_in_text, error_message
 
         if not (note or "").strip():
             return "", "Paste a note first."
-        named = codes_in_text(note, self.catalog)
-        if named:
-            return " ".join(named), "Codes named in the note."
-        if str(self.settings.backend) == "none" or not self.warmup.ready:
-            return "", ("The note names no code and the model is not ready; type the codes "
-                        "to audit.")
+        ready = str(self.settings.backend) != "none" and self.warmup.ready
         try:
-            answer = self.advisor.ask(
-                "Which CPT codes does this procedure note support? " + note[:1500]
-            )
+            got = suggest_for_note(note, self.catalog, codes_in_text(note, self.catalog),
+                                   self.advisor.ask if ready else None)
         except Exception as exc:
             log.exception("suggestion failed")
             return "", error_message(exc)
-        codes = [c.code for c in answer.codes if str(c.status.value) != "removed"]
-        if not codes:
-            return "", "No code could be suggested; type the codes to audit."
-        return " ".join(codes), ("Suggested by the model and checked by the rules; the audit "
-                                 "below is rule-based. Edit the codes if they do not fit.")
+        return " ".join(got.codes), got.message
 
     # -- API (gradio_client) ------------------------------------------------------------
     @staticmethod
@@ -427,10 +481,16 @@ class AdvisorApp:
         return out
 
     def api_check(self, claim: str) -> dict[str, Any]:
-        """Check claim lines; verdicts, findings and the corrected claim as JSON."""
+        """Check claim lines; verdicts, findings and the corrected claim as JSON. Several
+        lines are several claims: {"claims": [one result a line], "summary": {...}}."""
         from advisor.ui import outcome_json
 
         try:
+            if len([ln for ln in (claim or "").splitlines() if ln.strip()]) > 1:
+                from advisor.batch import results_json
+                from advisor.tools import check_many
+
+                return results_json(check_many(claim, self.catalog))
             return outcome_json(self.check_outcome(claim))
         except Exception as exc:
             raise self._api_error(exc) from exc
@@ -460,6 +520,7 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
         EXAMPLE_NOTE,
         EXAMPLE_QUESTIONS,
         footer_markdown,
+        question_counter,
     )
 
     settings = state.settings
@@ -485,10 +546,13 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
                                      buttons=["copy"])
                 turns = gr.State([])
                 with gr.Row():
+                    # No max_length: the browser would cut a pasted question silently. The
+                    # counter below says when it is too long, and the chat refuses it.
                     msg = gr.Textbox(label="Question", placeholder=EXAMPLE_QUESTIONS[0],
-                                     scale=5, elem_id="question",
-                                     max_length=settings.max_question_chars)
-                    ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                                     scale=5, elem_id="question")
+                    ask = gr.Button(ASK_IDLE, variant="primary", scale=1, elem_id="ask")
+                counter = gr.Markdown(question_counter("", settings.max_question_chars),
+                                      elem_id="question-count")
                 gr.Examples([[q] for q in EXAMPLE_QUESTIONS], inputs=[msg],
                             label="Example questions (click one, then Ask)")
                 with gr.Row():
@@ -497,6 +561,11 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
                     export_js = gr.Button("Export JSON", size="sm", elem_id="export-json")
                 export_file = gr.File(label="Export", interactive=False, elem_id="export-file",
                                       visible=False)
+                feedback_comment = gr.Textbox(
+                    label="Comment on an answer (optional)", lines=1, max_lines=4,
+                    elem_id="feedback-comment",
+                    placeholder="What was right or wrong? Type it, then rate the answer with "
+                                "the thumbs on it.")
                 feedback_msg = gr.Markdown(elem_id="feedback-msg")
 
             with gr.Tab("Lookup", id="lookup"):
@@ -509,8 +578,9 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
                     lk_json = gr.JSON()
 
             with gr.Tab("Claim check", id="check"):
-                ck_in = gr.Textbox(label="Claim lines (CODE[-MOD][xUNITS])",
-                                   placeholder="20610 76942", elem_id="claim")
+                ck_in = gr.Textbox(label="Claim lines (CODE[-MOD][xUNITS]); one claim a line",
+                                   placeholder="20610 76942", elem_id="claim", lines=2,
+                                   max_lines=20)
                 ck_btn = gr.Button("Check claim", variant="primary", elem_id="check-go")
                 gr.Examples([[c] for c in EXAMPLE_CLAIMS], inputs=[ck_in])
                 ck_out = gr.HTML(elem_id="check-out")
@@ -541,7 +611,12 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
 
         # Chat: streamed, limited to what the model backend can run at once.
         def chat_fn(message: Any, chat: Any, turns_: Any, request: Any) -> Iterator[Any]:
-            yield from state.chat(message, chat, turns_, request)
+            if not (message or "").strip():
+                gr.Warning("Type a question first, e.g. \"" + EXAMPLE_QUESTIONS[0] + "\", or "
+                           "codes to check, e.g. 20610 76942.")
+            for chat_, turns__, box in state.chat(message, chat, turns_, request):
+                # None: leave the box as the person is typing it (never wipe a next question).
+                yield chat_, turns__, gr.skip() if box is None else box
 
         # The session (for the per-session rate limit) comes from gr.Request, injected by
         # the annotation object as for LikeData below.
@@ -549,10 +624,24 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
         chat_args: dict[str, Any] = {
             "fn": chat_fn, "inputs": [msg, chatbot, turns],
             "outputs": [chatbot, turns, msg], "concurrency_limit": model_limit,
-            "concurrency_id": "model", **private,
+            "concurrency_id": "model",
+            # A question asked while one is answered is asked when that answer is done,
+            # with the box as it is then (never dropped, never wiped).
+            "trigger_mode": "always_last", **private,
         }
-        ask.click(api_name="chat", **chat_args)
-        msg.submit(api_name="chat_submit", **chat_args)
+        # The Ask button says an answer is being made (and that asking again queues the
+        # next question) until it is done; a finished answer opens at its top (the direct
+        # answer and the codes), not at its bottom where the chat's own scrolling leaves it.
+        for trigger, name in ((ask.click, "chat"), (msg.submit, "chat_submit")):
+            trigger(lambda: gr.Button(value=ASK_BUSY), outputs=[ask], queue=False,
+                    show_progress="hidden", **private)
+            done = trigger(api_name=name, **chat_args).then(
+                lambda: gr.Button(value=ASK_IDLE), outputs=[ask], queue=False,
+                show_progress="hidden", **private)
+            done.then(None, js=SCROLL_TO_ANSWER_JS)
+        msg.change(lambda text: question_counter(text, settings.max_question_chars),
+                   inputs=[msg], outputs=[counter], queue=False, show_progress="hidden",
+                   trigger_mode="always_last", api_name="question_count", **private)
         clear.click(lambda: ([], [], gr.File(value=None, visible=False), ""),
                     outputs=[chatbot, turns, export_file, feedback_msg],
                     api_name="clear", **private)
@@ -570,12 +659,15 @@ def build_ui(state: AdvisorApp) -> gr.Blocks:
                         outputs=[export_file, feedback_msg], api_name="export_json",
                         **private, **fast)
 
-        def on_like(chat: Any, turns_: Any, data: Any) -> str:
-            return state.feedback(chat, turns_, data)
+        def on_like(chat: Any, turns_: Any, comment: Any, data: Any) -> tuple[str, Any]:
+            said = state.feedback(chat, turns_, data, comment or "")
+            # The comment went with this rating: the box is emptied for the next one.
+            return said, "" if said.startswith("Thanks") else gr.skip()
 
         # Gradio injects LikeData by the annotation object, which postponed annotations hide.
         on_like.__annotations__["data"] = gr.LikeData
-        chatbot.like(on_like, inputs=[chatbot, turns], outputs=[feedback_msg],
+        chatbot.like(on_like, inputs=[chatbot, turns, feedback_comment],
+                     outputs=[feedback_msg, feedback_comment],
                      api_name="feedback", **private, **fast)
 
         lk_btn.click(state.lookup_view, inputs=[lk_in], outputs=[lk_out, lk_json],

@@ -1,13 +1,17 @@
-"""SQLite audit log of what was asked and answered, with PHI masked.
+"""The audit log of what was asked and answered, with PHI masked; feedback beside it.
 
 One row per answer: the masked question and answer, the codes shown with their verdicts, the
 findings, ruleset version, backend and model, retrieved passage ids and timings; feedback
-(thumbs up/down with a comment) goes in a second table. The file is in WAL mode so the UI can
-write while ``advisor audit export`` reads.
+(thumbs up/down with a comment) goes in a second table. The store is the database of
+:mod:`advisor.db`: a SQLite file in the data dir by default (WAL mode, so the UI can write
+while ``advisor audit export`` reads), or PostgreSQL shared by several app replicas when
+``ADVISOR_DATABASE_URL`` is set. Both give the same export.
 
-Writing never costs the person their answer: a failed write (locked file, full disk,
-read-only folder) is reported in the app log and the entry waits in a bounded in-memory
-queue, written before the next entry and at exit. Free text is masked again here with
+Writing never costs the person their answer. A failed write (database down, locked file,
+full disk) is reported in the app log and the record waits in a bounded on-disk spool
+(:mod:`advisor.spool`; in memory if even that cannot be written); a background thread
+replays it when the database is back, and every write carries the record's id, so a replay
+never stores a record twice. Free text is masked again here with
 :func:`advisor.privacy.scrub`, a second line of defence behind the pipeline's own masking.
 """
 
@@ -18,352 +22,398 @@ import csv
 import io
 import json
 import logging
-import sqlite3
 import threading
+import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime, time
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from advisor.audit_entry import AuditCode, AuditEntry, _iso, _utc, parse_since
+from advisor.db import DatabaseError
 from advisor.privacy import scrub
 
-__all__ = ["AuditCode", "AuditEntry", "AuditError", "AuditLog", "parse_since"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+    from advisor.settings import Settings
+    from advisor.spool import Spool
+
+
+__all__ = [
+    "AuditCode",
+    "AuditEntry",
+    "AuditError",
+    "AuditLog",
+    "open_audit",
+    "parse_since",
+]
 
 log = logging.getLogger(__name__)
 
 ExportFormat = Literal["json", "csv"]
 Rating = Literal["up", "down"]
 
-# Each step runs once, in order; the version table records how far a file has come.
-MIGRATIONS: tuple[str, ...] = (
+# The audit log's errors are the database's: one class, whether a retry can help or not.
+AuditError = DatabaseError
+
+MAX_BACKOFF_S = 10.0  # longest pause between replays while the database stays down
+_BATCH = 500  # records written per transaction when replaying
+WARN_EVERY_S = 60.0  # while the database stays down, one warning a minute
+
+
+
+
+
+def open_audit(settings: Settings) -> AuditLog:
+    """The audit log the settings name (ADVISOR_DATABASE_URL, else the data dir's file).
+
+    Its spool is ``audit-spool`` in the data dir, bounded by ``audit_spool_max``.
     """
-    CREATE TABLE entries (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        uid TEXT NOT NULL UNIQUE,
-        created_at TEXT NOT NULL,
-        question TEXT NOT NULL,
-        answer TEXT NOT NULL,
-        codes TEXT NOT NULL,
-        findings TEXT NOT NULL,
-        ruleset TEXT NOT NULL,
-        backend TEXT NOT NULL,
-        model TEXT NOT NULL,
-        passage_ids TEXT NOT NULL,
-        timings TEXT NOT NULL,
-        path TEXT NOT NULL
-    );
-    CREATE INDEX entries_created_at ON entries(created_at);
-    """,
-    """
-    CREATE TABLE feedback (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        entry_uid TEXT NOT NULL,
-        rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
-        comment TEXT NOT NULL DEFAULT '',
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX feedback_entry ON feedback(entry_uid);
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
+    from advisor.db import database_url
 
-
-class AuditError(Exception):
-    """The audit log cannot be read or written; the message says what to do."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        """Keep whether trying again later can help (a lock can clear, a bad path cannot)."""
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class AuditCode(BaseModel):
-    """A code the answer showed (or removed), with its verdict."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(description="The code.")
-    status: str = Field(description="verified, corrected, removed or not_verified.")
-    units: int = Field(1, description="Units.")
-    modifiers: list[str] = Field(default_factory=list, description="Modifiers.")
-
-
-class AuditEntry(BaseModel):
-    """One answered question as stored (free text is masked before it is written)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    question: str = Field(description="The question, PHI masked.")
-    answer: str = Field(description="The answer text shown, PHI masked.")
-    codes: list[AuditCode] = Field(default_factory=list, description="Codes with verdicts.")
-    findings: list[dict[str, Any]] = Field(default_factory=list, description="Findings.")
-    ruleset: str = Field("", description="Ruleset version used by the checker.")
-    backend: str = Field("", description="Drafting backend: embedded, openai, ollama, none.")
-    model: str = Field("", description="Model name or preset at that backend.")
-    passage_ids: list[str] = Field(default_factory=list, description="Retrieved passage ids.")
-    timings_ms: dict[str, int] = Field(default_factory=dict, description="Timings in ms.")
-    path: str = Field("", description="Which pipeline path answered.")
-    created_at: datetime = Field(
-        default_factory=lambda: datetime.now(UTC), description="When it was answered (UTC)."
-    )
-
-    @classmethod
-    def from_answer(cls, answer: Any, *, passage_ids: list[str] | None = None) -> AuditEntry:
-        """Build from a pipeline ``Answer`` (read by attribute, so no import of the pipeline)."""
-        backend, _, model = str(getattr(answer, "backend", "")).partition(":")
-        lines = list(getattr(answer, "codes", [])) + list(getattr(answer, "removed", []))
-        codes = [
-            AuditCode(
-                code=c.code,
-                status=getattr(c.status, "value", str(c.status)),
-                units=c.units,
-                modifiers=list(c.modifiers),
-            )
-            for c in lines
-        ]
-        if passage_ids is None:
-            passage_ids = [c.id for c in getattr(answer, "citations", [])]
-        return cls(
-            question=getattr(answer, "question", ""),
-            answer=getattr(answer, "answer", ""),
-            codes=codes,
-            findings=list(getattr(answer, "findings", [])),
-            ruleset=getattr(answer, "ruleset", ""),
-            backend=backend,
-            model=model,
-            passage_ids=passage_ids,
-            timings_ms=dict(getattr(answer, "timings_ms", {})),
-            path=getattr(answer, "path", ""),
-        )
-
-
-def parse_since(value: str) -> datetime:
-    """A ``--since`` value (``YYYY-MM-DD`` or an ISO time) as an aware UTC datetime."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"Cannot read the date {value!r}: use YYYY-MM-DD (e.g. 2026-11-01) or an ISO time."
-        ) from None
-    return _utc(parsed)
-
-
-def _utc(value: date | datetime) -> datetime:
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time.min)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _describe(path: Path, exc: BaseException) -> AuditError:
-    """An AuditError whose message names the command that fixes the problem."""
-    text = str(exc).lower()
-    folder = path.parent
-    if "locked" in text or "busy" in text:
-        return AuditError(
-            f"The audit log {path} is locked by another process ({exc}). Entries wait in "
-            f"memory and are written when it is free; `fuser {path}` shows who holds it.",
-            retryable=True,
-        )
-    if "full" in text:
-        return AuditError(
-            f"The disk holding the audit log {path} is full ({exc}). Free space "
-            f"(`df -h {folder}` shows how much is left); entries wait in memory meanwhile.",
-            retryable=True,
-        )
-    return AuditError(
-        f"Cannot write the audit log {path} ({exc}). Make its folder writable with "
-        f"`mkdir -p {folder} && chmod u+w {folder}`, or point ADVISOR_DATA_DIR at a "
-        f"writable folder (`export ADVISOR_DATA_DIR=~/advisor-data`).",
-        retryable=isinstance(exc, sqlite3.OperationalError) and "readonly" not in text,
+    return AuditLog(
+        database_url(settings),
+        spool_dir=settings.audit_spool_dir,
+        max_pending=settings.audit_spool_max,
     )
 
 
 class AuditLog:
-    """The audit log at ``path`` (usually ``settings.audit_path``); thread-safe."""
+    """The audit log in the database at ``target``; thread-safe.
+
+    ``target`` is a SQLite file path (usually ``settings.audit_path``) or a database URL;
+    :func:`open_audit` builds one from settings. Records that cannot be written wait in
+    ``spool_dir`` (default: ``audit-spool`` beside a SQLite file; in memory for a URL
+    without one), at most ``max_pending`` of them.
+    """
 
     def __init__(
         self,
-        path: Path | str,
+        target: Path | str | URL,
         *,
         timeout_s: float = 2.0,
-        max_pending: int = 200,
+        max_pending: int = 10_000,
+        spool_dir: Path | None = None,
+        retry_s: float = 1.0,
         scrubber: Callable[[str], str] = scrub,
     ) -> None:
         """Nothing is opened until the first write or read."""
-        self.path = Path(path)
+        from advisor.db import parse_url, sqlite_file
+        from advisor.spool import Spool
+
+        self.url = parse_url(target)
+        self.path = sqlite_file(self.url)  # None for PostgreSQL
         self.timeout_s = timeout_s
         self.max_pending = max_pending
+        self.retry_s = retry_s
         self._scrub = scrubber
-        self._pending: deque[tuple[str, tuple[Any, ...]]] = deque()
+        if spool_dir is None and self.path is not None:
+            spool_dir = self.path.parent / "audit-spool"
+        self.spool: Spool | None = Spool(spool_dir, max_pending) if spool_dir else None
+        self._pending: deque[dict[str, Any]] = deque()  # when even the spool cannot be written
         self._lock = threading.RLock()
+        self._engine: Engine | None = None
         self._migrated = False
+        self._failures = 0
+        self._next_try = 0.0
+        self._warned_at = 0.0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._replayer: threading.Thread | None = None
         self.last_error: AuditError | None = None
-        atexit.register(self.flush)
+        atexit.register(self.close)
+
+    @property
+    def where(self) -> str:
+        """The store, as it may be shown (no password)."""
+        from advisor.db import redact
+
+        return str(self.path) if self.path is not None else redact(self.url)
 
     # -- connection -------------------------------------------------------------------
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.timeout_s)
-        except (OSError, sqlite3.Error) as exc:
-            raise _describe(self.path, exc) from exc
-        try:
-            if not self._migrated:
-                self._migrate(conn)
-            yield conn
-        except sqlite3.Error as exc:
-            raise _describe(self.path, exc) from exc
-        finally:
-            conn.close()
+    def engine(self) -> Engine:
+        """The engine, made on first use, with the schema brought up to date."""
+        from advisor.db import describe_error, make_engine, upgrade
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        # WAL lets the UI append while an export reads; the mode is stored in the file.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        current = row[0] or 0
-        if current > SCHEMA_VERSION:
-            raise AuditError(
-                f"The audit log {self.path} was written by a newer version (schema "
-                f"{current}, this one knows {SCHEMA_VERSION}); upgrade with "
-                "`pip install -U us-coding-advisor`.",
-                retryable=False,
-            )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            # One transaction per step: a step half applied is rolled back when the
-            # connection closes, and the next open tries it again.
-            conn.executescript("BEGIN;" + MIGRATIONS[version - 1])
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-            conn.commit()
-        self._migrated = True
+        with self._lock:
+            try:
+                if self._engine is None:
+                    if self.path is not None:
+                        self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._engine = make_engine(self.url, timeout_s=self.timeout_s)
+                if not self._migrated:
+                    upgrade(self._engine)
+                    self._migrated = True
+            except Exception as exc:
+                raise describe_error(self.url, exc) from exc
+            return self._engine
 
-    def schema_version(self) -> int:
-        """The schema version of the file (creating it when needed)."""
-        with self._lock, self._connect() as conn:
-            return int(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+    def revision(self) -> str | None:
+        """The schema revision of the database (bringing it up to date first)."""
+        from advisor.db import current_revision
+
+        return current_revision(self.engine())
 
     def journal_mode(self) -> str:
-        """The SQLite journal mode of the file ('wal')."""
-        with self._lock, self._connect() as conn:
-            return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+        """The SQLite journal mode of the file ('wal'); '' for PostgreSQL."""
+        from sqlalchemy import text
+
+        if self.path is None:
+            return ""
+        with self.engine().connect() as conn:
+            return str(conn.execute(text("PRAGMA journal_mode")).scalar())
 
     # -- writing ----------------------------------------------------------------------
     @property
     def pending(self) -> int:
-        """Writes waiting in memory for the file to accept them."""
-        return len(self._pending)
+        """Records waiting for the database (spool and memory)."""
+        return len(self._pending) + (len(self.spool) if self.spool is not None else 0)
 
-    def _enqueue(self, kind: str, row: tuple[Any, ...]) -> None:
+    def record(self, entry: AuditEntry) -> str:
+        """Store an entry (masking its free text); return its id. Never raises.
+
+        The id is the entry's own, so recording the same entry again stores nothing new.
+        If the database cannot be written now, the entry waits (spool, else memory) and is
+        written by the background replay, before the next entry, or at exit.
+        """
+        uid = entry.id
+        try:
+            findings = [self._scrub_finding(f) for f in entry.findings]
+            row = {
+                "uid": uid,
+                "created_at": _utc(entry.created_at).isoformat(timespec="microseconds"),
+                "question": self._scrub(entry.question),
+                "answer": self._scrub(entry.answer),
+                "codes": [c.model_dump() for c in entry.codes],
+                "findings": json.loads(json.dumps(findings, default=str)),
+                "ruleset": entry.ruleset,
+                "backend": entry.backend,
+                "model": entry.model,
+                "passage_ids": list(entry.passage_ids),
+                "timings": dict(entry.timings_ms),
+                "path": entry.path,
+            }
+        except Exception as exc:  # masking or encoding broke: keep nothing unmasked
+            log.error("audit entry not recorded: %s", type(exc).__name__)
+            return uid
+        self._submit({"kind": "entry", "uid": uid, "row": row})
+        return uid
+
+    def feedback(self, entry_id: str, rating: Rating, comment: str = "") -> str:
+        """Attach thumbs up/down and a comment (masked) to an entry; its id. Queued like entries.
+
+        KeyError when the database is reachable and has no such entry (nor is one waiting).
+        """
+        if rating not in ("up", "down"):
+            raise ValueError(f"rating must be 'up' or 'down', not {rating!r}")
+        with self._lock:
+            if not self._waiting("entry", entry_id) and self._known(entry_id) is False:
+                raise KeyError(f"no audit entry with id {entry_id!r}")
+            uid = uuid.uuid4().hex
+            row = {
+                "uid": uid,
+                "entry_uid": entry_id,
+                "rating": rating,
+                "comment": self._scrub(comment),
+                "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+            }
+            self._submit({"kind": "feedback", "uid": uid, "row": row})
+            return uid
+
+    def _waiting(self, kind: str, uid: str) -> bool:
+        if any(r["kind"] == kind and r["uid"] == uid for r in self._pending):
+            return True
+        return self.spool is not None and self.spool.contains(kind, uid)
+
+    def _known(self, entry_id: str) -> bool | None:
+        """Whether the entry is stored; None when the database cannot be read now."""
+        from sqlalchemy import select
+
+        from advisor.db import entries
+
+        if self.path is not None and not self.path.exists():
+            return False
+        try:
+            with self.engine().connect() as conn:
+                hit = conn.execute(select(entries.c.id).where(entries.c.uid == entry_id)).first()
+        except Exception:
+            return None
+        return hit is not None
+
+    def _submit(self, record: dict[str, Any]) -> None:
+        """Write now if the database is up and nothing waits; else queue behind the rest."""
+        with self._lock:
+            due = time.monotonic() >= self._next_try
+            if due and self.pending == 0:
+                try:
+                    self._write([record])
+                    self._succeeded(0)
+                    return
+                except AuditError as exc:
+                    self._failed(exc, 1)
+                    due = False
+            self._queue(record)
+            if due:  # the database may be back: what waits goes first, then this one
+                self.flush()
+            self._start_replay()
+
+    def _queue(self, record: dict[str, Any]) -> None:
+        if self.spool is not None:
+            try:
+                self.spool.put(record)
+                return
+            except OSError as exc:
+                log.error("audit spool %s cannot be written (%s): record kept in memory",
+                          self.spool.folder, exc)
         if len(self._pending) >= self.max_pending:
             self._pending.popleft()
             log.error(
                 "audit queue full (%d waiting): the oldest audit record was dropped",
                 self.max_pending,
             )
-        self._pending.append((kind, row))
+        self._pending.append(record)
 
-    def record(self, entry: AuditEntry) -> str:
-        """Store an entry (masking its free text); return its id. Never raises.
+    def _write(self, records: Iterable[dict[str, Any]]) -> None:
+        """Write records in one transaction; ids already stored are skipped."""
+        from advisor.db import describe_error, entries, feedback, insert_ignore
 
-        If the file cannot be written now, the entry waits in memory and is written
-        before the next entry or at exit; the failure goes to the app log.
-        """
-        uid = uuid.uuid4().hex
+        batch = list(records)
+        rows = {
+            "entry": [r["row"] for r in batch if r["kind"] == "entry"],
+            "feedback": [r["row"] for r in batch if r["kind"] == "feedback"],
+        }
+        engine = self.engine()
         try:
-            findings = [self._scrub_finding(f) for f in entry.findings]
-            row = (
-                uid,
-                _utc(entry.created_at).isoformat(timespec="microseconds"),
-                self._scrub(entry.question),
-                self._scrub(entry.answer),
-                json.dumps([c.model_dump() for c in entry.codes]),
-                json.dumps(findings, default=str),
-                entry.ruleset,
-                entry.backend,
-                entry.model,
-                json.dumps(entry.passage_ids),
-                json.dumps(entry.timings_ms),
-                entry.path,
-            )
-        except Exception as exc:  # masking or encoding broke: keep nothing unmasked
-            log.error("audit entry not recorded: %s", type(exc).__name__)
-            return uid
-        with self._lock:
-            self._enqueue("entry", row)
-            self.flush()
-        return uid
+            with engine.begin() as conn:
+                for kind, table in (("entry", entries), ("feedback", feedback)):
+                    if rows[kind]:
+                        conn.execute(insert_ignore(table, engine.dialect.name, "uid"), rows[kind])
+        except Exception as exc:
+            raise describe_error(self.url, exc) from exc
 
-    def feedback(self, entry_id: str, rating: Rating, comment: str = "") -> None:
-        """Attach thumbs up/down and a comment (masked) to an entry; queued like entries."""
-        if rating not in ("up", "down"):
-            raise ValueError(f"rating must be 'up' or 'down', not {rating!r}")
-        with self._lock:
-            queued = any(kind == "entry" and row[0] == entry_id for kind, row in self._pending)
-            if not queued and self._known(entry_id) is False:
-                raise KeyError(f"no audit entry with id {entry_id!r}")
-            row = (
-                entry_id,
-                rating,
-                self._scrub(comment),
-                datetime.now(UTC).isoformat(timespec="microseconds"),
-            )
-            self._enqueue("feedback", row)
-            self.flush()
+    def _failed(self, exc: AuditError, waiting: int) -> None:
+        self._failures += 1
+        # The next write tries again at once (a lock often clears in a moment); after that
+        # replays pause 1, 2, 4 ... s (at most MAX_BACKOFF_S) while the database stays down.
+        pause = 0.0 if self._failures == 1 else self.retry_s * 2 ** (self._failures - 2)
+        self._next_try = time.monotonic() + min(MAX_BACKOFF_S, pause)
+        first = self.last_error is None
+        self.last_error = exc
+        now = time.monotonic()
+        if first or now - self._warned_at >= WARN_EVERY_S:  # an outage is not a log flood
+            self._warned_at = now
+            log.warning("audit write failed, %d record(s) kept for retry: %s",
+                        max(waiting, self.pending), exc)
+        if first:
+            log.info("audit records wait in %s until %s is writable",
+                     self.spool.folder if self.spool else "memory", self.where)
 
-    def _known(self, entry_id: str) -> bool | None:
-        """Whether the entry is in the file; None when the file cannot be read now."""
-        try:
-            with self._connect() as conn:
-                hit = conn.execute("SELECT 1 FROM entries WHERE uid = ?", (entry_id,)).fetchone()
-        except AuditError:
-            return None
-        return hit is not None
+    def _succeeded(self, written: int) -> None:
+        if self.last_error is not None:
+            log.info("audit log writable again: %d waiting record(s) written", written)
+        self._failures = 0
+        self._next_try = 0.0
+        self.last_error = None
 
     def flush(self) -> bool:
-        """Write everything waiting; True when nothing is left. Failures are logged."""
+        """Write everything waiting, oldest first; True when nothing is left. Never raises."""
         with self._lock:
-            if not self._pending:
-                return True
-            batch = list(self._pending)
+            written = 0
             try:
-                with self._connect() as conn, conn:
-                    for kind, row in batch:
-                        if kind == "entry":
-                            conn.execute(
-                                "INSERT OR IGNORE INTO entries (uid, created_at, question, "
-                                "answer, codes, findings, ruleset, backend, model, passage_ids, "
-                                "timings, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                row,
-                            )
-                        else:
-                            conn.execute(
-                                "INSERT INTO feedback (entry_uid, rating, comment, created_at) "
-                                "VALUES (?, ?, ?, ?)",
-                                row,
-                            )
+                if self.spool is not None:
+                    batch: list[tuple[Path, dict[str, Any]]] = []
+                    for item in self.spool.items():
+                        batch.append(item)
+                        if len(batch) >= _BATCH:
+                            written += self._write_spooled(batch)
+                            batch = []
+                    if batch:
+                        written += self._write_spooled(batch)
+                if self._pending:
+                    memory = list(self._pending)
+                    self._write(memory)
+                    for _ in memory:
+                        self._pending.popleft()
+                    written += len(memory)
             except AuditError as exc:
-                self.last_error = exc
-                log.warning(
-                    "audit write failed, %d record(s) kept for retry: %s", len(self._pending), exc
-                )
+                self._failed(exc, self.pending)
                 return False
-            for _ in batch:
-                self._pending.popleft()
-            if self.last_error is not None:
-                log.info("audit log writable again: %d waiting record(s) written", len(batch))
-            self.last_error = None
-            return True
+            if written or self.last_error is not None:
+                self._succeeded(written)
+            return self.pending == 0
+
+    def _write_spooled(self, batch: list[tuple[Path, dict[str, Any]]]) -> int:
+        assert self.spool is not None
+        self._write(record for _, record in batch)
+        for path, _ in batch:
+            self.spool.remove(path)
+        return len(batch)
+
+    # -- replay in the background -----------------------------------------------------
+    def start(self) -> None:
+        """Bring the schema up to date and replay what a previous run left, in the background.
+
+        Called by the app at start-up; the answer path never waits for it.
+        """
+        self._start_replay(force=True)
+
+    def _start_replay(self, *, force: bool = False) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if self._replayer is not None and self._replayer.is_alive():
+                self._wake.set()
+                return
+            if not force and self.pending == 0:
+                return
+            self._replayer = threading.Thread(
+                target=self._replay_loop, name="audit-replay", daemon=True
+            )
+            self._replayer.start()
+
+    def _replay_loop(self) -> None:
+        try:
+            self.engine()
+        except AuditError as exc:
+            with self._lock:
+                self._failed(exc, self.pending)
+        while not self._stop.is_set():
+            with self._lock:
+                if self.pending == 0 and self._migrated:
+                    self._replayer = None
+                    return
+                # never sooner than retry_s after a failure: the answer path tries first
+                wait = max(self._next_try - time.monotonic(),
+                           self.retry_s if self.last_error is not None else 0.0)
+            self._wake.wait(timeout=max(0.0, wait))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            with self._lock:
+                if time.monotonic() >= self._next_try or self.last_error is None:
+                    if not self._migrated:
+                        try:
+                            self.engine()
+                        except AuditError as exc:
+                            self._failed(exc, self.pending)
+                            continue
+                    self.flush()
 
     def close(self) -> None:
-        """Write what is waiting and stop the exit hook."""
-        self.flush()
-        atexit.unregister(self.flush)
+        """Write what is waiting (what cannot be written stays in the spool) and stop."""
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            if self.pending:
+                self.flush()
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+                self._migrated = False
+        atexit.unregister(self.close)
 
     def _scrub_finding(self, finding: dict[str, Any]) -> dict[str, Any]:
         out = dict(finding)
@@ -374,45 +424,59 @@ class AuditLog:
 
     # -- reading ----------------------------------------------------------------------
     def entries(self, since: date | datetime | None = None) -> list[dict[str, Any]]:
-        """Stored entries (oldest first) with their feedback, on or after ``since``."""
+        """Stored entries (oldest first) with their feedback, on or after ``since``.
+
+        What waits in the spool is written first when the database takes it.
+        """
+        from sqlalchemy import select
+
+        from advisor.db import describe_error, entries, feedback
+
         with self._lock:
-            self.flush()
-            if not self.path.exists():
+            if self.pending:
+                self.flush()
+            if self.path is not None and not self.path.exists():
                 return []
-            with self._connect() as conn:
-                conn.row_factory = sqlite3.Row
-                sql = "SELECT * FROM entries"
-                args: tuple[Any, ...] = ()
-                if since is not None:
-                    sql += " WHERE created_at >= ?"
-                    args = (_utc(since).isoformat(timespec="microseconds"),)
-                rows = conn.execute(sql + " ORDER BY created_at, id", args).fetchall()
-                fb: dict[str, list[dict[str, Any]]] = {}
-                for f in conn.execute(
-                    "SELECT entry_uid, rating, comment, created_at FROM feedback ORDER BY id"
-                ):
-                    fb.setdefault(f["entry_uid"], []).append(
-                        {
-                            "rating": f["rating"],
-                            "comment": f["comment"],
-                            "created_at": f["created_at"],
-                        }
-                    )
+            engine = self.engine()
+            try:
+                with engine.connect() as conn:
+                    query = select(entries)
+                    chosen = select(entries.c.uid)
+                    if since is not None:
+                        query = query.where(entries.c.created_at >= _utc(since))
+                        chosen = chosen.where(entries.c.created_at >= _utc(since))
+                    rows = conn.execute(query.order_by(entries.c.created_at, entries.c.id)).all()
+                    fb: dict[str, list[dict[str, Any]]] = {}
+                    for f in conn.execute(
+                        select(feedback.c.entry_uid, feedback.c.rating, feedback.c.comment,
+                               feedback.c.created_at)
+                        .where(feedback.c.entry_uid.in_(chosen))
+                        .order_by(feedback.c.id)
+                    ):
+                        fb.setdefault(f.entry_uid, []).append(
+                            {
+                                "rating": f.rating,
+                                "comment": f.comment,
+                                "created_at": _iso(f.created_at),
+                            }
+                        )
+            except Exception as exc:
+                raise describe_error(self.url, exc) from exc
         return [
             {
-                "id": r["uid"],
-                "created_at": r["created_at"],
-                "question": r["question"],
-                "answer": r["answer"],
-                "codes": json.loads(r["codes"]),
-                "findings": json.loads(r["findings"]),
-                "ruleset": r["ruleset"],
-                "backend": r["backend"],
-                "model": r["model"],
-                "passage_ids": json.loads(r["passage_ids"]),
-                "timings_ms": json.loads(r["timings"]),
-                "path": r["path"],
-                "feedback": fb.get(r["uid"], []),
+                "id": r.uid,
+                "created_at": _iso(r.created_at),
+                "question": r.question,
+                "answer": r.answer,
+                "codes": r.codes,
+                "findings": r.findings,
+                "ruleset": r.ruleset,
+                "backend": r.backend,
+                "model": r.model,
+                "passage_ids": r.passage_ids,
+                "timings_ms": r.timings,
+                "path": r.path,
+                "feedback": fb.get(r.uid, []),
             }
             for r in rows
         ]
@@ -464,3 +528,4 @@ class AuditLog:
                 }
             )
         return buf.getvalue()
+

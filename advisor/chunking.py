@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from knowledge.codes import mentions
+
 if TYPE_CHECKING:
     from knowledge.catalog import Catalog
     from knowledge.schema import CodeEntry
 
 Kind = Literal["guideline", "code", "user"]
 
-# Codes in free text: CPT (5 digits) and Category III (4 digits + T). Bounded by \b so a
-# phone number or a date fragment of another length does not count.
-CODE_MENTION_RE = re.compile(r"\b\d{4}[0-9T]\b")
 
 SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf"})
 
@@ -91,7 +90,7 @@ def chunk_id(source: str, section: str, text: str, page: int | None = None) -> s
 
 def codes_in(text: str) -> tuple[str, ...]:
     """Codes mentioned in a text, in order of first mention, without repeats."""
-    return tuple(dict.fromkeys(CODE_MENTION_RE.findall(text)))
+    return tuple(mentions(text))
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
@@ -342,8 +341,10 @@ def code_entry_text(entry: CodeEntry, family_title: str, catalog: Catalog) -> st
         parts.append(prim)
     else:
         parts.append("not an add-on")
-    if entry.sites:
-        parts.append(f"for sites such as {', '.join(entry.sites[:6])}")
+    sites = [s.replace("_", " ") for s in (entry.describes.sites if entry.describes else ())
+             if s != "any"]
+    if sites:
+        parts.append(f"for {', '.join(sites[:6])}")
     if entry.guidance_included:
         parts.append("imaging guidance included in the code")
     elif entry.guidance_included is False:

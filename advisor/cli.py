@@ -20,12 +20,13 @@ app = typer.Typer(
         "Every code it shows is checked by deterministic rules and carries a verdict "
         "(verified / corrected / removed / not verified) and the source of the rule.\n\n"
         "Examples:\n\n"
-        "  advisor lookup 76937            what the ruleset knows about a code\n\n"
-        "  advisor check 20610 76942       scrub a claim "
-        "(exit 0 pass, 1 fail/review, 2 bad input)\n\n"
-        "  advisor check 93971-50 37253x6  modifiers with '-', units with 'x'\n\n"
-        "  advisor check --text 'Bill 20610 + 76942 for the guided knee injection.'\n\n"
-        "  advisor kb validate             check the knowledge base"
+        "  advisor lookup 76937\n      what the ruleset knows about a code\n\n"
+        "  advisor check 20610 76942\n      scrub a claim (exit 0 pass, 1 fail or review, "
+        "2 bad input)\n\n"
+        "  advisor check 93971-50 37253x6\n      modifiers with '-', units with 'x'\n\n"
+        "  advisor check --file claims.txt\n      many claims, one a line\n\n"
+        "  advisor check --text 'Bill 20610 + 76942 for the knee.'\n\n"
+        "  advisor kb validate\n      check the knowledge base"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -81,8 +82,15 @@ def _catalog() -> Any:
 def lookup(
     codes: Annotated[list[str], typer.Argument(help="One or more codes, e.g. 76937 20611.")],
     as_json: JsonOpt = False,
+    all_pairs: Annotated[
+        bool, typer.Option("--all", help="Show every pair edit (text shows the first 12).")
+    ] = False,
 ) -> None:
     """Everything the ruleset knows about codes: label, extent, add-on, pairs, limits, sources.
+
+    Pair edits list the most asked first: an add-on with its primaries, a procedure with
+    the guidance it includes, a guidance code with the procedures that include it. --json
+    gives a list of records, one a code, for one code or several.
 
     Exit status: 0 all known, 1 an unknown code, 2 malformed input (e.g. 7694, abc).
     """
@@ -96,9 +104,9 @@ def lookup(
     catalog = _catalog()
     records = [do_lookup(c, catalog) for c in normalized]
     if as_json:
-        _emit_json(records[0] if len(records) == 1 else records)
+        _emit_json(records)
     else:
-        typer.echo("\n\n".join(format_lookup(r) for r in records))
+        typer.echo("\n\n".join(format_lookup(r, all_pairs=all_pairs) for r in records))
     if any(r["status"] == "unknown" for r in records):
         if not as_json:
             typer.echo("\nAn unknown code cannot be verified; check it in the current code set.",
@@ -110,57 +118,78 @@ def lookup(
 def check(
     codes: Annotated[
         list[str] | None,
-        typer.Argument(help="Claim lines as keyed: CODE[-MOD...][xUNITS], e.g. 93971-50 37253x6."),
+        typer.Argument(help="One claim as keyed: CODE\\[-MOD...]\\[xUNITS], e.g. 93971-50 "
+                       "37253x6 or 20610+76942; '-' reads many claims from stdin, one a line."),
     ] = None,
-    text: Annotated[str | None, typer.Option("--text", help="A drafted answer to scrub.")] = None,
+    text: Annotated[
+        str | None,
+        typer.Option("--text", help="A drafted answer to scrub ('-' reads it from stdin)."),
+    ] = None,
     file: Annotated[
-        Path | None, typer.Option("--file", help="Read the drafted answer from a file.")
+        Path | None,
+        typer.Option("--file", help="Many claims, one a line ('-' for stdin); a CSV with a "
+                     "'code' column has one claim line a row, claims grouped by an id "
+                     "column or separated by blank lines."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Scrub a claim (codes with modifiers and units) or a drafted text against the rules.
 
-    Exit status: 0 pass, 1 fail or review, 2 bad input.
-    """
-    from guardrails.claims import MalformedCode, parse_claim_lines
-    from guardrails.repair import check_and_repair
-    from guardrails.report import Draft, DraftCode
+    With --file (or '-'), each line is its own claim: one result a claim (JSON lines with
+    --json), then a summary. A line with words is read as a drafted sentence.
 
-    if text is not None and file is not None:
-        _fail("Give either --text or --file, not both.", 2)
-    body = ""
+    Exit status: 0 pass, 1 fail, review or nothing checked, 2 bad input (a batch: any bad
+    line, the others still checked).
+    """
+    from guardrails import check_claim
+    from guardrails.claims import MalformedCode
+
+    if codes == ["-"] and file is None:
+        codes, file = None, Path("-")
+    if file is not None and (codes or text is not None):
+        _fail("Give --file alone: its lines are the claims (codes and --text check one).", 2)
     if file is not None:
-        try:
-            body = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            _fail(f"Cannot read {file}: {exc}", 2)
-    elif text is not None:
-        body = text
+        _check_batch(file, as_json)
+        return
+    body = sys.stdin.read() if text == "-" else (text or "")
     if not codes and not body.strip():
-        _fail("Nothing to check: give codes (e.g. `advisor check 20610 76942`) or --text.", 2)
+        _fail("Nothing to check: give codes (e.g. `advisor check 20610 76942`), --text, or "
+              "--file with one claim a line.", 2)
+    from advisor.batch import checked_data, split_keyed
+
+    catalog = _catalog()
     try:
-        lines = parse_claim_lines(codes or [])
+        keyed = [t for c in codes or [] for t in split_keyed(c)]
+        outcome = check_claim(keyed, catalog, text=body)
     except MalformedCode as exc:
         _fail(str(exc), 2)
-    draft = Draft(
-        codes=tuple(
-            DraftCode(ln.code, ln.units, ln.modifiers, add_on_mark=ln.add_on_mark) for ln in lines
-        ),
-        text=body,
-    )
-    outcome = check_and_repair(draft, _catalog())
-    result = outcome.to_dict()
+    result = checked_data(outcome)
     if as_json:
-        result["corrected_claim"] = [
-            {"code": c.code, "units": c.units, "modifiers": list(c.modifiers)}
-            for c in outcome.draft.codes
-        ]
         _emit_json(result)
+    elif result["verdict"] == "empty":
+        typer.echo("Nothing was checked: no code was found in the text. Give the codes "
+                   "(e.g. `advisor check 20610 76942`) or a text that names them.")
     else:
         from advisor.render import format_outcome
 
-        typer.echo(format_outcome(outcome))
+        typer.echo(format_outcome(outcome, catalog))
     raise typer.Exit(0 if result["verdict"] == "pass" else 1)
+
+
+def _check_batch(file: Path, as_json: bool) -> None:
+    """`advisor check --file`: one claim a line, one result a claim, a summary at the end."""
+    from advisor import batch
+
+    try:
+        lines = batch.read_lines(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"Cannot read {file}: {exc}", 2)
+    csv_mode = True if file.suffix.lower() == ".csv" else None  # else: by the first line
+    summary = batch.run(lines, _catalog(), sys.stdout.write, as_json=as_json, csv_mode=csv_mode)
+    if not summary.claims:
+        _fail(f"Nothing to check: {file} holds no claim (one claim a line, e.g. "
+              "'20610 76942').", 2)
+    raise typer.Exit(summary.exit_code())
 
 
 @app.command()
@@ -179,7 +208,8 @@ def ask(
 
     Tokens stream to the terminal as the model drafts (unless --json); the checked answer
     follows. A question that is only codes ('20610 76942') is checked at once, no model.
-    Exit status: 0 answered, 2 bad input.
+    Exit status: 0 answered, 2 bad input (an empty question, one over
+    ADVISOR_MAX_QUESTION_CHARS, a bad setting).
     """
     from pydantic import ValidationError
 
@@ -196,6 +226,9 @@ def ask(
         question = check_question(question, settings)
     except InputRejected as exc:
         _fail(str(exc), 2)
+    if not question:
+        _fail("Nothing to ask: give a coding question (e.g. advisor ask 'US-guided knee "
+              "injection') or codes to check (e.g. advisor ask '20610 76942').", 2)
     advisor = Advisor(settings, catalog=_catalog())
     answer: Answer | None = None
     streamed = False
@@ -208,10 +241,10 @@ def ask(
             streamed = True
     if answer is None:
         _fail("The advisor returned no answer.", 1)
-    from advisor.audit import AuditEntry, AuditLog
+    from advisor.audit import AuditEntry, open_audit
 
-    # Recorded masked; a failed write is queued, logged and never blocks the answer.
-    log_ = AuditLog(settings.audit_path)
+    # Recorded masked; a failed write waits in the spool, is logged and never blocks the answer.
+    log_ = open_audit(settings)
     log_.record(AuditEntry.from_answer(answer))
     log_.close()
     if as_json:
@@ -221,6 +254,8 @@ def ask(
         typer.echo("\n" + "-" * 60)
     if answer.banner:
         typer.echo(f"NOTE: {answer.banner}\n")
+    if answer.hint:
+        typer.echo(f"hint: {answer.hint}", err=True)
     typer.echo(answer.answer)
     shown = [f for f in answer.findings if f["severity"] != "info"]
     if shown:
@@ -463,44 +498,9 @@ def serve(
     web.serve(host=host, port=port)
 
 
-audit_app = typer.Typer(
-    help="The audit log: questions and answers (PHI masked), verdicts, feedback.",
-    no_args_is_help=True,
-)
-app.add_typer(audit_app, name="audit")
-
-
-@audit_app.command("export")
-def audit_export(
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="Only entries on or after DATE (YYYY-MM-DD or ISO time)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="A JSON array (the default).")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per answer.")] = False,
-) -> None:
-    """Print the audit log (settings.audit_path) as JSON or CSV.
-
-    Exit status: 0 done, 1 the log cannot be read, 2 bad option.
-    """
-    from advisor.audit import AuditError, AuditLog, parse_since
-    from advisor.settings import load_settings
-
-    if as_json and as_csv:
-        _fail("Give either --json or --csv, not both.", 2)
-    start = None
-    if since is not None:
-        try:
-            start = parse_since(since)
-        except ValueError as exc:
-            _fail(str(exc), 2)
-    audit = AuditLog(load_settings().audit_path)
-    try:
-        sys.stdout.write(audit.export(start, "csv" if as_csv else "json"))
-    except AuditError as exc:
-        _fail(str(exc), 1)
-    finally:
-        audit.close()
+# The audit log and database commands live in their own module; importing it here keeps
+# their place in `advisor --help`.
+from advisor import cli_store  # noqa: E402, F401
 
 
 @app.command("eval")
@@ -530,9 +530,10 @@ def eval_(
     ] = None,
     tag: Annotated[
         list[str] | None,
-        typer.Option("--tag", help="Keep cases with this tag value (family, user or kind), "
-                     "or key=value, or id=ID[,ID...] for named cases; repeat to narrow "
-                     "further."),
+        typer.Option("--tag", help="Keep cases with this tag value (family, user, kind, set "
+                     "or variant), or key=value (set=holdout, variant=note), or "
+                     "id=ID[,ID...] for named cases (a case's id also names its variants); "
+                     "repeat to narrow further."),
     ] = None,
     partial: Annotated[
         bool,
@@ -540,6 +541,14 @@ def eval_(
                      "interrupted or still running run with the same suites and options into "
                      "--out DIR (it can be resumed afterwards)."),
     ] = False,
+    variants: Annotated[
+        str,
+        typer.Option("--variants", help="Reworded variants of the questions: all (the "
+                     "questions as written, then their variants; scored apart), none (as "
+                     "written only) or only (variants only). --tag variant=KIND keeps one "
+                     "kind (clinician, coder, distractor, note, abbreviation; 'original' for "
+                     "the questions as written)."),
+    ] = "all",
 ) -> None:
     """Run question suites through the real pipeline and score them (optionally vs the raw model).
 
@@ -551,6 +560,8 @@ def eval_(
 
     if baseline not in (None, "raw"):
         _fail(f"Unknown baseline {baseline!r}: the only baseline is 'raw'.", 2)
+    if variants not in ("all", "none", "only"):
+        _fail(f"Unknown --variants {variants!r}: use all, none or only.", 2)
     try:
         _, status = run_eval(
             suites,
@@ -562,6 +573,7 @@ def eval_(
             limit=limit,
             tags=tag or [],
             partial=partial,
+            variants=variants,  # type: ignore[arg-type]
         )
     except SuiteError as exc:
         _fail(str(exc), 2)
@@ -573,6 +585,11 @@ def eval_(
     raise typer.Exit(status)
 
 
+from advisor.cli_help import reflow_all  # noqa: E402
+
+reflow_all(app)  # every command is registered by now
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
@@ -580,3 +597,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

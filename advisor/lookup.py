@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from knowledge.catalog import Catalog
+from knowledge.codes import MalformedCode, normalize_code
 from knowledge.schema import PairRelation
 
-_NORMAL = re.compile(r"^\+?\s*([0-9]{5}|[0-9]{4}[Tt]|[A-Za-z][0-9]{4})$")
-
-
-class MalformedCodeError(ValueError):
-    """The input does not have the shape of a code."""
-
-    retryable = False
-
-
-def normalize_code(token: str) -> str:
-    """'+76937' -> '76937', '0346t' -> '0346T', 'g0389' -> 'G0389'; else MalformedCodeError."""
-    m = _NORMAL.match(token.strip())
-    if not m:
-        raise MalformedCodeError(
-            f"'{token}' is not a code: a CPT code is 5 digits (76942), a Category III code is "
-            "4 digits and T (0346T), a HCPCS code is a letter and 4 digits (G0389)."
-        )
-    return m.group(1).upper()
+# The code grammar's names, kept here for callers of the lookup.
+MalformedCodeError = MalformedCode
+__all__ = ["MalformedCodeError", "format_lookup", "lookup", "normalize_code"]
 
 
 def _source_list(catalog: Catalog, keys: tuple[str, ...]) -> list[dict[str, str]]:
@@ -34,6 +19,36 @@ def _source_list(catalog: Catalog, keys: tuple[str, ...]) -> list[dict[str, str]
         s = catalog.sources.get(k)
         out.append({"key": k, "where": s.where if s else ""})
     return out
+
+
+def _pairs(code: str, entry: Any, ap: Any, catalog: Catalog) -> list[dict[str, Any]]:
+    """The pair edits of a code, the most asked first."""
+    pairs = []
+    for edit in catalog.pairs_for(code):
+        other = edit.column2 if edit.column1 == code else edit.column1
+        pairs.append({
+            "column1": edit.column1, "column2": edit.column2, "other": other,
+            "relation": edit.relation.value,
+            "modifier_indicator": (int(edit.modifier_indicator)
+                                   if edit.modifier_indicator is not None else None),
+            "rationale": edit.rationale, "allow_with": edit.allow_with,
+            "fix": (list(edit.replacement) if edit.replacement
+                    else ([edit.column1] if edit.drop_column2 else None)),
+            "rule": edit.rule_id, "origin": edit.origin,
+            "sources": list(edit.sources), "confidence": edit.confidence.value,
+        })
+    # The pairs most asked first: those with a replacement (the usual mistake), then the code
+    # with its primaries (an add-on), with the guidance it includes, or with the procedures
+    # that include it (76942 with 20611); then bundled before the rest.
+    asked = (set(ap.primaries) if ap else set()) | set(entry.included_guidance) | {
+        c for c, e in catalog.codes.items() if code in e.included_guidance}
+    for p in pairs:
+        p["replaced"] = bool(p["fix"]) and p["fix"] != [p["column1"]]
+        p["most_asked"] = p["other"] in asked or p["replaced"]
+    # A pair with a replacement code (20610 + 76942 -> 20611: the usual mistake) leads.
+    pairs.sort(key=lambda p: (not p["replaced"], not p["most_asked"],
+                              p["relation"] != PairRelation.BUNDLED.value, p["other"]))
+    return pairs
 
 
 def lookup(code: str, catalog: Catalog) -> dict[str, Any]:
@@ -60,21 +75,7 @@ def lookup(code: str, catalog: Catalog) -> dict[str, Any]:
         docs.append({"set": es.id, "title": es.title,
                      "elements": [{"id": e.id, "label": e.label} for e in es.elements],
                      "sources": list(es.sources), "confidence": es.confidence.value})
-    pairs = []
-    for edit in catalog.pairs_for(code):
-        other = edit.column2 if edit.column1 == code else edit.column1
-        pairs.append({
-            "column1": edit.column1, "column2": edit.column2, "other": other,
-            "relation": edit.relation.value,
-            "modifier_indicator": (int(edit.modifier_indicator)
-                                   if edit.modifier_indicator is not None else None),
-            "rationale": edit.rationale, "allow_with": edit.allow_with,
-            "fix": (list(edit.replacement) if edit.replacement
-                    else ([edit.column1] if edit.drop_column2 else None)),
-            "rule": edit.rule_id, "origin": edit.origin,
-            "sources": list(edit.sources), "confidence": edit.confidence.value,
-        })
-    pairs.sort(key=lambda p: (p["relation"] != PairRelation.BUNDLED.value, p["other"]))
+    pairs = _pairs(code, entry, ap, catalog)
     return {
         "code": entry.code,
         "label": entry.label,
@@ -111,7 +112,50 @@ def lookup(code: str, catalog: Catalog) -> dict[str, Any]:
     }
 
 
-def format_lookup(rec: dict[str, Any]) -> str:
+# Lookup values in words (the JSON keeps the enum values).
+WORDS: dict[str, dict[str, str]] = {
+    "kind": {"diagnostic": "diagnostic exam", "screening": "screening exam",
+             "guidance": "imaging guidance", "procedure": "procedure",
+             "unlisted": "unlisted procedure"},
+    "pc_tc": {"split": "26/TC split applies (modifier 26 or TC allowed)",
+              "none": "no 26/TC split (no modifier 26 or TC)", "unknown": "26/TC split unknown"},
+    "bilateral": {"modifier_50": "modifier 50 allowed (or RT/LT lines, by payer)",
+                  "each_side": "each side paid in full (-50 or RT/LT lines, by payer)",
+                  "inherent": "covers both sides already (no modifier 50)",
+                  "not_applicable": "not applicable (not a sided service; no modifier 50)",
+                  "unknown": "bilateral rule unknown"},
+    "adjudication": {"line": "per claim line (MAI 1)", "date_policy": "per day, policy (MAI 2)",
+                     "date_clinical": "per day, clinical (MAI 3)",
+                     "encounter_policy": "per encounter (NCCI policy)",
+                     "unknown": "how it is applied is unknown"},
+    "relation": {"bundled": "bundled (not billed together)", "allowed": "allowed together",
+                 "review": "disputed (review)"},
+}
+
+
+def in_words(field: str, value: Any) -> str:
+    """A lookup value in words ('modifier_50' -> 'modifier 50 allowed ...')."""
+    text = str(value if value is not None else "unknown")
+    return WORDS.get(field, {}).get(text, text.replace("_", " "))
+
+
+def guidance_words(rec: dict[str, Any]) -> str | None:
+    """What the record says of imaging guidance, or None when there is nothing to say (a
+    guidance code itself, or a code the ruleset holds nothing about on this)."""
+    if rec.get("kind") == "guidance":
+        return None
+    if rec.get("guidance_included") is True:
+        inc = ", ".join(rec.get("included_guidance") or [])
+        return "included" + (f" (do not add {inc})" if inc else "")
+    if rec.get("guidance_included") is False:
+        return "not included"
+    return None
+
+
+PAIRS_SHOWN = 12  # pair edits shown in text unless --all
+
+
+def format_lookup(rec: dict[str, Any], *, all_pairs: bool = False) -> str:
     """Plain-text rendering of a lookup record for the terminal and the UI."""
     code = rec["code"]
     if rec["status"] == "unknown":
@@ -120,7 +164,7 @@ def format_lookup(rec: dict[str, Any]) -> str:
     if rec["status"] == "deleted":
         repl = ", ".join(rec["replaced_by"]) or "no direct replacement"
         lines.append(f"  DELETED since {rec['deleted']}; use: {repl}")
-    lines.append(f"  family: {rec['family_title']}   kind: {rec['kind']}")
+    lines.append(f"  family: {rec['family_title']}   kind: {in_words('kind', rec['kind'])}")
     ext = rec["extent"]
     if ext == "single":
         lines.append("  extent: single code (no complete/limited version)")
@@ -135,28 +179,31 @@ def format_lookup(rec: dict[str, Any]) -> str:
             lines.append(f"  never with: {', '.join(rec['excluded_primaries'])}")
     else:
         lines.append("  add-on: no")
-    if rec["guidance_included"] is True:
-        inc = ", ".join(rec["included_guidance"])
-        lines.append("  imaging guidance: included" + (f" (do not add {inc})" if inc else ""))
-    elif rec["guidance_included"] is False:
-        lines.append("  imaging guidance: not included")
+    guidance = guidance_words(rec)
+    if guidance:
+        lines.append(f"  imaging guidance: {guidance}")
     ul = rec["unit_limit"]
     if ul:
-        lines.append(f"  unit limit: {ul['value']} per {ul['per']} ({ul['adjudication']})"
+        lines.append(f"  unit limit: {ul['value']} per {ul['per']}, "
+                     f"{in_words('adjudication', ul['adjudication'])}"
                      + (f" - {ul['note']}" if ul["note"] else ""))
-    lines.append(f"  26/TC: {rec['pc_tc']}   bilateral: {rec['bilateral']}")
+    lines.append(f"  26/TC: {in_words('pc_tc', rec['pc_tc'])}")
+    lines.append(f"  bilateral: {in_words('bilateral', rec['bilateral'])}")
     for d in rec["documentation"]:
         lines.append(f"  {d['title']}:")
         lines.extend(f"    - {e['label']}" for e in d["elements"])
     if rec["pairs"]:
         lines.append("  pair edits:")
-        for p in rec["pairs"][:12]:
+        shown = rec["pairs"] if all_pairs else rec["pairs"][:PAIRS_SHOWN]
+        for p in shown:
             mi = p["modifier_indicator"]
-            lines.append(f"    - {p['column1']} / {p['column2']}: {p['relation']}"
+            lines.append(f"    - {p['column1']} / {p['column2']}: "
+                         f"{in_words('relation', p['relation'])}"
                          + (f", modifier indicator {mi}" if mi is not None else "")
                          + f" [{p['confidence']}]")
-        if len(rec["pairs"]) > 12:
-            lines.append(f"    ... {len(rec['pairs']) - 12} more (use --json)")
+        if len(rec["pairs"]) > len(shown):
+            lines.append(f"    ... {len(rec['pairs']) - len(shown)} more (use --all to show "
+                         "them, or --json)")
     if rec["notes"]:
         lines.append(f"  notes: {rec['notes']}")
     srcs = ", ".join(s["key"] for s in rec["sources"])

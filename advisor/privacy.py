@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from knowledge.codes import CODE_LIKE
+
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, RecognizerResult
     from presidio_anonymizer import AnonymizerEngine
@@ -72,7 +74,7 @@ _STATES = (
 # add-on '+', '-MOD' modifiers and 'xN' units. A following '-1234' (ZIP+4, SSN groups) or a
 # longer digit run means it is not a code.
 _CODE_RE = re.compile(
-    r"(?<![\w.@/])\+?(?:\d{5}|\d{4}[A-Za-z]|[A-Za-z]\d{4})"
+    rf"(?<![\w.@/])\+?(?:{CODE_LIKE})"
     r"(?:-[A-Za-z0-9]{2}(?:(?!\w)|(?=[xX]\d)))*(?:[xX]\d{1,3})?(?![\w@]|-\w)"
 )
 # A code-shaped number right after one of these is an identifier, not a code.
@@ -459,6 +461,32 @@ def _cut_around(
     return out
 
 
+_FILE_EXT_RE = re.compile(
+    r"\.(gguf|bin|py|pyc|txt|md|json|jsonl|ya?ml|csv|log|pdf|html?|sqlite3?|db|toml|cfg|"
+    r"ini|gz|zip|tar|onnx|safetensors|pt|lock|sock)$", re.I)
+
+
+def _is_file_path(text: str, start: int, end: int) -> bool:
+    """True when a span taken for a web address is part of a file path or a file name
+    ('/srv/models/qwen2.5-1.5b-q4_k_m.gguf', 'models/x.gguf', 'app.log'): an absolute or
+    home-relative path, a Windows path, a relative path whose first part is no host name,
+    or a bare name with a file extension. A token with a scheme or 'www.' stays an address,
+    and so does 'host.tld/path'."""
+    a, b = start, end
+    while a > 0 and not text[a - 1].isspace():
+        a -= 1
+    while b < len(text) and not text[b].isspace():
+        b += 1
+    token = text[a:b].strip("'\"()[]<>,;")
+    if "://" in token or token.lower().startswith("www."):
+        return False
+    if token.startswith(("/", "./", "../", "~/")) or "\\" in token:
+        return True
+    if "/" in token:
+        return "." not in token.split("/", 1)[0]
+    return _FILE_EXT_RE.search(token.rstrip(".:")) is not None
+
+
 def _resolve(text: str, results: Iterable[RecognizerResult]) -> list[PhiSpan]:
     """Drop weak and code-overlapping results, then keep non-overlapping spans (merging)."""
     protected = code_spans(text)
@@ -467,6 +495,8 @@ def _resolve(text: str, results: Iterable[RecognizerResult]) -> list[PhiSpan]:
         if r.score < _MIN_SCORE or r.entity_type not in MASKS:
             continue
         entity = MASKS[r.entity_type]
+        if entity == "URL" and _is_file_path(text, r.start, r.end):
+            continue  # a model or log file's path is no web address
         name = (r.recognition_metadata or {}).get("recognizer_name", "") or ""
         span: tuple[int, int] | None = (r.start, r.end)
         if entity == "PERSON" and "advisor" not in name:

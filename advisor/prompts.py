@@ -19,7 +19,11 @@ from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-MAX_CANDIDATES = 6
+from guardrails.rules.modifiers import implied_modifiers
+
+MAX_CANDIDATES = 8
+REASON_CHARS = 60  # a drafted reason, cut here by constrained decoding
+ANSWER_CHARS = 200  # the drafted prose, cut here
 MAX_LINE_MODIFIERS = 4  # modifier positions on a claim line (CMS-1500 item 24D)
 MAX_PASSAGES = 3
 PASSAGE_CHARS = 220
@@ -65,14 +69,14 @@ DRAFT_SCHEMA: dict[str, Any] = {
                     "code": {"type": "string"},
                     "units": {"type": "integer"},
                     "modifiers": {"type": "array", "items": {"type": "string"}},
-                    "reason": {"type": "string", "maxLength": 60},
+                    "reason": {"type": "string", "maxLength": REASON_CHARS},
                     "citations": {"type": "array", "items": {"type": "string"}},
                 },
                 "required": ["code", "units", "modifiers", "reason", "citations"],
             },
         },
         # Bounded so a small model cannot spend the token budget copying passages.
-        "answer": {"type": "string", "maxLength": 200},
+        "answer": {"type": "string", "maxLength": ANSWER_CHARS},
     },
     "required": ["codes", "answer"],
 }
@@ -94,9 +98,14 @@ def draft_schema(ctx: PromptContext | None) -> dict[str, Any]:
     # Lists bounded: a small model once looped "93313", "93314", ... as modifiers until the
     # token limit cut the whole draft. A claim line holds four modifiers at most; a draft
     # can cite each passage shown once.
-    props["modifiers"] = {
-        "type": "array", "items": {"type": "string"}, "maxItems": MAX_LINE_MODIFIERS
-    }
+    # Only the modifiers the question gives ground for can be drafted (none when it gives
+    # none): a small model otherwise adds -RT, -26 or -50 that nobody asked for.
+    implied = sorted(implied_modifiers(ctx.question, ctx.history))
+    props["modifiers"] = (
+        {"type": "array", "items": {"type": "string", "enum": implied},
+         "maxItems": min(MAX_LINE_MODIFIERS, len(implied))}
+        if implied else {"type": "array", "items": {"type": "string"}, "maxItems": 0}
+    )
     props["citations"] = {
         "type": "array", "items": {"type": "string"}, "maxItems": max(1, len(ctx.short_ids))
     }

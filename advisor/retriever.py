@@ -9,6 +9,7 @@ retriever suggests can be a code the checker has never heard of.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -21,10 +22,10 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, ConfigDict, Field
 
-from advisor.chunking import CODE_MENTION_RE
 from advisor.embeddings import AdvisorEmbeddingFunction, make_embedder
 from advisor.index import IndexUnavailable, get_client, local_revision, open_active
-from guardrails.rules.descriptor import says_us_guidance
+from guardrails.question import read_frame
+from knowledge.codes import mentions
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
     from advisor.settings import Settings
     from knowledge.catalog import Catalog
+
+log = logging.getLogger(__name__)
 
 PassageKind = Literal["guideline", "code", "user"]
 
@@ -41,6 +44,8 @@ LEXICAL_DEPTH = 40
 CODE_BOOST = 1.0  # weight of the "mentions a code named in the question" list
 ENTRY_BOOST = 2.0  # weight of the catalog entries of codes named in the question
 MAX_CANDIDATES = 8
+SERVER_RETRY_S = 15.0  # while a Chroma server is unreachable, try it again this often
+NO_INDEX = "there is no index yet"
 
 _STOPWORDS = frozenset(
     "a an and are as at be by can do does for from has have how i if in is it its may "
@@ -48,8 +53,11 @@ _STOPWORDS = frozenset(
     "which who will with you your".split()
 )
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
-# "+76937" and "76937-26" still name 76937; \b handles both edges.
-_QUERY_CODE_RE = CODE_MENTION_RE
+
+
+def query_codes(query: str) -> list[str]:
+    """Codes a query names ('+76937' and '76937-26' still name 76937), by the code grammar."""
+    return mentions(query)
 
 
 def tokenize(text: str) -> list[str]:
@@ -121,6 +129,9 @@ class RetrievalResult(BaseModel):
     passages: list[Passage] = Field(default_factory=list, description="Best first.")
     candidates: list[Candidate] = Field(default_factory=list, description="Best first.")
     seconds: float = Field(0.0, description="Search time.")
+    notice: str | None = Field(
+        None, description="A caveat to show with the answer (e.g. a fallback index was used)."
+    )
 
     def citations(self) -> list[dict[str, Any]]:
         """Citation records of all passages."""
@@ -209,7 +220,9 @@ class Retriever:
         self._corpus: _Corpus | None = None
         self._checked_at = -math.inf
         self._checked_local = -1
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._local: Retriever | None = None  # the local index, while the server is down
+        self._local_until = -math.inf
 
     @property
     def client(self) -> ClientAPI:
@@ -219,9 +232,75 @@ class Retriever:
         return self._client
 
     def warm_up(self) -> None:
-        """Load the embedding model and the corpus now rather than on the first question."""
-        self._current()
+        """Load the embedding model and the corpus now rather than on the first question.
+
+        With a Chroma server that cannot be reached, the local index is loaded instead when
+        there is one (see :meth:`search`); without one the error is raised.
+        """
+        try:
+            self._current()
+        except Exception as exc:
+            local = self._fallback_for(exc)
+            if local is None:
+                raise
+            log.warning("Chroma server unreachable at start-up, local index loaded: %s", exc)
+            local._current()
         self.embedder.embed_query(["warm up"])
+
+    # -- a Chroma server that cannot be reached ----------------------------------------
+    def _fallback_for(self, exc: BaseException) -> Retriever | None:
+        """The retriever on the local index to use instead of an unreachable server, or None.
+
+        None when no server is configured, when the failure is not the server's (an empty
+        index is answered as such), or when this data dir holds no index of its own.
+        """
+        if not self.settings.chroma_url or str(exc).startswith(NO_INDEX):
+            return None
+        with self._lock:
+            if self._local is None:
+                if not (self.settings.chroma_dir / "chroma.sqlite3").exists():
+                    return None
+                local_settings = self.settings.model_copy(update={"chroma_url": None})
+                self._local = Retriever(
+                    local_settings, self.catalog, embedder=self.embedder,
+                    refresh_s=self.refresh_s, max_candidates=self.max_candidates,
+                )
+            return self._local
+
+    def search(self, query: str, k: int | None = None) -> RetrievalResult:
+        """Passages (best first) and candidate codes for a question.
+
+        When the Chroma server (``ADVISOR_CHROMA_URL``) cannot be reached and this data dir
+        has an index of its own, that index is searched and the result carries a notice
+        saying so; the server is tried again after ``SERVER_RETRY_S``.
+        """
+        if time.monotonic() < self._local_until and self._local is not None:
+            return self._search_local(self._local, query, k)
+        try:
+            return self._search(query, k)
+        except Exception as exc:
+            local = self._fallback_for(exc)
+            if local is None:
+                if self.settings.chroma_url and not str(exc).startswith(NO_INDEX):
+                    raise IndexUnavailable(
+                        f"cannot reach the Chroma server at {self.settings.chroma_url} "
+                        f"({type(exc).__name__}: {exc}) and this data dir has no index of its "
+                        "own to fall back on: start the server (chroma run --path DIR --port "
+                        "N), or run `advisor index` with ADVISOR_CHROMA_URL unset to build one"
+                    ) from exc
+                raise
+            log.warning("Chroma server at %s unreachable, searching the local index: %s",
+                        self.settings.chroma_url, exc)
+            self._local_until = time.monotonic() + SERVER_RETRY_S
+            return self._search_local(local, query, k)
+
+    def _search_local(self, local: Retriever, query: str, k: int | None) -> RetrievalResult:
+        result = local._search(query, k)
+        result.notice = (
+            f"The guideline index server ({self.settings.chroma_url}) cannot be reached: "
+            "this answer used this server's local copy of the index, which may be older."
+        )
+        return result
 
     def _current(self) -> tuple[Collection, _Corpus]:
         with self._lock:
@@ -237,7 +316,7 @@ class Retriever:
                 return self._collection, self._corpus
             collection, alias = open_active(self.client, self.settings, self.embedder)
             if collection is None:
-                raise IndexUnavailable("there is no index yet: run `advisor index` first")
+                raise IndexUnavailable(f"{NO_INDEX}: run `advisor index` first")
             revision = int(alias.get("revision", 0))
             store = self.settings.chroma_url or str(self.settings.chroma_dir)
             key = (store, collection.name, revision)
@@ -253,14 +332,13 @@ class Retriever:
             return collection, corpus
 
     # -- search ------------------------------------------------------------------------
-    def search(self, query: str, k: int | None = None) -> RetrievalResult:
-        """Passages (best first) and candidate codes for a question."""
+    def _search(self, query: str, k: int | None = None) -> RetrievalResult:
         started = time.perf_counter()
         k = k or self.settings.retrieval_k
         collection, corpus = self._current()
         if not corpus.ids:
             return RetrievalResult(query=query)
-        q_codes = list(dict.fromkeys(_QUERY_CODE_RE.findall(query)))
+        q_codes = query_codes(query)
 
         dense = self._dense(collection, corpus, query)
         lexical = self._lexical(corpus, query)
@@ -400,7 +478,7 @@ class Retriever:
         candidate makes room. Codes whose label includes the guidance are never primaries of
         the add-on, so nothing is offered for them.
         """
-        if not candidates or not says_us_guidance(query.lower()):
+        if not candidates or not read_frame(query, self.catalog).affirms("guidance_ultrasound"):
             return candidates
         cat = self.catalog
         out = list(candidates)

@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     max_questions_per_minute: int = Field(
         20, ge=0, description="Chat questions one session may ask per minute; 0 = no limit."
     )
+    database_url: SecretStr | None = Field(
+        None,
+        description="Database of the audit log, feedback and (when set) the shared question "
+        "limit: a SQLAlchemy URL such as postgresql://user:pw@host:5432/advisor; unset = the "
+        "SQLite file audit.sqlite3 in the data dir.",
+    )
+    audit_spool_max: int = Field(
+        10_000, ge=1,
+        description="Audit records kept on disk while the database cannot be written.",
+    )
     export_ttl_s: int = Field(
         3600, ge=60,
         description="Seconds an exported conversation or uploaded file stays on the server.",
@@ -108,8 +118,13 @@ class Settings(BaseSettings):
 
     @property
     def audit_path(self) -> Path:
-        """SQLite audit log."""
+        """SQLite audit log (the database when ``database_url`` is unset)."""
         return self.data_dir / "audit.sqlite3"
+
+    @property
+    def audit_spool_dir(self) -> Path:
+        """Audit records waiting for the database."""
+        return self.data_dir / "audit-spool"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -45,10 +45,11 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))  # the llama_cpp.server 
 
 from llama_server import PROMPT_CACHE_ARGS, serve_llama  # noqa: E402
 
-from advisor import llm  # noqa: E402
+from advisor import llm, structured  # noqa: E402
 from advisor.gguf import ensure_gguf  # noqa: E402
-from advisor.pipeline import Advisor, Answer, _DraftRenderer  # noqa: E402
+from advisor.pipeline import Advisor, Answer  # noqa: E402
 from advisor.settings import Backend, Settings, load_settings  # noqa: E402
+from advisor.streaming import DraftRenderer  # noqa: E402
 from knowledge.catalog import load_catalog  # noqa: E402
 
 QUESTIONS = [
@@ -95,29 +96,29 @@ def streamed_openai_drafts(marks: list[float]) -> Iterator[None]:
 
     def streamed(model: Any, messages: Any, schema: dict[str, Any], *,
                  timeout_s: float | None = None) -> dict[str, Any]:
-        endpoint = llm._endpoint(model)
-        if not llm._is_openai(model) or endpoint not in seen:
+        endpoint = structured._endpoint(model)
+        if not structured._is_openai(model) or endpoint not in seen:
             # Other backends; and an endpoint's first call (in the warm-up question), which
             # finds out through the app's own path which response format the server knows.
             seen.add(endpoint)
             return original(model, messages, schema, timeout_s=timeout_s)
-        renderer = _DraftRenderer()
+        renderer = DraftRenderer()
         parts: list[str] = []
         response_format: dict[str, Any] = (
             {"type": "json_object", "schema": schema}
-            if endpoint in llm._json_object_only
+            if endpoint in structured._json_object_only
             else {"type": "json_schema",
                   "json_schema": {"name": str(schema.get("title") or "response"),
                                   "schema": schema}}
         )
-        with llm._translated_errors(model):
+        with structured._translated_errors(model):
             for chunk in model.stream(messages, response_format=response_format,
-                                      **llm._timeout_kwargs(model, timeout_s)):
+                                      **structured._timeout_kwargs(model, timeout_s)):
                 text = chunk.content if isinstance(chunk.content, str) else ""
                 parts.append(text)
                 if renderer.feed(text):
                     marks.append(time.perf_counter())
-        return llm.parse_json_reply("".join(parts), schema)
+        return structured.parse_json_reply("".join(parts), schema)
 
     llm.structured_call = streamed  # the pipeline imports it from advisor.llm per call
     try:

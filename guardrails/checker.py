@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from guardrails.claims import Claims, extract
+from guardrails.question import read_frame
 from guardrails.report import (
     CheckReport,
     CodeStatus,
@@ -21,6 +22,7 @@ from guardrails.rules import (
     descriptor,
     documentation,
     existence,
+    fit,
     modifiers,
     omission,
     pairs,
@@ -30,7 +32,9 @@ from guardrails.rules.base import Context, compiled_for
 from knowledge.catalog import Catalog
 from knowledge.schema import Confidence
 
-RULE_FAMILIES = (existence, descriptor, pairs, add_on, units, modifiers, documentation, omission)
+RULE_FAMILIES = (
+    existence, fit, descriptor, pairs, add_on, units, modifiers, documentation, omission
+)
 
 
 def lines_from_claims(claims: Claims) -> tuple[DraftCode, ...]:
@@ -79,6 +83,9 @@ def check(draft: Draft | str, catalog: Catalog, *, claims: Claims | None = None)
     # Only the question describes the service; the drafted prose may discuss other cases.
     ctx.context = draft.context.lower()
     ctx.history = draft.history.lower()
+    if draft.context.strip():
+        # Read once per question (cached): the frame every question rule compares with.
+        ctx.frame = read_frame(draft.context, catalog, draft.history)
     findings: list[Finding] = []
     for family in RULE_FAMILIES:
         if family is omission:

@@ -1,46 +1,48 @@
-"""Does a code fit a question? The checker's question-reading rules applied to one code.
+"""Does a code fit a question? The question's frame against what the code describes.
 
-The pipeline offers the drafting model a short list of candidate codes. A candidate that
-the checker would reject on the question's own words alone (20610 when the question says
-ultrasound guidance, 76705 for an echo question, 76801 at 20 weeks) only gives the model a
-wrong code to pick; :func:`misfits` says which rules a code breaks before it is offered.
+The pipeline offers the drafting model a short list of candidate codes, ranked by how well
+each fits the question (:func:`rank`): codes the question supports first, then codes it says
+nothing against, then codes it contradicts. Nothing is dropped: a reading that is wrong
+must not keep the right code from the model. :func:`misfits` gives the contradictions of one
+code (the question affirms something the code cannot describe), as checker findings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from guardrails.checker import check
-from guardrails.report import Draft, DraftCode, Finding
+from guardrails.question import read_frame
+from guardrails.question.fit import fitter_for
+from guardrails.registry import question_rules
+from guardrails.report import Finding, Severity
+from guardrails.rules.fit import finding_for
 
 if TYPE_CHECKING:
     from knowledge.catalog import Catalog
 
 # Rules that judge a code by the question alone (not by other codes or the prose).
-QUESTION_RULES = frozenset({
-    "descriptor.site",
-    "descriptor.guidance_context",
-    "descriptor.extent_context",
-    "descriptor.age",
-    "descriptor.question",
-    "descriptor.question_lacks",
-    "descriptor.one_side",
-    "descriptor.both_sides",
-    "descriptor.not_ultrasound",
-    "descriptor.off_topic",
-    "descriptor.guidance_unsaid",
-})
+QUESTION_RULES = question_rules()
 
 
 def misfits(catalog: Catalog, code: str, question: str, history: str = "") -> list[Finding]:
-    """Findings of the question-reading rules on ``code`` drafted alone for ``question``.
-
-    ``history`` is the earlier question a follow-up builds on (read for the topic only, as
-    in a full check). Empty when the code fits, or when there is no question to read.
-    """
-    if not question.strip():
+    """The contradiction findings of ``code`` drafted alone for ``question`` (empty when the
+    question does not contradict it, or when there is no question)."""
+    if not question.strip() or catalog.get(code) is None:
         return []
-    report = check(
-        Draft(codes=(DraftCode(code),), context=question, history=history), catalog
-    )
-    return [f for f in report.findings if f.rule in QUESTION_RULES and code in f.codes]
+    frame = read_frame(question, catalog, history)
+    f = finding_for(fitter_for(catalog), frame, code, (code,))
+    return [f] if f is not None and f.severity is Severity.ERROR else []
+
+
+def fit_score(catalog: Catalog, code: str, question: str, history: str = "") -> int:
+    """2: the question supports the code; 1: says nothing against it; 0: contradicts it."""
+    if not question.strip() or catalog.get(code) is None:
+        return 1
+    return fitter_for(catalog).score(read_frame(question, catalog, history), code)
+
+
+def rank(catalog: Catalog, codes: Sequence[str], question: str, history: str = "") -> list[str]:
+    """``codes`` ordered by fit to the question, best first; ties keep their order."""
+    scores = {c: fit_score(catalog, c, question, history) for c in codes}
+    return sorted(codes, key=lambda c: -scores[c])

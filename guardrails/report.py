@@ -21,7 +21,7 @@ class Severity(StrEnum):
 
 
 class OnFail(StrEnum):
-    """What the pipeline does about a finding (read per rule, not an if-chain)."""
+    """What is done about a finding, chosen per rule; :mod:`guardrails.policy` applies it."""
 
     FIX = "fix"  # apply the finding's deterministic fix
     REASK = "reask"  # ask the model once more with the finding
@@ -106,7 +106,7 @@ class Fix:
 class Finding:
     """One result of one rule."""
 
-    rule: str
+    rule: str  # a guardrails.registry.RuleId, or a data family's id (misconception.<id>)
     severity: Severity
     codes: tuple[str, ...]
     message: str
@@ -119,7 +119,7 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (stable shape used by `advisor check --json`)."""
         return {
-            "rule": self.rule,
+            "rule": str(self.rule),
             "severity": self.severity.value,
             "codes": list(self.codes),
             "message": self.message,
@@ -146,7 +146,7 @@ class CodeVerdict:
             "status": self.status.value,
             "units": self.units,
             "modifiers": list(self.modifiers),
-            "findings": [f.rule for f in self.findings],
+            "findings": [str(f.rule) for f in self.findings],
         }
 
 
@@ -171,7 +171,7 @@ class CheckReport:
 
     def rules_fired(self) -> set[str]:
         """Rule ids of all findings."""
-        return {f.rule for f in self.findings}
+        return {str(f.rule) for f in self.findings}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (stable shape)."""

@@ -19,7 +19,6 @@ from pydantic import BaseModel
 
 from knowledge.loader import KnowledgeError, Located, line_of, load_model
 from knowledge.schema import (
-    CODE_RE,
     CodeEntry,
     CodeGroup,
     CodesFile,
@@ -27,6 +26,8 @@ from knowledge.schema import (
     DocumentationFile,
     ElementSet,
     Family,
+    FixKind,
+    Kind,
     Misconception,
     ModifierRule,
     ModifiersFile,
@@ -40,6 +41,7 @@ from knowledge.schema import (
     SourcesFile,
     UnitLimit,
 )
+from knowledge.vocab_schema import VocabularyFile
 
 if TYPE_CHECKING:
     from knowledge.cms import CmsStore
@@ -74,6 +76,9 @@ class Catalog:
     element_sets: dict[str, ElementSet]
     modifiers: dict[str, ModifierRule]
     misconceptions: tuple[Misconception, ...]
+    vocabulary: VocabularyFile = field(
+        default_factory=lambda: VocabularyFile(concepts=()), repr=False
+    )
     cms_quarter: str | None = None
     _pairs: dict[tuple[str, str], PairEdit] = field(default_factory=dict, repr=False)
     _pairs_by_code: dict[str, list[PairEdit]] = field(default_factory=dict, repr=False)
@@ -107,16 +112,6 @@ class Catalog:
     def addon_primaries(self, code: str) -> AddOnPrimaries | None:
         """Allowed primaries of an add-on after CMS overlay (None if not an add-on)."""
         return self._addons.get(code)
-
-    def topics_of(self, code: str) -> tuple[str, ...]:
-        """The question-words regexes a question about the code must all match: its family's
-        and its own (none when unchecked; a code topic of '' turns the check off)."""
-        entry = self.codes.get(code)
-        if entry is None or entry.topic == "":
-            return ()
-        fam = self.families.get(entry.family)
-        found = (fam.topic if fam is not None else None, entry.topic)
-        return tuple(rx for rx in found if rx)
 
     def is_add_on(self, code: str) -> bool:
         """True when the code is an add-on (built-in or CMS add-on file)."""
@@ -222,6 +217,16 @@ def expand_rule(rule: PairRule) -> list[PairEdit]:
     return edits
 
 
+@dataclass(frozen=True)
+class CodesOrigin:
+    """For merged codes files: (node key, index in its file) of each code and group."""
+
+    codes: list[tuple[str, int]]
+    groups: list[tuple[str, int]]
+
+
+# Long: one check per cross-reference between the data files (codes, pairs, documentation,
+# modifiers, sources), each naming its file and line; the list reads best in order.
 def _cross_check(
     codes_file: CodesFile,
     pairs_file: PairsFile,
@@ -229,9 +234,19 @@ def _cross_check(
     mods_file: ModifiersFile,
     sources_file: SourcesFile,
     nodes: dict[str, Located],
+    origin: CodesOrigin | None = None,
 ) -> list[str]:
-    """Every reference points at something that exists; returns problems with file:line."""
+    """Every reference points at something that exists; returns problems with file:line.
+
+    ``codes_file`` may merge several codes files; ``origin`` says which file (node key) and
+    index each code and group came from, so problems name the right file and line.
+    """
     problems: list[str] = []
+    if origin is None:
+        origin = CodesOrigin(
+            [("codes", i) for i in range(len(codes_file.codes))],
+            [("codes", i) for i in range(len(codes_file.groups))],
+        )
 
     def where(fname: str, *loc: int | str) -> str:
         located = nodes[fname]
@@ -247,8 +262,9 @@ def _cross_check(
         seen.add(src.key)
     codes = {}
     for i, c in enumerate(codes_file.codes):
+        fkey, j = origin.codes[i]
         if c.code in codes:
-            problems.append(f"{where('codes', 'codes', i)}: duplicate code {c.code}")
+            problems.append(f"{where(fkey, 'codes', j)}: duplicate code {c.code}")
         codes[c.code] = c
     family_ids = {f.id for f in codes_file.families}
     set_ids = {s.id: s for s in docs_file.sets}
@@ -286,71 +302,82 @@ def _cross_check(
             )
 
     for i, c in enumerate(codes_file.codes):
-        loc: tuple[int | str, ...] = ("codes", i)
+        fkey, j = origin.codes[i]
+        loc: tuple[int | str, ...] = ("codes", j)
         if c.family not in family_ids:
-            problems.append(f"{where('codes', *loc, 'family')}: unknown family {c.family}")
+            problems.append(f"{where(fkey, *loc, 'family')}: unknown family {c.family}")
         if c.counterpart:
             other = codes.get(c.counterpart)
             if other is None:
-                need_codes("codes", (*loc, "counterpart"), "counterpart", (c.counterpart,))
+                need_codes(fkey, (*loc, "counterpart"), "counterpart", (c.counterpart,))
             elif other.counterpart not in (None, c.code):
                 problems.append(
-                    f"{where('codes', *loc, 'counterpart')}: counterpart {c.counterpart} points "
+                    f"{where(fkey, *loc, 'counterpart')}: counterpart {c.counterpart} points "
                     f"to {other.counterpart}, not back to {c.code}"
                 )
             elif other.extent == c.extent:
                 problems.append(
-                    f"{where('codes', *loc, 'counterpart')}: {c.code} and {c.counterpart} are both "
+                    f"{where(fkey, *loc, 'counterpart')}: {c.code} and {c.counterpart} are both "
                     f"{c.extent.value}"
+                )
+        if c.side_counterpart:
+            other = codes.get(c.side_counterpart)
+            if other is None:
+                need_codes(
+                    "codes", (*loc, "side_counterpart"), "side counterpart", (c.side_counterpart,)
+                )
+            elif other.side_counterpart != c.code or other.sides == c.sides:
+                problems.append(
+                    f"{where(fkey, *loc, 'side_counterpart')}: {c.code} and "
+                    f"{c.side_counterpart} must name each other as side counterparts and cover "
+                    "different sides"
                 )
         if c.age_band is not None and not any(
             o.site_group == c.site_group and o.age_band not in (None, c.age_band)
             for o in codes_file.codes
         ):
             problems.append(
-                f"{where('codes', *loc, 'age_band')}: {c.code} has an age band but no code of "
+                f"{where(fkey, *loc, 'age_band')}: {c.code} has an age band but no code of "
                 f"the other band shares its site_group ({c.site_group})"
             )
-        need_codes("codes", (*loc, "primaries"), "primary", c.primaries)
-        need_codes("codes", (*loc, "excluded_primaries"), "excluded primary", c.excluded_primaries)
-        need_codes("codes", (*loc, "included_guidance"), "included guidance", c.included_guidance)
-        need_codes("codes", (*loc, "replaced_by"), "replacement", c.replaced_by)
+        need_codes(fkey, (*loc, "primaries"), "primary", c.primaries)
+        need_codes(fkey, (*loc, "excluded_primaries"), "excluded primary", c.excluded_primaries)
+        need_codes(fkey, (*loc, "included_guidance"), "included guidance", c.included_guidance)
+        need_codes(fkey, (*loc, "replaced_by"), "replacement", c.replaced_by)
         if c.with_us_guidance:
-            need_codes("codes", (*loc, "with_us_guidance"), "guided code", (c.with_us_guidance,))
-        need_sources("codes", loc, c.sources)
+            need_codes(fkey, (*loc, "with_us_guidance"), "guided code", (c.with_us_guidance,))
+        need_sources(fkey, loc, c.sources)
         if c.confidence is not Confidence.LOW and scopes(c.sources) == {SourceScope.EXISTENCE}:
             problems.append(
-                f"{where('codes', *loc)}: {c.code} cites only {', '.join(c.sources)}, which "
+                f"{where(fkey, *loc)}: {c.code} cites only {', '.join(c.sources)}, which "
                 "support that it exists, not what it describes; cite the descriptor or another "
                 "source, or make it low"
             )
         if c.unit_limit:
-            need_support("codes", (*loc, "unit_limit"), c.unit_limit)
+            need_support(fkey, (*loc, "unit_limit"), c.unit_limit)
         for j, m in enumerate(c.misreadings):
-            need_codes("codes", (*loc, "misreadings", j), "misreading fix", m.fix)
-            need_support("codes", (*loc, "misreadings", j), m)
+            need_codes(fkey, (*loc, "misreadings", j), "misreading fix", m.fix)
+            need_support(fkey, (*loc, "misreadings", j), m)
         for j, im in enumerate(c.implied_by):
-            need_codes("codes", (*loc, "implied_by", j), "implied-by code", im.with_any)
-            need_support("codes", (*loc, "implied_by", j), im)
-        for j, m in enumerate(c.question_misfits):
-            need_codes("codes", (*loc, "question_misfits", j), "misfit fix", m.fix)
-            need_support("codes", (*loc, "question_misfits", j), m)
+            need_codes(fkey, (*loc, "implied_by", j), "implied-by code", im.with_any)
+            need_support(fkey, (*loc, "implied_by", j), im)
         for set_id in c.documentation:
             es = set_ids.get(set_id)
             if es is None or es.kind != "documentation":
                 problems.append(
-                    f"{where('codes', *loc, 'documentation')}: no documentation set {set_id}"
+                    f"{where(fkey, *loc, 'documentation')}: no documentation set {set_id}"
                 )
         if c.complete_elements:
             es = set_ids.get(c.complete_elements)
             if es is None or es.kind != "complete_exam":
                 problems.append(
-                    f"{where('codes', *loc, 'complete_elements')}: no complete-exam set "
+                    f"{where(fkey, *loc, 'complete_elements')}: no complete-exam set "
                     f"{c.complete_elements}"
                 )
     for i, g in enumerate(codes_file.groups):
-        need_codes("codes", ("groups", i, "members"), "group member", g.members)
-        need_support("codes", ("groups", i), g)
+        gkey, j = origin.groups[i]
+        need_codes(gkey, ("groups", j, "members"), "group member", g.members)
+        need_support(gkey, ("groups", j), g)
     rule_ids: set[str] = set()
     for i, r in enumerate(pairs_file.rules):
         loc = ("rules", i)
@@ -365,6 +392,19 @@ def _cross_check(
                 if c1 not in r.column1:
                     problems.append(f"{where('pairs', *loc, 'fix')}: {c1} is not in column1")
                 need_codes("pairs", (*loc, "fix"), "replacement", repl)
+        if r.fix is not None and r.fix.type is FixKind.DROP_COLUMN2:
+            # Dropping column 2 must never take away a procedure and keep an add-on.
+            for c1 in r.column1:
+                e1 = codes.get(c1)
+                if e1 is None or not e1.add_on:
+                    continue
+                for c2 in r.column2:
+                    e2 = codes.get(c2)
+                    if e2 is not None and not e2.add_on and e2.kind is Kind.PROCEDURE:
+                        problems.append(
+                            f"{where('pairs', *loc, 'fix')}: the fix drops the procedure {c2} "
+                            f"and keeps the add-on {c1}; put the add-on in column 2"
+                        )
         if r.relation is PairRelation.BUNDLED and r.modifier_indicator is None:
             problems.append(f"{where('pairs', *loc)}: a bundled rule needs a modifier_indicator")
     for i, eset in enumerate(docs_file.sets):
@@ -377,13 +417,101 @@ def _cross_check(
     return problems
 
 
+# Which concept kinds each `describes` list may name.
+_DESCRIBES_KINDS: dict[str, frozenset[str]] = {
+    "sites": frozenset({"site"}),
+    "exclude_sites": frozenset({"site"}),
+    "actions": frozenset({"action"}),
+    "exams": frozenset({"exam"}),
+    "devices": frozenset({"device"}),
+    "approach": frozenset({"approach"}),
+}
+
+
+def _check_vocabulary(
+    vocab: VocabularyFile, codes_file: CodesFile, nodes: dict[str, Located],
+    origin: CodesOrigin,
+) -> list[str]:
+    """Concepts reference concepts that exist, of the right kind; so do codes' `describes`."""
+    problems: list[str] = []
+
+    def where(fname: str, *loc: int | str) -> str:
+        located = nodes[fname]
+        line = line_of(located, *loc)
+        return f"{located.path}:{line}" if line else str(located.path)
+
+    kinds: dict[str, str] = {}
+    for i, c in enumerate(vocab.concepts):
+        if c.id in kinds:
+            problems.append(f"{where('vocabulary', 'concepts', i)}: duplicate concept {c.id}")
+        kinds[c.id] = c.kind
+    for i, c in enumerate(vocab.concepts):
+        for field_name in ("parents", "implies"):
+            for ref in getattr(c, field_name):
+                if ref not in kinds:
+                    problems.append(
+                        f"{where('vocabulary', 'concepts', i, field_name)}: no concept {ref}"
+                    )
+        for ref in c.parents:
+            if ref in kinds and kinds[ref] != c.kind:
+                problems.append(
+                    f"{where('vocabulary', 'concepts', i, 'parents')}: parent {ref} is a "
+                    f"{kinds[ref]}, not a {c.kind}"
+                )
+        if c.negates is not None and c.negates not in kinds:
+            problems.append(f"{where('vocabulary', 'concepts', i, 'negates')}: no concept "
+                            f"{c.negates}")
+    for i, entry in enumerate(codes_file.codes):
+        d = entry.describes
+        if d is None:
+            continue
+        fkey, j = origin.codes[i]
+        loc = ("codes", j, "describes")
+        for field_name, allowed in _DESCRIBES_KINDS.items():
+            for ref in getattr(d, field_name):
+                if ref == "any" and field_name == "sites":
+                    continue
+                kind = kinds.get(ref)
+                if kind is None:
+                    problems.append(f"{where(fkey, *loc, field_name)}: no concept {ref}")
+                elif kind not in allowed:
+                    problems.append(
+                        f"{where(fkey, *loc, field_name)}: {ref} is a {kind} concept"
+                    )
+        for ref in (*d.requires, *d.contradicted_by, *d.features, *d.requires_absent):
+            if ref not in kinds:
+                problems.append(f"{where(fkey, *loc)}: no concept {ref}")
+    return problems
+
+
 FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "codes": ("codes.yaml", CodesFile),
     "pairs": ("pairs.yaml", PairsFile),
     "documentation": ("documentation.yaml", DocumentationFile),
     "modifiers": ("modifiers.yaml", ModifiersFile),
     "sources": ("sources.yaml", SourcesFile),
+    "vocabulary": ("vocabulary.yaml", VocabularyFile),
 }
+
+
+EXTRA_CODES = "codes-*.yaml"
+
+
+def _merge_codes(
+    main: CodesFile, extra: list[tuple[str, CodesFile]]
+) -> tuple[CodesFile, CodesOrigin]:
+    """codes.yaml followed by the further codes files, with where each entry came from."""
+    files = [("codes", main), *extra]
+    origin = CodesOrigin(
+        [(k, i) for k, f in files for i in range(len(f.codes))],
+        [(k, i) for k, f in files for i in range(len(f.groups))],
+    )
+    merged = CodesFile.model_construct(
+        families=tuple(x for _, f in files for x in f.families),
+        codes=tuple(x for _, f in files for x in f.codes),
+        groups=tuple(x for _, f in files for x in f.groups),
+    )
+    return merged, origin
 
 
 def build_catalog(data_dir: Path = DATA_DIR, cms: CmsStore | None = None) -> Catalog:
@@ -400,14 +528,30 @@ def build_catalog(data_dir: Path = DATA_DIR, cms: CmsStore | None = None) -> Cat
             continue
         loaded[name] = obj
         nodes[name] = node
+    # Further codes files (codes-*.yaml) hold more entries in the same shape; they load and
+    # are checked like codes.yaml, each error naming its own file and line.
+    extra: list[tuple[str, CodesFile]] = []
+    for path in sorted(data_dir.glob(EXTRA_CODES)):
+        try:
+            more, node = load_model(path, CodesFile)
+        except KnowledgeError as exc:
+            problems.extend(exc.problems)
+            continue
+        key = f"codes:{path.name}"
+        nodes[key] = node
+        extra.append((key, more))
     if problems:
         raise KnowledgeError(problems)
-    codes_file: CodesFile = loaded["codes"]  # type: ignore[assignment]
+    codes_file, origin = _merge_codes(loaded["codes"], extra)  # type: ignore[arg-type]
     pairs_file: PairsFile = loaded["pairs"]  # type: ignore[assignment]
     docs_file: DocumentationFile = loaded["documentation"]  # type: ignore[assignment]
     mods_file: ModifiersFile = loaded["modifiers"]  # type: ignore[assignment]
     sources_file: SourcesFile = loaded["sources"]  # type: ignore[assignment]
-    problems = _cross_check(codes_file, pairs_file, docs_file, mods_file, sources_file, nodes)
+    vocab_file: VocabularyFile = loaded["vocabulary"]  # type: ignore[assignment]
+    problems = _cross_check(
+        codes_file, pairs_file, docs_file, mods_file, sources_file, nodes, origin
+    )
+    problems += _check_vocabulary(vocab_file, codes_file, nodes, origin)
     if problems:
         raise KnowledgeError(problems)
     catalog = Catalog(
@@ -421,6 +565,7 @@ def build_catalog(data_dir: Path = DATA_DIR, cms: CmsStore | None = None) -> Cat
         element_sets={s.id: s for s in docs_file.sets},
         modifiers={m.modifier: m for m in mods_file.modifiers},
         misconceptions=mods_file.misconceptions,
+        vocabulary=vocab_file,
     )
     catalog._index(cms)
     return catalog
@@ -451,7 +596,3 @@ def clear_cache() -> None:
     with _LOCK:
         _CACHE.clear()
 
-
-def is_code(token: str) -> bool:
-    """True if a token has the shape of a CPT, Category III or HCPCS code."""
-    return bool(CODE_RE.match(token))

@@ -14,8 +14,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-CODE_RE = re.compile(r"^(?:\d{5}|\d{4}T|[A-Z]\d{4})$")
-Code = Annotated[str, Field(pattern=r"^(?:\d{5}|\d{4}T|[A-Z]\d{4})$", description="A code.")]
+from knowledge.codes import CODE
+
+CODE_RE = re.compile(rf"^(?:{CODE})$")
+Code = Annotated[str, Field(pattern=rf"^(?:{CODE})$", description="A code.")]
 
 
 class Strict(BaseModel):
@@ -75,6 +77,9 @@ class Adjudication(StrEnum):
     DATE_POLICY = "date_policy"  # MAI 2: absolute per day, set by policy
     DATE_CLINICAL = "date_clinical"  # MAI 3: per day, may be appealed with records
     ENCOUNTER_POLICY = "encounter_policy"  # NCCI manual: one unit per encounter
+    # The code's own definition counts the things (one or more fetuses, any number of
+    # injections): more units misreport it, though no payer edit is known to say so.
+    DESCRIPTOR = "descriptor"
     UNKNOWN = "unknown"
 
 
@@ -136,6 +141,81 @@ class AgeBand(StrEnum):
     FIVE_AND_OLDER = "5_and_older"
 
 
+Presence = Literal["with", "without"]
+CountThing = Literal["lesion", "vessel", "muscle", "gestation", "level", "joint", "injection"]
+GuidanceKind = Literal["none", "ultrasound", "fluoroscopy", "ct", "mr", "imaging"]
+
+
+class CountRange(Strict):
+    """How many of a thing the code is for."""
+
+    thing: CountThing = Field(description="What is counted.")
+    min: int | None = Field(None, ge=0, description="Fewest (e.g. 2 for an each-additional code).")
+    max: int | None = Field(None, ge=0, description="Most (e.g. 2 for one or two muscles).")
+
+
+class Describes(Strict):
+    """What a code is for, in data: compared with the question's frame to judge fit.
+
+    Concept ids name entries of the vocabulary. Lists of sites, actions, exams, devices and
+    approaches are any-of: the code fits a question that affirms one of them (or a narrower
+    concept). A question that affirms only other values contradicts the code; a question that
+    is silent says nothing either way.
+    """
+
+    service: Literal[
+        "diagnostic", "screening", "procedure", "guidance", "probe_placement", "interpretation",
+        "monitoring", "unlisted", "other",
+    ] | None = Field(None, description="What kind of service the code reports.")
+    sites: tuple[str, ...] = Field(
+        (), description="Sites the code is for (site concepts; 'any' for no site constraint)."
+    )
+    exclude_sites: tuple[str, ...] = Field(
+        (), description="Sites inside `sites` that the code is not for (coronary for 37252)."
+    )
+    actions: tuple[str, ...] = Field((), description="What the procedure does (action concepts).")
+    exams: tuple[str, ...] = Field((), description="What kind of study it is (exam concepts).")
+    devices: tuple[str, ...] = Field((), description="What is placed (device concepts).")
+    approach: tuple[str, ...] = Field((), description="How the probe reaches the site.")
+    guidance: tuple[GuidanceKind, ...] = Field(
+        (),
+        description="For a procedure: the imaging guidance its code includes, any of ('none': "
+        "none; 'imaging': any imaging). For a guidance code: the modality it reports.",
+    )
+
+    @field_validator("guidance", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return (v,) if isinstance(v, str) else v
+    features: dict[str, Presence] = Field(
+        default_factory=dict,
+        description="Parts of the study present ('with') or absent ('without') in this code. "
+        "A question that says the opposite contradicts the code.",
+    )
+    requires_absent: tuple[str, ...] = Field(
+        (), description="Concepts the question must say are absent for the code to be "
+        "verified (a TTE without Doppler is verified only when the question says so)."
+    )
+    requires: tuple[str, ...] = Field(
+        (), description="Concepts the question must affirm for the code to be verified."
+    )
+    contradicted_by: tuple[str, ...] = Field(
+        (), description="Concepts that, affirmed by the question, rule the code out."
+    )
+    weeks_min: float | None = Field(None, ge=0, description="Earliest gestational age (weeks).")
+    weeks_below: float | None = Field(
+        None, ge=0, description="Gestational age (weeks) the code is for only before."
+    )
+    count: CountRange | None = Field(None, description="How many of a thing the code is for.")
+    vessel: Literal["artery", "vein"] | None = Field(
+        None, description="Arteries or veins: a question about the other kind only contradicts."
+    )
+    residual: bool = Field(
+        False,
+        description="An 'other' or unlisted code: it fits only where no specific code does.",
+    )
+
+
 class CodeEntry(Sourced):
     """One code in the catalog."""
 
@@ -167,10 +247,14 @@ class CodeEntry(Sourced):
     )
     pc_tc: PcTc = Field(PcTc.UNKNOWN, description="Whether -26/-TC split applies.")
     bilateral: Bilateral = Field(Bilateral.UNKNOWN, description="Bilateral reporting rule.")
-    sites: tuple[str, ...] = Field(
-        (),
-        description="Lowercase words for the sites or patients the code is for, e.g. knee for "
-        "20610, adult for 36556; checked against the question within the site group.",
+    sides: Literal["both", "one"] | None = Field(
+        None,
+        description="For a study of paired limbs or organs: whether the code reports both sides "
+        "or one side (93985 both, 93986 one).",
+    )
+    side_counterpart: Code | None = Field(
+        None,
+        description="The form of the same study for the other number of sides (93985 <-> 93986).",
     )
     with_us_guidance: Code | None = Field(
         None, description="The code to report instead when ultrasound guidance is used."
@@ -196,19 +280,6 @@ class CodeEntry(Sourced):
     misreadings: tuple[Misreading, ...] = Field(
         (), description="Known wrong descriptions of this code and what is right."
     )
-    question_requires: str | None = Field(
-        None,
-        description="Regex (case-insensitive) a question must match for this code to fit it "
-        "(e.g. congenital for 93303); a drafted code whose question does not match is not "
-        "verified.",
-    )
-    topic: str | None = Field(
-        None,
-        description="Regex (case-insensitive) of the question words this code's service is "
-        "asked about with, narrowing the family's topic: both must match (e.g. "
-        "carotid|cerebrovascular for 93880 within vascular); '' turns the topic check off "
-        "for this code.",
-    )
     counted_by_code: str | None = Field(
         None,
         description="Regex of the things whose number the code itself covers: one unit for "
@@ -228,13 +299,11 @@ class CodeEntry(Sourced):
         "one of the codes it goes with, the code is added (e.g. +76937 for a central line the "
         "question says was placed with ultrasound guidance).",
     )
-    question_misfits: tuple[Misreading, ...] = Field(
-        (),
-        description="Patterns in the question that rule this code out (e.g. 'without Doppler' "
-        "for 93306), with what is right and the code to use instead.",
+    describes: Describes | None = Field(
+        None, description="What the code is for, in data (compared with the question's frame)."
     )
 
-    @field_validator("question_requires", "topic", "counted_by_code", "primary_in_question")
+    @field_validator("counted_by_code", "primary_in_question")
     @classmethod
     def _requires_compiles(cls, v: str | None) -> str | None:
         if v is not None:
@@ -256,6 +325,8 @@ class CodeEntry(Sourced):
             raise ValueError("a code with a counterpart must be complete or limited")
         if self.replaced_by and not self.deleted:
             raise ValueError("replaced_by is only for deleted codes")
+        if self.side_counterpart and self.sides is None:
+            raise ValueError("a code with a side_counterpart says which sides it covers (sides)")
         return self
 
     @property
@@ -405,7 +476,8 @@ class ModifierRule(Sourced):
     not_on: tuple[str, ...] = Field(
         (),
         description="Conditions where the modifier is wrong: add_on, inherent_bilateral, "
-        "has_limited_counterpart, no_pc_tc, indicator_0_pair, not_applicable_bilateral.",
+        "both_sides_code (a code that itself reports both sides), has_limited_counterpart, "
+        "no_pc_tc, indicator_0_pair, not_applicable_bilateral.",
     )
     note: str | None = Field(None, description="Own-words guidance.")
 
@@ -415,19 +487,6 @@ class Family(Strict):
 
     id: str = Field(pattern=r"^[a-z0-9_]+$", description="Family id.")
     title: str = Field(description="Display name.")
-    topic: str | None = Field(
-        None,
-        description="Regex (case-insensitive) of the words a question about this family's "
-        "services uses (e.g. echo|heart|cardiac); a drafted code whose question matches none "
-        "of them is not verified. None: not checked.",
-    )
-
-    @field_validator("topic")
-    @classmethod
-    def _topic_compiles(cls, v: str | None) -> str | None:
-        if v is not None:
-            re.compile(v)
-        return v
 
 
 class CodeGroup(Sourced):
@@ -464,9 +523,9 @@ class Misconception(Sourced):
 
 
 class CodesFile(Strict):
-    """knowledge/data/codes.yaml."""
+    """knowledge/data/codes.yaml, and further codes files (codes-*.yaml) of the same shape."""
 
-    families: tuple[Family, ...]
+    families: tuple[Family, ...] = ()
     codes: tuple[CodeEntry, ...]
     groups: tuple[CodeGroup, ...] = ()
 

@@ -25,7 +25,15 @@ from advisor.evaluation.runner import (
     case_key,
     summarize,
 )
-from advisor.evaluation.suite import QuestionCase, SuiteError, load_suites, select_cases
+from advisor.evaluation.suite import (
+    VARIANT_MODES,
+    QuestionCase,
+    SuiteError,
+    VariantMode,
+    load_suites,
+    origin,
+    select_cases,
+)
 
 
 class EvalUsageError(Exception):
@@ -113,6 +121,8 @@ class Checkpoint:
             self._fh = None
 
 
+# Long: the command's steps in the order they run (suites, settings, index, resumed
+# results, the run, reports, comparison), each a few lines.
 def run_eval(
     suites: Sequence[str],
     *,
@@ -129,8 +139,11 @@ def run_eval(
     settings: Any = None,
     advisor: Any = None,
     partial: bool = False,
+    variants: VariantMode = "all",
 ) -> tuple[EvalRun, int]:
     """Load suites, run them, write the outputs; (run, exit status) where 1 = regressions.
+
+    ``variants``: 'all' (the cases as written, then their variants), 'none' or 'only'.
 
     ``settings`` and ``advisor`` are for tests and embedding; by default both are built from
     the environment. Raises SuiteError for broken suite files and EvalUsageError for bad
@@ -142,6 +155,10 @@ def run_eval(
     stderr = stderr or sys.stderr
     if limit is not None and limit < 1:
         raise EvalUsageError("--limit must be at least 1")
+    if variants not in VARIANT_MODES:
+        raise EvalUsageError(
+            f"--variants must be one of {', '.join(VARIANT_MODES)}, not {variants!r}"
+        )
     if partial and out is None:
         raise EvalUsageError("--partial reads the finished cases of a run in --out DIR: give it")
     old = None
@@ -159,9 +176,10 @@ def run_eval(
     else:
         catalog = advisor.catalog
     loaded = load_suites(suites, catalog)
-    cases = select_cases(loaded, tags, limit)
+    cases = select_cases(loaded, tags, limit, variants)
     if not cases:
-        raise EvalUsageError(f"no case matches the tags {list(tags)}")
+        what = f"the tags {list(tags)}" if tags else "the options"
+        raise EvalUsageError(f"no case matches {what} (--variants {variants})")
     if advisor is None:
         if not partial and any(isinstance(c, QuestionCase) for c in cases):
             _ensure_index(settings, catalog, stderr)
@@ -172,6 +190,8 @@ def run_eval(
         filters["tags"] = list(tags)
     if limit is not None:
         filters["limit"] = limit
+    if variants != "all":
+        filters["variants"] = variants
 
     command = "advisor eval " + " ".join(
         [*suites]
@@ -179,6 +199,7 @@ def run_eval(
         + ([f"--baseline {baseline}"] if baseline else [])
         + [f"--tag {t}" for t in tags]
         + ([f"--limit {limit}"] if limit else [])
+        + ([f"--variants {variants}"] if variants != "all" else [])
         + (["--partial"] if partial else [])
     )
     checkpoint: Checkpoint | None = None
@@ -279,8 +300,9 @@ def _partial_report(
 
 
 def _suite_name(loaded: Sequence[Any], case: Any) -> str:
+    written = origin(case)
     for s in loaded:
-        if any(c is case for c in s.cases):
+        if any(c is written for c in s.cases):
             return str(s.name)
     return ""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from knowledge.catalog import Catalog
 
 SHOWN_OK = frozenset({"verified", "corrected"})
+# Why a case has no answer: the model ran out of time, the model failed otherwise (could not
+# load, broken output), or the pipeline itself raised.
+ErrorKind = Literal["timeout", "model", "pipeline"]
 
 
 class CodeView(BaseModel):
@@ -59,7 +62,9 @@ class RetrievedView(BaseModel):
 class AnswerView(BaseModel):
     """What scoring needs of an answer (system or baseline)."""
 
-    codes: list[CodeView] = Field(default_factory=list, description="Codes shown (not removed).")
+    codes: list[CodeView] = Field(
+        default_factory=list, description="Codes of the answer with their status (removed too)."
+    )
     findings: list[FindingView] = Field(default_factory=list)
     citations: list[CitationView] = Field(default_factory=list)
     retrieved: list[RetrievedView] = Field(
@@ -68,6 +73,14 @@ class AnswerView(BaseModel):
     latency_ms: int = 0
     path: str = ""
     error: str | None = Field(None, description="Why no answer was produced.")
+    error_kind: ErrorKind | None = Field(None, description="timeout, model or pipeline.")
+
+
+def describe_code(c: CodeView) -> str:
+    """'76942 removed', '93970-59x2 verified': a code as the answer showed it."""
+    mods = "".join(f"-{m}" for m in c.modifiers)
+    units = f"x{c.units}" if c.units > 1 else ""
+    return f"{c.code}{mods}{units} {c.status}"
 
 
 class QuestionScore(BaseModel):
@@ -95,6 +108,13 @@ class QuestionScore(BaseModel):
     passed: bool
     failures: list[str]
     error: str | None = None
+    error_kind: ErrorKind | None = Field(
+        None, description="Why there was no answer; such a case is not scored on its codes."
+    )
+    answered: list[str] = Field(
+        default_factory=list,
+        description="Every code of the answer with its status ('76942 removed').",
+    )
 
 
 class CheckScore(BaseModel):
@@ -146,7 +166,14 @@ def _invalid_codes(
 
 
 def score_question(case: QuestionCase, view: AnswerView, catalog: Catalog) -> QuestionScore:
-    """Score one answer against its case."""
+    """Score one answer against its case.
+
+    A case with no answer (``view.error``: a model timeout, a model that failed, a pipeline
+    error) is an error case: it counts as a miss, and nothing is said about codes it did
+    not recommend (a fallback's candidates are shown 'not verified', never recommended).
+    """
+    if view.error:
+        return _score_error(case, view)
     allowed = set(case.allow_codes)
     expected = set(case.expect_codes)
     shown_views = [c for c in view.codes if c.status != "removed"]
@@ -177,15 +204,16 @@ def score_question(case: QuestionCase, view: AnswerView, catalog: Catalog) -> Qu
             cited_keys.update(passage.source_keys)
     sources_hit = sum(1 for k in case.expect_sources if k in cited_keys)
 
+    status_of = {c.code: c.status for c in shown_views}
     failures: list[str] = []
-    if view.error:
-        failures.append(f"no answer: {view.error}")
     for code in case.expect_codes:
         if code not in rec:
             failures.append(f"expected {code} verified or corrected")
     for code in case.forbid_codes:
-        if code in shown:
-            failures.append(f"forbidden {code} was recommended")
+        if code in rec:
+            failures.append(f"forbidden {code} was recommended ({status_of[code]})")
+        elif code in shown:
+            failures.append(f"forbidden {code} was shown ({status_of[code]})")
     if case.expect_no_codes and shown:
         failures.append(f"expected no codes, got {', '.join(shown)}")
     failures.extend(f"expected finding {m}" for m in missing)
@@ -198,7 +226,7 @@ def score_question(case: QuestionCase, view: AnswerView, catalog: Catalog) -> Qu
     return QuestionScore(
         recommended=recommended,
         shown=shown,
-        exact=exact and not view.error,
+        exact=exact,
         true_positives=tp,
         false_positives=fp,
         false_negatives=fn,
@@ -215,7 +243,35 @@ def score_question(case: QuestionCase, view: AnswerView, catalog: Catalog) -> Qu
         latency_ms=view.latency_ms,
         passed=not failures,
         failures=failures,
+        answered=[describe_code(c) for c in view.codes],
+    )
+
+
+def _score_error(case: QuestionCase, view: AnswerView) -> QuestionScore:
+    kind = view.error_kind or "pipeline"
+    return QuestionScore(
+        recommended=[],
+        shown=[],
+        exact=False,
+        true_positives=0,
+        false_positives=0,
+        false_negatives=len(set(case.expect_codes)),
+        forbidden_cases=1 if case.forbid_codes else 0,
+        leaked=[],
+        unflagged_invalid=[],
+        findings_expected=len(case.expect_findings),
+        findings_hit=0,
+        missing_findings=list(case.expect_findings),
+        sources_expected=len(case.expect_sources),
+        sources_hit=0,
+        citations_total=0,
+        citations_valid=0,
+        latency_ms=view.latency_ms,
+        passed=False,
+        failures=[f"no answer ({kind}): {view.error}"],
         error=view.error,
+        error_kind=kind,
+        answered=[describe_code(c) for c in view.codes],
     )
 
 
@@ -271,7 +327,8 @@ class QuestionMetrics(BaseModel):
 
     cases: int = Field(description="Cases scored.")
     passed: int = Field(description="Cases meeting every expectation.")
-    errors: int = Field(description="Cases with no answer.")
+    errors: int = Field(description="Cases with no answer (counted as misses).")
+    timeouts: int = Field(0, description="Of the errors, model timeouts.")
     pass_rate: float | None = None
     exact_code_set: float | None = Field(None, description="Share with the exact code set.")
     code_precision: float | None = None
@@ -302,6 +359,7 @@ def aggregate_questions(scores: Sequence[QuestionScore]) -> QuestionMetrics:
         cases=n,
         passed=sum(s.passed for s in scores),
         errors=sum(s.error is not None for s in scores),
+        timeouts=sum(s.error_kind == "timeout" for s in scores),
         pass_rate=_ratio(sum(s.passed for s in scores), n),
         exact_code_set=_ratio(sum(s.exact for s in scores), n),
         code_precision=_ratio(tp, tp + fp),

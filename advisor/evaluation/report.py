@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from advisor.evaluation.runner import EvalRun
+from advisor.evaluation.metrics import QuestionMetrics
+from advisor.evaluation.runner import CaseResult, EvalRun, GroupSummary, VariantSummary
 
 HIGHER_IS_BETTER = (
     "pass_rate",
@@ -27,6 +28,8 @@ LATENCY_TOLERANCE = 0.25  # timings on a shared CPU wander; only a clear slowdow
 
 _LABELS = {
     "cases": "cases",
+    "errors": "errors (no answer)",
+    "timeouts": "of which model timeouts",
     "pass_rate": "all expectations met",
     "exact_code_set": "exact code set",
     "code_precision": "code precision",
@@ -79,7 +82,7 @@ def markdown_report(run: EvalRun, command: str | None = None) -> str:
         out.append(f"- filters: {json.dumps(run.filters)}")
     if run.baseline_note:
         out.append(f"- {run.baseline_note}")
-    out += ["", "## Questions (full pipeline vs raw model)", ""]
+    out += ["", "## Questions as written (full pipeline vs raw model)", ""]
     base = s.baseline
     head = "| metric | system |" + (" raw baseline | lift |" if base else "")
     rule = "|---|---|" + ("---|---|" if base else "")
@@ -97,13 +100,66 @@ def markdown_report(run: EvalRun, command: str | None = None) -> str:
         "Exact code set: the codes shown verified or corrected equal the expected set. Leak: a "
         "forbidden code shown verified or corrected. Unflagged invalid: a code shown verified "
         "or corrected that is unknown, deleted or breaks a rule (decided again by the checker) "
-        "with no finding about it. Every raw-baseline code counts as shown verified."
+        "with no finding about it. Every raw-baseline code counts as shown verified. A case "
+        "with no answer (a model timeout, a model that failed, a pipeline error) is an error: "
+        "a miss, listed under Errors, never scored on its codes. Variants and hold-out "
+        "questions are counted apart (sections below)."
     )
+    out += _tag_tables(s.system_by_tag, s.baseline_by_tag, bool(base))
+    if s.variants is not None:
+        out += _variant_section(s.variants, s.system, bool(base))
+    if s.holdout is not None:
+        out += _holdout_section(s.holdout)
+    c = s.checks
+    out += [
+        "",
+        "## Lookup and check cases (deterministic checker)",
+        "",
+        f"- passed: {c.passed}/{c.cases} ({_pct(c.pass_rate)}); verdict accuracy "
+        f"{_pct(c.verdict_accuracy)}; expected-finding recall {_pct(c.finding_recall)}",
+    ]
+    errors = [r for r in run.cases if r.type == "question" and r.system.error]  # type: ignore[union-attr]
+    if errors:
+        out += ["", "## Errors: no answer (counted as misses, not scored on their codes)", ""]
+        for r in errors:
+            sc = r.system
+            out.append(
+                f"- `{r.id}` ({_where(r)}): {sc.error_kind}: {sc.error}"  # type: ignore[union-attr]
+            )
+    failed = [r for r in run.cases if not r.system.passed and r not in errors]
+    if failed:
+        out += ["", "## Cases that missed an expectation", ""]
+        for r in failed:
+            why = "; ".join(r.system.failures) or "failed"
+            line = f"- `{r.id}` ({_where(r)}): {why}"
+            if r.type == "question":
+                answered = ", ".join(r.system.answered) or "no codes"  # type: ignore[union-attr]
+                line += f". Answered: {answered}"
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _where(r: CaseResult) -> str:
+    where = f"{r.type}, {r.tags.get('family')}"
+    if r.variant_kind:
+        where += f", {r.variant_kind} variant"
+    elif r.group == "holdout":
+        where += ", hold-out"
+    return where
+
+
+def _tag_tables(
+    by_tag: dict[str, dict[str, QuestionMetrics]],
+    base_by_tag: dict[str, dict[str, QuestionMetrics]],
+    base: bool,
+    heading: str = "###",
+) -> list[str]:
+    out: list[str] = []
     for tag in ("family", "user", "kind"):
-        groups = s.system_by_tag.get(tag, {})
+        groups = by_tag.get(tag, {})
         if not groups:
             continue
-        out += ["", f"### By {tag}", ""]
+        out += ["", f"{heading} By {tag}", ""]
         if base:
             out.append("| " + tag + " | n | exact (sys / raw) | leak (sys / raw) "
                        "| unflagged invalid (sys / raw) | all met (sys) |")
@@ -112,7 +168,7 @@ def markdown_report(run: EvalRun, command: str | None = None) -> str:
             out.append(f"| {tag} | n | exact | leak | unflagged invalid | all met |")
             out.append("|---|---|---|---|---|---|")
         for value, m in groups.items():
-            b = s.baseline_by_tag.get(tag, {}).get(value)
+            b = base_by_tag.get(tag, {}).get(value)
             if base and b is not None:
                 out.append(
                     f"| {value} | {m.cases} | {_pct(m.exact_code_set)} / {_pct(b.exact_code_set)}"
@@ -126,21 +182,84 @@ def markdown_report(run: EvalRun, command: str | None = None) -> str:
                     f"| {_pct(m.forbidden_leak_rate)} | {_pct(m.unflagged_invalid_rate)} "
                     f"| {m.passed}/{m.cases} |"
                 )
-    c = s.checks
+    return out
+
+
+_SIDE_BY_SIDE = (
+    "cases", "errors", "timeouts", "pass_rate", "exact_code_set", "code_precision",
+    "code_recall", "forbidden_leak_rate", "unflagged_invalid_rate", "finding_recall",
+    "latency_p50_ms", "latency_p95_ms",
+)
+
+
+def _variant_section(v: VariantSummary, originals: QuestionMetrics, base: bool) -> list[str]:
+    o, w = originals.model_dump(), v.system.model_dump()
+    paired = v.originals.model_dump() if v.originals else {}
+    out = [
+        "",
+        "## Generalization: the questions as written vs their variants",
+        "",
+        "| metric | as written | variants | as written, same cases |",
+        "|---|---|---|---|",
+    ]
+    for key in _SIDE_BY_SIDE:
+        out.append(
+            f"| {_LABELS[key]} | {_fmt(o.get(key), key)} | {_fmt(w.get(key), key)} "
+            f"| {_fmt(paired.get(key), key)} |"
+        )
+    if base and v.baseline is not None:
+        out.append(f"| raw baseline exact code set | – | {_pct(v.baseline.exact_code_set)} | – |")
     out += [
         "",
-        "## Lookup and check cases (deterministic checker)",
+        "A variant rewords its case (clinician wording, coder shorthand, a negated or deferred "
+        "distractor, a pasted note excerpt, abbreviations) and keeps all its expectations. "
+        "'As written, same cases': the cases these variants reword, when they ran too.",
         "",
-        f"- passed: {c.passed}/{c.cases} ({_pct(c.pass_rate)}); verdict accuracy "
-        f"{_pct(c.verdict_accuracy)}; expected-finding recall {_pct(c.finding_recall)}",
+        f"- variants that missed the exact code set while their case as written had it: "
+        f"{v.missed_where_original_exact}",
     ]
-    failed = [r for r in run.cases if not r.system.passed]
-    if failed:
-        out += ["", "## Cases that missed an expectation", ""]
-        for r in failed:
-            why = "; ".join(r.system.failures) or "failed"
-            out.append(f"- `{r.id}` ({r.type}, {r.tags.get('family')}): {why}")
-    return "\n".join(out) + "\n"
+    if v.worst_kind is not None:
+        out.append(f"- worst variant kind (over all families): {v.worst_kind.describe()}")
+    if v.worst_family_kind is not None:
+        cell = v.worst_family_kind
+        out.append(f"- worst variant family (family x kind, among groups of {cell.min_cases} "
+                   f"or more variants): {cell.describe()}")
+    out += ["", "### Variants by kind", ""]
+    head = "| variant kind | n | exact | leak | unflagged invalid | all met |"
+    out += [head + (" raw exact |" if v.baseline_by_kind else ""),
+            "|---|---|---|---|---|---|" + ("---|" if v.baseline_by_kind else "")]
+    for kind, m in v.by_kind.items():
+        row = (f"| {kind} | {m.cases} | {_pct(m.exact_code_set)} | "
+               f"{_pct(m.forbidden_leak_rate)} | {_pct(m.unflagged_invalid_rate)} | "
+               f"{m.passed}/{m.cases} |")
+        if v.baseline_by_kind:
+            b = v.baseline_by_kind.get(kind)
+            row += f" {_pct(b.exact_code_set if b else None)} |"
+        out.append(row)
+    out += ["", "### Variants by family", "",
+            "| family | n | exact | leak | unflagged invalid | all met |",
+            "|---|---|---|---|---|---|"]
+    for fam, m in v.by_family.items():
+        out.append(f"| {fam} | {m.cases} | {_pct(m.exact_code_set)} | "
+                   f"{_pct(m.forbidden_leak_rate)} | {_pct(m.unflagged_invalid_rate)} | "
+                   f"{m.passed}/{m.cases} |")
+    return out
+
+
+def _holdout_section(h: GroupSummary) -> list[str]:
+    out = ["", "## Hold-out questions (fresh questions kept out of rule writing)", ""]
+    head = "| metric | system |" + (" raw baseline | lift |" if h.baseline else "")
+    out += [head, "|---|---|" + ("---|---|" if h.baseline else "")]
+    sys_d = h.system.model_dump()
+    base_d = h.baseline.model_dump() if h.baseline else {}
+    for key in _SIDE_BY_SIDE:
+        row = f"| {_LABELS[key]} | {_fmt(sys_d.get(key), key)} |"
+        if h.baseline:
+            row += (f" {_fmt(base_d.get(key), key)} | "
+                    f"{_lift(key, sys_d.get(key), base_d.get(key))} |")
+        out.append(row)
+    out += _tag_tables(h.system_by_tag, h.baseline_by_tag, h.baseline is not None, "###")
+    return out
 
 
 def write_json(run: EvalRun, path: Path) -> Path:
@@ -249,6 +368,14 @@ def compare(old: dict[str, Any], new: EvalRun | dict[str, Any]) -> list[Regressi
     for key in ("system", "checks"):
         if o.get(key) and n.get(key):
             out += _compare_metrics(key, o[key], n[key])
+    for group in ("variants", "holdout"):
+        before, after = (o.get(group) or {}).get("system"), (n.get(group) or {}).get("system")
+        if before and after:
+            out += _compare_metrics(group, before, after)
+    before_kinds = (o.get("variants") or {}).get("by_kind") or {}
+    for kind, metrics in ((n.get("variants") or {}).get("by_kind") or {}).items():
+        if before_kinds.get(kind):
+            out += _compare_metrics(f"variants/kind={kind}", before_kinds[kind], metrics)
     for key in ("system_by_tag", "checks_by_tag"):
         scope = key.removesuffix("_by_tag")
         for tag, groups in (n.get(key) or {}).items():

@@ -24,6 +24,7 @@ from advisor.evaluation.metrics import (
     CheckScore,
     CitationView,
     CodeView,
+    ErrorKind,
     FindingView,
     QuestionMetrics,
     QuestionScore,
@@ -34,7 +35,15 @@ from advisor.evaluation.metrics import (
     score_check,
     score_question,
 )
-from advisor.evaluation.suite import CheckCase, QuestionCase, Suite
+from advisor.evaluation.suite import (
+    VARIANT_KINDS,
+    CheckCase,
+    QuestionCase,
+    Suite,
+    VariantCase,
+    origin,
+)
+from knowledge.codes import CODE_LIKE
 
 if TYPE_CHECKING:
     from advisor.pipeline import Advisor, Answer
@@ -43,8 +52,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BaselineKind = Literal["raw"]
+Group = Literal["originals", "variants", "holdout"]
+# The tags the report groups originals and hold-out cases by; variants also by kind.
+REPORT_TAGS = ("family", "user", "kind")
 Progress = Callable[[str], None]
-_RAW_CODE_RE = re.compile(r"^\+?([0-9]{5}|[0-9]{4}[A-Za-z]|[A-Za-z][0-9]{4})((?:-[A-Za-z0-9]{2})*)")
+_RAW_CODE_RE = re.compile(rf"^\+?({CODE_LIKE})((?:-[A-Za-z0-9]{{2}})*)")
 
 
 class RecordingRetriever:
@@ -75,10 +87,21 @@ class RecordingRetriever:
         return list(out.values())
 
 
+def model_error_kind(error: str) -> ErrorKind:
+    """'timeout' for a model call that ran out of time, else 'model'."""
+    return "timeout" if error.startswith("ModelTimeout") else "model"
+
+
 def view_of_answer(
     answer: Answer, retrieved: Sequence[RetrievedView], latency_ms: int
 ) -> AnswerView:
-    """The scoring view of a pipeline Answer."""
+    """The scoring view of a pipeline Answer (its removed codes included, as removed).
+
+    An answer the model could not draft (a timeout, a model that failed to load) is an
+    error: its fallback candidates are kept to show what was answered, never scored.
+    """
+    shown = {c.code for c in answer.codes}
+    model_error = getattr(answer, "model_error", None)
     return AnswerView(
         codes=[
             CodeView(
@@ -88,7 +111,13 @@ def view_of_answer(
                 modifiers=list(c.modifiers),
             )
             for c in answer.codes
+        ] + [
+            CodeView(code=c.code, status="removed", units=c.units, modifiers=list(c.modifiers))
+            for c in getattr(answer, "removed", [])
+            if c.code not in shown
         ],
+        error=f"model gave no draft: {model_error}" if model_error else None,
+        error_kind=model_error_kind(model_error) if model_error else None,
         findings=[
             FindingView(
                 rule=str(f.get("rule", "")),
@@ -136,7 +165,16 @@ class CaseResult(BaseModel):
     prompt: str = Field(description="The (last) question, or the claim line and text.")
     system: QuestionScore | CheckScore
     baseline: QuestionScore | None = None
-    answer: str = Field("", description="The start of the system's answer text.")
+    answer: str = Field("", description="The system's answer text, whole.")
+    variant_of: str | None = Field(None, description="For a variant: the id of its case.")
+    variant_kind: str | None = Field(None, description="For a variant: how it rewords it.")
+
+    @property
+    def group(self) -> Group:
+        """Which figures the case counts in: originals, variants or hold-out."""
+        if self.variant_of is not None:
+            return "variants"
+        return "holdout" if self.tags.get("set") == "holdout" else "originals"
 
 
 def case_key(suite: str, case_id: str) -> str:
@@ -144,8 +182,71 @@ def case_key(suite: str, case_id: str) -> str:
     return f"{suite}/{case_id}"
 
 
+class GroupSummary(BaseModel):
+    """Question figures of one group of cases (hold-out), overall and per tag."""
+
+    system: QuestionMetrics
+    baseline: QuestionMetrics | None = None
+    system_by_tag: dict[str, dict[str, QuestionMetrics]] = Field(default_factory=dict)
+    baseline_by_tag: dict[str, dict[str, QuestionMetrics]] = Field(default_factory=dict)
+
+
+class WorstGroup(BaseModel):
+    """The group of variants with the lowest exact code-set share."""
+
+    scope: Literal["kind", "family x kind"] = Field(
+        description="'kind': over all families; 'family x kind': one family, one kind."
+    )
+    family: str | None = Field(None, description="The family (scope 'family x kind').")
+    kind: str = Field(description="The variant kind.")
+    cases: int = Field(description="Variants in the group.")
+    exact: int = Field(description="Of them, with the exact code set.")
+    exact_code_set: float | None = None
+    forbidden_leak_rate: float | None = None
+    originals_exact_code_set: float | None = Field(
+        None, description="Exact share of the same cases as written, when they ran too."
+    )
+    min_cases: int = Field(description="Smallest group size considered.")
+
+    def describe(self) -> str:
+        """One line for a person: 'joint_injection x note, exact 0.0% (0/2), leak ...'."""
+        name = self.kind if self.scope == "kind" else f"{self.family} x {self.kind}"
+        share = f"{self.exact_code_set:.1%}" if self.exact_code_set is not None else "-"
+        out = f"{name}, exact {share} ({self.exact}/{self.cases})"
+        if self.forbidden_leak_rate is not None:
+            out += f", leak {self.forbidden_leak_rate:.1%}"
+        if self.originals_exact_code_set is not None:
+            out += f"; the same cases as written {self.originals_exact_code_set:.1%}"
+        return out
+
+
+class VariantSummary(BaseModel):
+    """Figures of the variants, apart from the cases as written."""
+
+    system: QuestionMetrics
+    baseline: QuestionMetrics | None = None
+    originals: QuestionMetrics | None = Field(
+        None, description="The cases these variants reword, as written (those that ran)."
+    )
+    by_kind: dict[str, QuestionMetrics] = Field(default_factory=dict)
+    baseline_by_kind: dict[str, QuestionMetrics] = Field(default_factory=dict)
+    by_family: dict[str, QuestionMetrics] = Field(default_factory=dict)
+    by_family_kind: dict[str, QuestionMetrics] = Field(
+        default_factory=dict, description="'family x kind' -> figures."
+    )
+    missed_where_original_exact: int = Field(
+        0, description="Variants without the exact code set whose case as written had it."
+    )
+    worst_kind: WorstGroup | None = None
+    worst_family_kind: WorstGroup | None = None
+
+
 class Summary(BaseModel):
-    """Aggregates of one run."""
+    """Aggregates of one run.
+
+    ``system``/``baseline`` and their per-tag tables cover the public cases as written, the
+    figures earlier runs report; variants and hold-out cases have their own blocks.
+    """
 
     system: QuestionMetrics
     baseline: QuestionMetrics | None = None
@@ -153,6 +254,8 @@ class Summary(BaseModel):
     system_by_tag: dict[str, dict[str, QuestionMetrics]] = Field(default_factory=dict)
     baseline_by_tag: dict[str, dict[str, QuestionMetrics]] = Field(default_factory=dict)
     checks_by_tag: dict[str, dict[str, CheckMetrics]] = Field(default_factory=dict)
+    variants: VariantSummary | None = None
+    holdout: GroupSummary | None = None
 
 
 class EvalRun(BaseModel):
@@ -170,20 +273,116 @@ class EvalRun(BaseModel):
     cases: list[CaseResult]
 
 
+# A family x kind group smaller than this says little; the worst is sought among larger ones
+# (or among all when none is that large).
+WORST_MIN_CASES = 3
+
+
+def _tagged(
+    results: Sequence[CaseResult], names: Sequence[str], baseline: bool = False
+) -> list[tuple[dict[str, str], Any]]:
+    out = []
+    for r in results:
+        score = r.baseline if baseline else r.system
+        if score is not None:
+            out.append(({k: r.tags[k] for k in names if k in r.tags}, score))
+    return out
+
+
+def _exact(r: CaseResult) -> bool:
+    return isinstance(r.system, QuestionScore) and r.system.exact
+
+
+def _worst(
+    groups: dict[str, list[CaseResult]],
+    scope: Literal["kind", "family x kind"],
+    originals: dict[str, CaseResult],
+) -> WorstGroup | None:
+    if not groups:
+        return None
+    floor = WORST_MIN_CASES if any(len(g) >= WORST_MIN_CASES for g in groups.values()) else 1
+    ranked = []
+    for name, group in groups.items():
+        if len(group) < floor:
+            continue
+        m = aggregate_questions([r.system for r in group])  # type: ignore[misc]
+        # Lowest exact first; then the higher leak; then the larger group.
+        ranked.append(((m.exact_code_set or 0.0, -(m.forbidden_leak_rate or 0.0), -len(group),
+                        name), name, group, m))
+    _, name, group, m = min(ranked)
+    paired = [originals[r.variant_of] for r in group if r.variant_of in originals]
+    orig = aggregate_questions([r.system for r in paired]) if paired else None  # type: ignore[misc]
+    family, _, kind = name.rpartition(" x ")
+    return WorstGroup(
+        scope=scope, family=family or None, kind=kind, cases=len(group),
+        exact=sum(1 for r in group if _exact(r)),
+        exact_code_set=m.exact_code_set, forbidden_leak_rate=m.forbidden_leak_rate,
+        originals_exact_code_set=orig.exact_code_set if orig else None, min_cases=floor,
+    )
+
+
+def _variant_summary(
+    variants: Sequence[CaseResult], originals: Sequence[CaseResult]
+) -> VariantSummary:
+    agg: Any = aggregate_questions
+    by_id = {r.id: r for r in originals}
+    paired = [by_id[i] for i in dict.fromkeys(r.variant_of for r in variants) if i in by_id]
+    kinds: dict[str, list[CaseResult]] = {}
+    cells: dict[str, list[CaseResult]] = {}
+    families: dict[str, list[CaseResult]] = {}
+    order = {k: i for i, k in enumerate(VARIANT_KINDS)}
+    for r in sorted(variants, key=lambda r: order.get(r.variant_kind or "", 99)):
+        kind, family = r.variant_kind or "?", r.tags.get("family", "?")
+        kinds.setdefault(kind, []).append(r)
+        families.setdefault(family, []).append(r)
+        cells.setdefault(f"{family} x {kind}", []).append(r)
+    base = [r.baseline for r in variants if r.baseline is not None]
+    missed = sum(
+        1 for r in variants
+        if not _exact(r) and r.variant_of in by_id and _exact(by_id[r.variant_of])
+    )
+    return VariantSummary(
+        system=agg([r.system for r in variants]),
+        baseline=agg(base) if base else None,
+        originals=agg([r.system for r in paired]) if paired else None,
+        by_kind={k: agg([r.system for r in g]) for k, g in kinds.items()},
+        baseline_by_kind={
+            k: agg([r.baseline for r in g if r.baseline is not None])
+            for k, g in kinds.items() if any(r.baseline is not None for r in g)
+        },
+        by_family={k: agg([r.system for r in g]) for k, g in sorted(families.items())},
+        by_family_kind={k: agg([r.system for r in g]) for k, g in sorted(cells.items())},
+        missed_where_original_exact=missed,
+        worst_kind=_worst(kinds, "kind", by_id),
+        worst_family_kind=_worst(cells, "family x kind", by_id),
+    )
+
+
 def summarize(results: Sequence[CaseResult]) -> Summary:
-    """Overall and per-tag figures for a list of case results."""
+    """Overall and per-tag figures: public cases as written, variants, hold-out, checks."""
+    agg: Any = aggregate_questions
     questions = [r for r in results if r.type == "question"]
+    originals = [r for r in questions if r.group == "originals"]
+    variants = [r for r in questions if r.group == "variants"]
+    holdout = [r for r in questions if r.group == "holdout"]
     checks = [r for r in results if r.type == "check"]
-    sys_scores = [(r.tags, r.system) for r in questions]
-    base_scores = [(r.tags, r.baseline) for r in questions if r.baseline is not None]
-    chk_scores = [(r.tags, r.system) for r in checks]
+    base = [r.baseline for r in originals if r.baseline is not None]
+    hold_base = [r.baseline for r in holdout if r.baseline is not None]
     return Summary(
-        system=aggregate_questions([s for _, s in sys_scores]),  # type: ignore[misc]
-        baseline=aggregate_questions([s for _, s in base_scores]) if base_scores else None,  # type: ignore[misc]
-        checks=aggregate_checks([s for _, s in chk_scores]),  # type: ignore[misc]
-        system_by_tag=by_tag(sys_scores, aggregate_questions),
-        baseline_by_tag=by_tag(base_scores, aggregate_questions) if base_scores else {},
-        checks_by_tag=by_tag(chk_scores, aggregate_checks),
+        system=agg([r.system for r in originals]),
+        baseline=agg(base) if base else None,
+        checks=aggregate_checks([r.system for r in checks]),  # type: ignore[misc]
+        system_by_tag=by_tag(_tagged(originals, REPORT_TAGS), agg),
+        baseline_by_tag=by_tag(_tagged(originals, REPORT_TAGS, True), agg) if base else {},
+        checks_by_tag=by_tag(_tagged(checks, REPORT_TAGS), aggregate_checks),
+        variants=_variant_summary(variants, originals) if variants else None,
+        holdout=GroupSummary(
+            system=agg([r.system for r in holdout]),
+            baseline=agg(hold_base) if hold_base else None,
+            system_by_tag=by_tag(_tagged(holdout, REPORT_TAGS), agg),
+            baseline_by_tag=by_tag(_tagged(holdout, REPORT_TAGS, True), agg) if hold_base
+            else {},
+        ) if holdout else None,
     )
 
 
@@ -244,8 +443,17 @@ class Runner:
                 if i == len(case.turns) - 1:
                     latency = _ms(time.perf_counter() - started)
             history.append(answer)
+            failed = getattr(answer, "model_error", None)
+            if failed and i < len(case.turns) - 1:
+                # The scored turn would follow up an answer the model never drafted.
+                view = AnswerView(
+                    error=f"model gave no draft for turn {i + 1}: {failed}",
+                    error_kind=model_error_kind(failed),
+                )
+                return score_question(case, view, self.catalog), answer.answer
         if answer is None:
-            view = AnswerView(error=error or "no answer", latency_ms=latency)
+            view = AnswerView(error=error or "no answer", error_kind="pipeline",
+                              latency_ms=latency)
             return score_question(case, view, self.catalog), ""
         view = view_of_answer(answer, self.recorder.passages(), latency)
         return score_question(case, view, self.catalog), answer.answer
@@ -284,30 +492,23 @@ class Runner:
                 path="raw_baseline",
             )
         except Exception as exc:  # a failed baseline answer scores as no answer
+            error = f"{type(exc).__name__}: {exc}"
             view = AnswerView(
-                error=f"{type(exc).__name__}: {exc}", latency_ms=_ms(time.perf_counter() - started)
+                error=error, latency_ms=_ms(time.perf_counter() - started),
+                error_kind=model_error_kind(error),
             )
         return score_question(case, view, self.catalog)
 
     def run_check(self, case: CheckCase) -> CheckScore:
         """Run a claim line (and text) through the checker, as ``advisor check`` does."""
-        from guardrails.claims import MalformedCode, parse_claim_lines
-        from guardrails.repair import check_and_repair
-        from guardrails.report import Draft, DraftCode
+        from guardrails import check_claim
+        from guardrails.claims import MalformedCode
 
         started = time.perf_counter()
         try:
-            lines = parse_claim_lines(case.codes.split())
+            result = check_claim(case.codes.split(), self.catalog, text=case.text).to_dict()
         except MalformedCode as exc:
             return score_check(case, "bad_input", [f"malformed: {exc}"], {})
-        draft = Draft(
-            codes=tuple(
-                DraftCode(ln.code, ln.units, ln.modifiers, add_on_mark=ln.add_on_mark)
-                for ln in lines
-            ),
-            text=case.text,
-        )
-        result = check_and_repair(draft, self.catalog).to_dict()
         latency = _ms(time.perf_counter() - started)
         findings = [str(f["rule"]) for f in result["findings"]]  # type: ignore[index, union-attr]
         statuses = {str(c["code"]): str(c["status"]) for c in result["codes"]}  # type: ignore[index, union-attr]
@@ -331,7 +532,11 @@ class Runner:
         """
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         t0 = time.perf_counter()
-        suite_of = {id(c): s.name for s in suites for c in s.cases}
+        names = {id(c): s.name for s in suites for c in s.cases}
+
+        def suite_of(case: QuestionCase | CheckCase) -> str:
+            return names.get(id(origin(case)), "")
+
         has_questions = any(isinstance(c, QuestionCase) for c in cases)
         if self.baseline and has_questions and self.advisor.chat_model() is None:
             self.baseline_note = (
@@ -340,7 +545,7 @@ class Runner:
             )
         results: list[CaseResult] = []
         for case in cases:
-            earlier = (done or {}).get(case_key(suite_of.get(id(case), ""), case.id))
+            earlier = (done or {}).get(case_key(suite_of(case), case.id))
             if earlier is not None:
                 results.append(earlier)
                 if progress is not None:
@@ -351,16 +556,19 @@ class Runner:
                 base = None
                 if self.baseline == "raw" and self.baseline_note is None:
                     base = self.run_baseline(case)
+                variant = case if isinstance(case, VariantCase) else None
                 results.append(CaseResult(
-                    id=case.id, suite=suite_of.get(id(case), ""), type="question",
-                    tags=case.tags.values(), prompt=case.turns[-1], system=score,
-                    baseline=base, answer=text[:400],
+                    id=case.id, suite=suite_of(case), type="question",
+                    tags=case.tag_values(), prompt=case.turns[-1], system=score,
+                    baseline=base, answer=text,
+                    variant_of=variant.variant_of if variant else None,
+                    variant_kind=variant.variant_kind if variant else None,
                 ))
             else:
                 prompt = " | ".join(p for p in (case.codes, case.text) if p)
                 results.append(CaseResult(
-                    id=case.id, suite=suite_of.get(id(case), ""), type="check",
-                    tags=case.tags.values(), prompt=prompt, system=self.run_check(case),
+                    id=case.id, suite=suite_of(case), type="check",
+                    tags=case.tag_values(), prompt=prompt, system=self.run_check(case),
                 ))
             if on_result is not None:
                 on_result(results[-1])

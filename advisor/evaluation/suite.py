@@ -8,6 +8,13 @@ A suite file holds cases of two kinds, told apart by ``type`` (``question`` by d
 - ``check``: a claim line (``20610 76942``, ``93971-50``) and/or a drafted text run through
   the deterministic checker, with the verdict and findings it must produce.
 
+A question case may carry ``variants``: the same question reworded (``kind``: clinician,
+coder, distractor, note or abbreviation). A variant shares every expectation of its case;
+for a conversation it replaces the last turn. Each variant runs as a case of its own,
+``<case id>~v<n>`` (:meth:`QuestionCase.variant_cases`), scored apart from the originals.
+A case tagged ``set: holdout`` (id starting ``ho-``) is a fresh question kept out of rule
+writing; it takes no variants and is scored apart as well.
+
 A misspelled key or a bad value fails the whole load with ``file:line: case <id>: field:
 message`` for every problem, like the knowledge data.
 """
@@ -17,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -31,12 +38,13 @@ from pydantic import (
     model_validator,
 )
 
+from knowledge.codes import CODE
 from knowledge.loader import KnowledgeError, line_of_node, read_yaml
 
 if TYPE_CHECKING:
     from knowledge.catalog import Catalog
 
-CODE_PATTERN = r"^(?:\d{5}|\d{4}[A-Z]|[A-Z]\d{4})$"
+CODE_PATTERN = rf"^(?:{CODE})$"
 RULE_PATTERN = r"^[a-z_]+(?:\.[a-z0-9_]+)?$"
 _CODE_RE = re.compile(CODE_PATTERN)
 # Families that are not catalog families but still group cases in the report.
@@ -46,6 +54,13 @@ UserType = Literal["clinician", "coder"]
 CaseKind = Literal["coding", "follow_up", "out_of_scope", "web_error", "lookup", "check"]
 Verdict = Literal["pass", "review", "fail"]
 CodeStatusName = Literal["verified", "corrected", "removed", "not_verified"]
+VariantKind = Literal["clinician", "coder", "distractor", "note", "abbreviation"]
+VARIANT_KINDS: tuple[str, ...] = get_args(VariantKind)
+CaseSet = Literal["public", "holdout"]
+VariantMode = Literal["all", "none", "only"]
+VARIANT_MODES: tuple[str, ...] = get_args(VariantMode)
+HOLDOUT_PREFIX = "ho-"
+ORIGINAL = "original"  # the 'variant' tag value of a case as written
 
 
 class SuiteError(Exception):
@@ -77,10 +92,15 @@ class Tags(_Strict):
     family: str = Field(description="Catalog family id, or out_of_scope / general.")
     user: UserType = Field(description="Who is asking: clinician or coder phrasing.")
     kind: CaseKind = Field(description="What the case exercises.")
+    set: CaseSet = Field(
+        "public",
+        description="public: the suites the rules are written against; holdout: fresh "
+        "questions kept out of rule writing (their ids start with 'ho-').",
+    )
 
     def values(self) -> dict[str, str]:
         """Tag name -> value."""
-        return {"family": self.family, "user": self.user, "kind": self.kind}
+        return {"family": self.family, "user": self.user, "kind": self.kind, "set": self.set}
 
 
 class _Case(_Strict):
@@ -88,15 +108,47 @@ class _Case(_Strict):
     tags: Tags = Field(description="Family, user type and kind.")
     note: str | None = Field(None, description="Why the expectation is what it is.")
 
+    @model_validator(mode="after")
+    def _holdout_named(self) -> _Case:
+        holdout = self.tags.set == "holdout"
+        if holdout != self.id.startswith(HOLDOUT_PREFIX):
+            raise ValueError(
+                f"a hold-out case (tags.set: holdout) and only such a case has an id starting "
+                f"'{HOLDOUT_PREFIX}'"
+            )
+        return self
+
+    def tag_values(self) -> dict[str, str]:
+        """The tags a report groups by and ``--tag`` selects on, 'variant' included."""
+        return self.tags.values() | {"variant": ORIGINAL}
+
+    def _named(self, ids: set[str]) -> bool:
+        return self.id in ids
+
     def matches(self, tag: str) -> bool:
-        """True when ``tag`` ('obstetric', 'kind=check', 'coder') names one of the tags, or
-        'id=a,b' names this case's id."""
+        """True when ``tag`` ('obstetric', 'kind=check', 'coder', 'variant=note') names one of
+        the tags, or 'id=a,b' names this case's id (a variant is named by its own id or by
+        its case's)."""
+        values = self.tag_values()
         if "=" in tag:
             key, _, value = tag.partition("=")
             if key.strip() == "id":
-                return self.id in {v.strip() for v in value.split(",")}
-            return self.tags.values().get(key.strip()) == value.strip()
-        return tag in self.tags.values().values()
+                return self._named({v.strip() for v in value.split(",")})
+            return values.get(key.strip()) == value.strip()
+        return tag in values.values()
+
+
+class Variant(_Strict):
+    """The case's question reworded; every expectation of the case holds for it unchanged."""
+
+    kind: VariantKind = Field(
+        description="clinician wording, coder shorthand, a negated or deferred distractor, "
+        "a pasted note excerpt, or an abbreviation-heavy form."
+    )
+    question: str = Field(
+        min_length=2,
+        description="The reworded question; for a conversation case it replaces the last turn.",
+    )
 
 
 class QuestionCase(_Case):
@@ -122,6 +174,9 @@ class QuestionCase(_Case):
     )
     expect_sources: tuple[str, ...] = Field((), description="Source keys that must be cited.")
     max_latency_ms: int | None = Field(None, gt=0, description="Latency budget for the answer.")
+    variants: tuple[Variant, ...] = Field(
+        (), description="The question reworded; each runs as its own case, scored apart."
+    )
 
     _codes = field_validator("expect_codes", "allow_codes", "forbid_codes", mode="before")(
         lambda v: tuple(_norm_code(c) for c in v) if isinstance(v, list | tuple) else v
@@ -152,7 +207,34 @@ class QuestionCase(_Case):
             raise ValueError(f"codes both expected and forbidden: {', '.join(sorted(both))}")
         if self.expect_no_codes and self.expect_codes:
             raise ValueError("expect_no_codes contradicts expect_codes")
+        if self.variants and self.tags.set == "holdout":
+            raise ValueError("a hold-out case takes no variants (it is scored as written)")
+        seen = {_plain(self.turns[-1])}
+        for i, v in enumerate(self.variants, 1):
+            if _plain(v.question) in seen:
+                raise ValueError(
+                    f"variant {i} repeats the question or an earlier variant; a variant "
+                    "rewords it"
+                )
+            seen.add(_plain(v.question))
         return self
+
+    def variant_cases(self) -> list[VariantCase]:
+        """One case per variant: the same expectations, the variant's question as the (last)
+        turn, id ``<id>~v<n>``."""
+        keep = self.model_dump(exclude={"id", "question", "conversation", "variants"})
+        out = []
+        for i, v in enumerate(self.variants, 1):
+            turns = (
+                {"conversation": (*self.conversation[:-1], v.question)}
+                if self.conversation is not None
+                else {"question": v.question}
+            )
+            out.append(VariantCase(
+                **keep, **turns, id=f"{self.id}~v{i}", variant_of=self.id,
+                variant_kind=v.kind, origin=self,
+            ))
+        return out
 
     @property
     def turns(self) -> tuple[str, ...]:
@@ -166,6 +248,31 @@ class QuestionCase(_Case):
 
         turns = self.turns
         return turns[-2] if len(turns) > 1 and is_follow_up(turns[-1]) else ""
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+class VariantCase(QuestionCase):
+    """A variant run as a case of its own (built by :meth:`QuestionCase.variant_cases`)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*~v[0-9]+$", description="<case id>~v<n>.")
+    variant_of: str = Field(description="Id of the case it rewords.")
+    variant_kind: VariantKind = Field(description="How it rewords the case.")
+    origin: QuestionCase = Field(exclude=True, repr=False, description="The case it rewords.")
+
+    def tag_values(self) -> dict[str, str]:
+        """The case's tags with 'variant' set to this variant's kind."""
+        return self.tags.values() | {"variant": self.variant_kind}
+
+    def _named(self, ids: set[str]) -> bool:
+        return self.id in ids or self.variant_of in ids
+
+
+def origin(case: QuestionCase | CheckCase) -> QuestionCase | CheckCase:
+    """The case as written in its suite file (a variant's case; any other case itself)."""
+    return case.origin if isinstance(case, VariantCase) else case
 
 
 class CheckCase(_Case):
@@ -345,8 +452,25 @@ def load_suites(paths: Iterable[str | Path], catalog: Catalog | None = None) -> 
 
 
 def select_cases(
-    suites: Sequence[Suite], tags: Sequence[str] = (), limit: int | None = None
+    suites: Sequence[Suite],
+    tags: Sequence[str] = (),
+    limit: int | None = None,
+    variants: VariantMode = "all",
 ) -> list[QuestionCase | CheckCase]:
-    """Cases of all suites in order, kept when they match every tag, cut to ``limit``."""
-    cases = [c for s in suites for c in s.cases if all(c.matches(t) for t in tags)]
+    """Cases of all suites in order, then their variants in the same order, kept when they
+    match every tag, cut to ``limit``.
+
+    ``variants``: 'all' runs the cases as written and their variants, 'none' only the cases
+    as written, 'only' only the variants. Originals come first so that a run cut short (or
+    read with ``--partial``) has the figures comparable with earlier runs soonest.
+    """
+    if variants not in VARIANT_MODES:
+        raise ValueError(f"variants must be one of {', '.join(VARIANT_MODES)}, not {variants!r}")
+    written = [c for s in suites for c in s.cases]
+    pool: list[QuestionCase | CheckCase] = []
+    if variants != "only":
+        pool.extend(written)
+    if variants != "none":
+        pool.extend(v for c in written if isinstance(c, QuestionCase) for v in c.variant_cases())
+    cases = [c for c in pool if all(c.matches(t) for t in tags)]
     return cases[:limit] if limit is not None else cases

@@ -10,6 +10,7 @@ from guardrails.report import DraftCode
 
 if TYPE_CHECKING:
     from guardrails.claims import Claims
+    from guardrails.question.frame import Frame
     from knowledge.catalog import Catalog
 
 DISTINCT_MODIFIERS = frozenset({"59", "XE", "XP", "XS", "XU"})
@@ -26,10 +27,6 @@ class Compiled:
         tuple[re.Pattern[str], int, tuple[str, ...], re.Pattern[str] | None], ...
     ]
     requirements: dict[str, str]
-    sites: dict[str, re.Pattern[str]]
-    misfits: dict[str, tuple[tuple[re.Pattern[str], int], ...]] = field(default_factory=dict)
-    requires: dict[str, re.Pattern[str]] = field(default_factory=dict)
-    topics: dict[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     own_counts: dict[str, re.Pattern[str]] = field(default_factory=dict)
     primary_asked: dict[str, re.Pattern[str]] = field(default_factory=dict)
     # code -> (question pattern, codes it goes with, index in the entry's implied_by)
@@ -66,29 +63,6 @@ def compiled_for(catalog: Catalog) -> Compiled:
         set_id: "; ".join(e.label for e in es.elements)
         for set_id, es in catalog.element_sets.items()
     }
-    sites = {
-        code: re.compile(r"\b(?:" + "|".join(map(re.escape, entry.sites)) + r")\b")
-        for code, entry in catalog.codes.items()
-        if entry.sites and entry.age_band is None  # age variants: descriptor._age_context
-    }
-    misfits = {
-        code: tuple(
-            (re.compile(m.pattern, re.IGNORECASE), i)
-            for i, m in enumerate(entry.question_misfits)
-        )
-        for code, entry in catalog.codes.items()
-        if entry.question_misfits
-    }
-    needs = {
-        code: re.compile(entry.question_requires, re.IGNORECASE)
-        for code, entry in catalog.codes.items()
-        if entry.question_requires
-    }
-    topics = {
-        code: tuple(re.compile(rx, re.IGNORECASE) for rx in rxs)
-        for code in catalog.codes
-        if (rxs := catalog.topics_of(code))
-    }
     own = {
         code: re.compile(
             r"\b(?:(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|both|several|"
@@ -111,10 +85,7 @@ def compiled_for(catalog: Catalog) -> Compiled:
         for code, entry in catalog.codes.items()
         if entry.primary_in_question
     }
-    comp = Compiled(
-        mis, cons, reqs, sites, misfits, needs, topics, own, implied=implied,
-        primary_asked=primary_asked,
-    )
+    comp = Compiled(mis, cons, reqs, own, implied=implied, primary_asked=primary_asked)
     _COMPILED[id(catalog)] = (catalog, comp)
     return comp
 
@@ -133,6 +104,8 @@ class Context:
     modifiers: dict[str, frozenset[str]] = field(default_factory=dict)
     context: str = ""
     history: str = ""
+    # The question read into facts (None when there is no question).
+    frame: Frame | None = None
     # Codes the rules run so far remove with a fix (read by the omission rule, which runs last).
     removing: frozenset[str] = frozenset()
 

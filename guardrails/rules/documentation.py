@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from guardrails.registry import RuleId
 from guardrails.report import Finding, OnFail, Severity
 from guardrails.rules.base import Context
 
@@ -35,7 +36,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 es = cat.element_sets[set_id]
                 if any(e.id == element_id for e in es.elements):
                     yield Finding(
-                        "documentation.contradiction",
+                        RuleId.DOCUMENTATION_CONTRADICTION,
                         Severity.ERROR,
                         (code,),
                         f"{code} requires what the text says is not needed or not done. "
@@ -51,7 +52,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         for set_id in entry.documentation:
             es = cat.element_sets[set_id]
             yield Finding(
-                "documentation.requirements",
+                RuleId.DOCUMENTATION_REQUIREMENTS,
                 Severity.INFO,
                 (code,),
                 f"{code} needs: {ctx.compiled.requirements[set_id]}.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from guardrails.registry import RuleId
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
 from knowledge.schema import CODE_RE, Confidence
@@ -14,7 +15,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     for code in ctx.codes:
         if not CODE_RE.match(code):
             yield Finding(
-                "existence.malformed",
+                RuleId.EXISTENCE_MALFORMED,
                 Severity.ERROR,
                 (code,),
                 f"'{code}' is not a code: CPT codes are 5 digits, Category III codes 4 digits "
@@ -26,7 +27,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         entry = ctx.catalog.get(code)
         if entry is None:
             yield Finding(
-                "existence.unknown",
+                RuleId.EXISTENCE_UNKNOWN,
                 Severity.WARNING,
                 (code,),
                 f"{code} is not in the ruleset, so nothing about it could be checked: "
@@ -38,7 +39,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             since = entry.deleted.isoformat() if entry.deleted else "an earlier year"
             repl = entry.replaced_by
             yield Finding(
-                "existence.deleted",
+                RuleId.EXISTENCE_DELETED,
                 Severity.ERROR,
                 (code,),
                 f"{code} was deleted on {since}."
@@ -56,7 +57,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             continue
         if entry.confidence is Confidence.LOW:
             yield Finding(
-                "existence.low_confidence",
+                RuleId.EXISTENCE_LOW_CONFIDENCE,
                 Severity.INFO,
                 (code,),
                 f"The facts held for {code} are weakly sourced: needs review before relying "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from guardrails.registry import RuleId
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
 
@@ -32,7 +33,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 continue
             im = cat.codes[code].implied_by[i]
             yield Finding(
-                "omission.implied",
+                RuleId.OMISSION_IMPLIED,
                 Severity.WARNING,
                 (code,),
                 f"{code} ({cat.codes[code].label}) is missing beside {', '.join(partners)}: "

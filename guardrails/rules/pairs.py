@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from itertools import combinations
 
+from guardrails.registry import RuleId
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import DISTINCT_MODIFIERS, SIDE_MODIFIERS, Context
 from knowledge.schema import Confidence, ModifierIndicator, PairEdit, PairRelation
@@ -68,7 +69,7 @@ def _unsupported_bypass(ctx: Context, edit: PairEdit, used: list[str], when: str
         drop_modifiers=drop,
     )
     return Finding(
-        "pairs.modifier_unsupported",
+        RuleId.PAIRS_MODIFIER_UNSUPPORTED,
         Severity.WARNING,
         (c1, c2),
         f"{c2} is normally not reported with {c1}: {edit.rationale} The draft adds {mods} to "
@@ -89,7 +90,7 @@ def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
     if edit.relation is PairRelation.REVIEW:
         fix = _edit_fix(edit)
         yield Finding(
-            "pairs.review",
+            RuleId.PAIRS_REVIEW,
             Severity.WARNING,
             codes,
             f"{c1} with {c2}: needs review. {edit.rationale}",
@@ -100,80 +101,13 @@ def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
         return
     if edit.relation is not PairRelation.BUNDLED:
         return
-    mods = ctx.modifiers.get(c1, frozenset()) | ctx.modifiers.get(c2, frozenset())
     if edit.modifier_indicator is ModifierIndicator.NOT_ALLOWED:
-        fix = _edit_fix(edit)
-        on_fail = OnFail.FIX if fix else OnFail.REASK
-        e1, e2 = ctx.catalog.codes.get(c1), ctx.catalog.codes.get(c2)
-        if fix is None and e1 and e2 and e1.age_band and e2.age_band and e1.age_band != e2.age_band:
-            # The same service for two age bands: one is right, and only the patient's age
-            # (which the question did not settle, or descriptor.age would have) says which.
-            # Asking the model again cannot tell either; both stay, flagged, for a person.
-            by_age = {e.age_band.value: e.code for e in (e1, e2) if e.age_band}
-            fix = Fix(
-                f"Report one code, by the patient's age: {by_age.get('under_5')} under 5, "
-                f"{by_age.get('5_and_older')} 5 or older.",
-                alternatives=(c1, c2),
-            )
-            on_fail = OnFail.WARN
-        yield Finding(
-            "pairs.bundled",
-            Severity.WARNING if low else Severity.ERROR,
-            codes,
-            f"{c2} is not reported with {c1}{origin}: {edit.rationale}"
-            + (" No modifier can override this edit." if not low else " Needs review."),
-            sources=edit.sources,
-            confidence=edit.confidence.value,
-            fix=fix,
-            on_fail=on_fail,
-        )
-        bypass = sorted(mods & DISTINCT_MODIFIERS)
-        if bypass:
-            yield Finding(
-                "modifiers.distinct_on_indicator_0",
-                Severity.ERROR,
-                codes,
-                f"Modifier {', '.join(bypass)} cannot unbundle {c1} + {c2}: the edit's "
-                "modifier indicator is 0.",
-                sources=(*edit.sources, "MLN1783722"),
-                confidence=edit.confidence.value,
-                fix=fix,
-                on_fail=OnFail.FIX if fix else OnFail.REASK,
-            )
+        yield from _not_allowed(ctx, edit, low, origin)
     elif edit.modifier_indicator is ModifierIndicator.ALLOWED:
-        used = _unbundling_modifiers(ctx, c1, c2)
-        when = edit.allow_with or "the services were distinct and the record shows it"
-        if used and ctx.context and not _DISTINCT_IN_QUESTION.search(ctx.context):
-            # Codes drafted for a question (a code check has no question: the modifier is
-            # then the user's own claim). The modifier asserts distinct services the
-            # question never mentions: the checker cannot confirm it, so it is undone.
-            yield _unsupported_bypass(ctx, edit, used, when)
-        elif used:
-            yield Finding(
-                "pairs.allowed_with_modifier",
-                Severity.INFO,
-                codes,
-                f"{c1} + {c2} is an edit pair; with {', '.join(used)} it is allowed only when: "
-                f"{when}",
-                sources=edit.sources,
-                confidence=edit.confidence.value,
-            )
-        else:
-            yield Finding(
-                "pairs.modifier_required",
-                Severity.WARNING,
-                codes,
-                f"{c2} is normally not reported with {c1}{origin}: {edit.rationale} It may be "
-                f"reported with modifier 59 or XE/XP/XS/XU (or RT/LT where sides differ) only "
-                f"when: {when}",
-                sources=edit.sources,
-                confidence=edit.confidence.value,
-                fix=_edit_fix(edit),
-                on_fail=OnFail.WARN,
-            )
+        yield from _allowed(ctx, edit, origin)
     else:
         yield Finding(
-            "pairs.bundled",
+            RuleId.PAIRS_BUNDLED,
             Severity.WARNING,
             codes,
             f"{c2} with {c1}: {edit.rationale} The edit's modifier indicator is not known: "
@@ -184,11 +118,147 @@ def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
         )
 
 
+def _by_fit(ctx: Context, fix: Fix | None, a: str, b: str) -> Fix | None:
+    """A fix that removes one of a complete/limited pair removes the one the question fits
+    less (an exam of the aorta alone keeps the limited code), else it is left as it is."""
+    if fix is None or ctx.frame is None or fix.add or len(fix.remove) != 1:
+        return fix
+    gone = fix.remove[0]
+    kept = b if gone == a else a
+    ea, eb = ctx.catalog.codes.get(gone), ctx.catalog.codes.get(kept)
+    if ea is None or eb is None or ea.counterpart != kept:
+        return fix
+    from guardrails.question.fit import fitter_for
+
+    fitter = fitter_for(ctx.catalog)
+    if fitter.score(ctx.frame, gone) > fitter.score(ctx.frame, kept):
+        return Fix(f"Remove {kept}; the question describes {gone}.", remove=(kept,))
+    return fix
+
+
+def _not_allowed(ctx: Context, edit: PairEdit, low: bool, origin: str) -> Iterator[Finding]:
+    """An edit no modifier bypasses (indicator 0), and any modifier drafted to try."""
+    c1, c2 = edit.column1, edit.column2
+    codes = (c1, c2)
+    mods = ctx.modifiers.get(c1, frozenset()) | ctx.modifiers.get(c2, frozenset())
+    fix = _by_fit(ctx, _edit_fix(edit), c1, c2)
+    on_fail = OnFail.FIX if fix else OnFail.REASK
+    e1, e2 = ctx.catalog.codes.get(c1), ctx.catalog.codes.get(c2)
+    if fix is None and e1 and e2 and e1.age_band and e2.age_band and e1.age_band != e2.age_band:
+        # The same service for two age bands: one is right, and only the patient's age
+        # (which the question did not settle, or descriptor.age would have) says which.
+        # Asking the model again cannot tell either; both stay, flagged, for a person.
+        by_age = {e.age_band.value: e.code for e in (e1, e2) if e.age_band}
+        fix = Fix(
+            f"Report one code, by the patient's age: {by_age.get('under_5')} under 5, "
+            f"{by_age.get('5_and_older')} 5 or older.",
+            alternatives=(c1, c2),
+        )
+        on_fail = OnFail.WARN
+    yield Finding(
+        RuleId.PAIRS_BUNDLED,
+        Severity.WARNING if low else Severity.ERROR,
+        codes,
+        f"{c2} is not reported with {c1}{origin}: {edit.rationale}"
+        + (" No modifier can override this edit." if not low else " Needs review."),
+        sources=edit.sources,
+        confidence=edit.confidence.value,
+        fix=fix,
+        on_fail=on_fail,
+    )
+    bypass = sorted(mods & DISTINCT_MODIFIERS)
+    if bypass:
+        yield Finding(
+            RuleId.MODIFIERS_DISTINCT_ON_INDICATOR_0,
+            Severity.ERROR,
+            codes,
+            f"Modifier {', '.join(bypass)} cannot unbundle {c1} + {c2}: the edit's "
+            "modifier indicator is 0.",
+            sources=(*edit.sources, "MLN1783722"),
+            confidence=edit.confidence.value,
+            fix=fix,
+            on_fail=OnFail.FIX if fix else OnFail.REASK,
+        )
+
+
+def _allowed(ctx: Context, edit: PairEdit, origin: str) -> Iterator[Finding]:
+    """An edit a distinct-service modifier may bypass (indicator 1) when the record shows it."""
+    c1, c2 = edit.column1, edit.column2
+    codes = (c1, c2)
+    used = _unbundling_modifiers(ctx, c1, c2)
+    when = edit.allow_with or "the services were distinct and the record shows it"
+    if used and ctx.context and not _DISTINCT_IN_QUESTION.search(ctx.context):
+        # Codes drafted for a question (a code check has no question: the modifier is
+        # then the user's own claim). The modifier asserts distinct services the
+        # question never mentions: the checker cannot confirm it, so it is undone.
+        yield _unsupported_bypass(ctx, edit, used, when)
+    elif used:
+        yield Finding(
+            RuleId.PAIRS_ALLOWED_WITH_MODIFIER,
+            Severity.INFO,
+            codes,
+            f"{c1} + {c2} is an edit pair; with {', '.join(used)} it is allowed only when: "
+            f"{when}",
+            sources=edit.sources,
+            confidence=edit.confidence.value,
+        )
+    else:
+        yield Finding(
+            RuleId.PAIRS_MODIFIER_REQUIRED,
+            Severity.WARNING,
+            codes,
+            f"{c2} is normally not reported with {c1}{origin}: {edit.rationale} It may be "
+            f"reported with modifier 59 or XE/XP/XS/XU (or RT/LT where sides differ) only "
+            f"when: {when}",
+            sources=edit.sources,
+            confidence=edit.confidence.value,
+            fix=_edit_fix(edit),
+            on_fail=OnFail.WARN,
+        )
+
+
+# A line or sentence that opens with a short label and a colon ("Limited: 93308", "If
+# complete: 93306", "Option B: ..."): each such line offers one way to code the service.
+_OPTION_LABEL = re.compile(r"^[\s*•\-]*(?:(?:if|when|for|option)\s+)?[a-z][a-z /-]{0,30}:\s*$",
+                           re.IGNORECASE)
+
+
+def _options(ctx: Context) -> dict[str, int]:
+    """Codes a drafted text offers as alternatives: code -> the option line it is on. Only a
+    text of two or more labelled option lines, one code line each, is read so; "bill A and
+    B" is a claim of both."""
+    if ctx.lines and any(ln.reason for ln in ctx.lines):
+        return {}
+    claims = ctx.claims
+    text = claims.text
+    by_sentence: dict[int, list[str]] = {}
+    for m in claims.mentions:
+        if m.polarity.value == "recommended":
+            by_sentence.setdefault(m.sentence, []).append(m.code)
+    out: dict[str, int] = {}
+    for i, codes in by_sentence.items():
+        start = claims.sentences[i][0]
+        first = min(m.start for m in claims.mentions if m.sentence == i)
+        if len(set(codes)) == 1 and _OPTION_LABEL.match(text[start:first]):
+            out[codes[0]] = i
+    return out if len(set(out.values())) >= 2 else {}
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     """Pair findings among recommended codes, plus checks of warned-against pairs and codes."""
     cat = ctx.catalog
     active = ctx.active()
+    options = _options(ctx) if ctx.claims.text else {}
     for a, b in combinations(active, 2):
+        if a in options and b in options and options[a] != options[b]:
+            yield Finding(
+                RuleId.PAIRS_ALTERNATIVES,
+                Severity.INFO,
+                (a, b),
+                f"{a} and {b} are given as alternatives (one of them is billed, by what was "
+                "done); the text does not claim both, so no pair edit applies.",
+            )
+            continue
         edit = cat.pair(a, b)
         if edit is not None and edit.deleted is None:
             yield from _pair_finding(ctx, edit)
@@ -197,22 +267,22 @@ def check(ctx: Context) -> Iterator[Finding]:
         if ea.counterpart == b:
             complete, limited = (a, b) if ea.extent.value == "complete" else (b, a)
             yield Finding(
-                "pairs.complete_limited",
+                RuleId.PAIRS_COMPLETE_LIMITED,
                 Severity.ERROR,
                 (complete, limited),
                 f"{complete} (complete) and {limited} (limited) of the same region are not "
                 "reported in the same session.",
                 sources=ea.sources,
                 confidence=ea.confidence.value,
-                fix=Fix(f"Keep {complete} if the exam was complete; remove {limited}.",
-                        remove=(limited,)),
+                fix=_by_fit(ctx, Fix(f"Keep {complete} if the exam was complete; remove "
+                                     f"{limited}.", remove=(limited,)), complete, limited),
                 on_fail=OnFail.FIX,
             )
             continue
         for proc, guide in ((ea, b), (eb, a)):
             if guide in proc.included_guidance:
                 yield Finding(
-                    "pairs.guidance_included",
+                    RuleId.PAIRS_GUIDANCE_INCLUDED,
                     Severity.ERROR,
                     (proc.code, guide),
                     f"{proc.code} already includes the imaging guidance; {guide} is not "
@@ -236,7 +306,7 @@ def _included_guidance_notes(ctx: Context, active: list[str]) -> Iterator[Findin
         if not left_out:
             continue
         yield Finding(
-            "pairs.guidance_not_separate",
+            RuleId.PAIRS_GUIDANCE_NOT_SEPARATE,
             Severity.INFO,
             (code, *left_out),
             f"{code} already includes the imaging guidance: do not also report "
@@ -255,7 +325,7 @@ def _warnings(ctx: Context) -> Iterator[Finding]:
         edit = cat.pair(st.first, st.second)
         if edit is not None and edit.relation is PairRelation.ALLOWED:
             yield Finding(
-                "pairs.unfounded_warning",
+                RuleId.PAIRS_UNFOUNDED_WARNING,
                 Severity.WARNING,
                 (st.first, st.second),
                 f"The text says not to report {st.first} with {st.second}, but they may be "
@@ -290,7 +360,7 @@ def _warnings(ctx: Context) -> Iterator[Finding]:
             justified = any(recommended & set(m.fix) for m in entry.misreadings)
         if not justified and recommended:
             yield Finding(
-                "warned.unsupported",
+                RuleId.WARNED_UNSUPPORTED,
                 Severity.INFO,
                 (code,),
                 f"The text warns against {code}; no rule in the ruleset ties that warning to "

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
+from guardrails.registry import RuleId
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
-from knowledge.schema import Adjudication, Bilateral, Confidence
+from knowledge.schema import Adjudication, Bilateral, Confidence, UnitLimit
 
 _REPEAT = frozenset({"76", "77", "RT", "LT", "59", "XE", "XP", "XS", "XU"})
 # What in a question counts services. A bare number does not: ages, weeks of pregnancy and
@@ -18,6 +20,9 @@ _COUNTS = re.compile(
     r"|\b(?:two|three|four|five|six|seven|eight|nine|ten|both|bilateral|multiple|"
     r"several|each|additional|second|third|another|twins?|triplets?|units?|times|"
     r"lesions|nodules|sites|vessels|muscles|joints|injections)\b"
+    # Upper and lower extremities are separate regions: a code of one region counts twice.
+    r"|\b(?:upper|lower)\b[\s\w]{0,25}?\band\s+(?:\w+\s+){0,2}?(?:upper|lower)\s+"
+    r"(?:extremit|limb)\w*|\b(?:arms?|legs?) and (?:(?:the|both) )?(?:legs?|arms?)\b"
 )
 
 # Words that say both sides were done: for a code that already covers both sides they count
@@ -50,6 +55,7 @@ _ASKS_HOW_MANY = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def counts(question: str, bilateral: Bilateral) -> bool:
     """True when the (lowercased) question counts services for a code of this bilateral rule.
 
@@ -95,6 +101,9 @@ def _each_additional(ctx: Context, code: str) -> tuple[str, int] | None:
     entry = ctx.catalog.codes[code]
     if not (entry.add_on and entry.primaries_exhaustive and len(entry.primaries) == 1):
         return None
+    if entry.unit_limit is not None and entry.unit_limit.value == 1:
+        return None  # names one level or all further levels (0214T, 0215T), not each one
+
     primary = entry.primaries[0]
     if ctx.units.get(primary) != 1 or not ctx.context:
         return None
@@ -123,7 +132,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             primary, want = extra
             if units != want:
                 yield Finding(
-                    "units.each_additional",
+                    RuleId.UNITS_EACH_ADDITIONAL,
                     Severity.WARNING,
                     (code,),
                     f"{code} counts each lesion, vessel, level or gestation after the first, "
@@ -141,59 +150,52 @@ def check(ctx: Context) -> Iterator[Finding]:
             continue
         if units <= limit.value:
             continue
-        note = f" {limit.note}" if limit.note else ""
-        per = {"encounter": "per encounter", "day": "per day", "line": "per claim line"}[limit.per]
-        base = f"{code} is reported {units} units; the limit is {limit.value} {per}.{note}"
-        fix = Fix(f"Report {code} x{limit.value}.", set_units=((code, limit.value),))
-        strict = limit.confidence is not Confidence.LOW
-        if limit.adjudication in (Adjudication.ENCOUNTER_POLICY, Adjudication.DATE_POLICY):
-            yield Finding(
-                "units.over_limit",
-                Severity.ERROR if strict else Severity.WARNING,
-                (code,),
-                base + " This limit is set by policy and cannot be appealed.",
-                sources=limit.sources,
-                confidence=limit.confidence.value,
-                fix=fix,
-                on_fail=OnFail.FIX,
-            )
-        elif limit.adjudication is Adjudication.DATE_CLINICAL:
-            yield Finding(
-                "units.over_limit",
-                Severity.WARNING,
-                (code,),
-                base + " Units above it are denied unless the records show they were needed.",
-                sources=limit.sources,
-                confidence=limit.confidence.value,
-                fix=fix,
-                on_fail=OnFail.FIX if uncounted else OnFail.WARN,
-            )
-        elif limit.adjudication is Adjudication.LINE:
-            lines = ctx.line_count[code]
-            if lines > 1 and ctx.modifiers.get(code, frozenset()) & _REPEAT:
-                continue
-            yield Finding(
-                "units.over_limit",
-                Severity.WARNING,
-                (code,),
-                base + " Extra units go on separate lines with 76/77, RT/LT or 59 when "
-                "documented.",
-                sources=limit.sources,
-                confidence=limit.confidence.value,
-                fix=fix,
-                on_fail=OnFail.FIX if uncounted else OnFail.WARN,
-            )
-        else:
-            yield Finding(
-                "units.over_limit",
-                Severity.WARNING,
-                (code,),
-                base + " How the limit is adjudicated is not known: not verified.",
-                sources=limit.sources,
-                confidence=limit.confidence.value,
-                fix=fix,
-                on_fail=OnFail.FIX if uncounted else OnFail.WARN,
-            )
+        over = _over_limit(ctx, code, units, limit, uncounted)
+        if over is not None:
+            yield over
+
+
+def _over_limit(
+    ctx: Context, code: str, units: int, limit: UnitLimit, uncounted: bool
+) -> Finding | None:
+    """The finding for more units than the limit, worded by how the limit is adjudicated."""
+    note = f" {limit.note}" if limit.note else ""
+    per = {"encounter": "per encounter", "day": "per day", "line": "per claim line"}[limit.per]
+    base = f"{code} is reported {units} units; the limit is {limit.value} {per}.{note}"
+    fix = Fix(f"Report {code} x{limit.value}.", set_units=((code, limit.value),))
+    strict = limit.confidence is not Confidence.LOW
+    # A policy or descriptor limit is a fix; a clinical or line limit, a fix only when the
+    # question counts nothing (the extra units are then the draft's own).
+    soft = OnFail.FIX if uncounted else OnFail.WARN
+    if limit.adjudication in (Adjudication.ENCOUNTER_POLICY, Adjudication.DATE_POLICY):
+        severity = Severity.ERROR if strict else Severity.WARNING
+        said, on_fail = " This limit is set by policy and cannot be appealed.", OnFail.FIX
+    elif limit.adjudication is Adjudication.DESCRIPTOR:
+        severity = Severity.ERROR if strict else Severity.WARNING
+        said = (" The code itself covers them all by its definition; this is the code's "
+                "meaning, not a payer edit.")
+        on_fail = OnFail.FIX
+    elif limit.adjudication is Adjudication.DATE_CLINICAL:
+        severity, on_fail = Severity.WARNING, soft
+        said = " Units above it are denied unless the records show they were needed."
+    elif limit.adjudication is Adjudication.LINE:
+        if ctx.line_count[code] > 1 and ctx.modifiers.get(code, frozenset()) & _REPEAT:
+            return None
+        severity, on_fail = Severity.WARNING, soft
+        said = " Extra units go on separate lines with 76/77, RT/LT or 59 when documented."
+    else:
+        severity, on_fail = Severity.WARNING, soft
+        said = " How the limit is adjudicated is not known: not verified."
+    return Finding(
+        RuleId.UNITS_OVER_LIMIT,
+        severity,
+        (code,),
+        base + said,
+        sources=limit.sources,
+        confidence=limit.confidence.value,
+        fix=fix,
+        on_fail=on_fail,
+    )
 
 
 def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
@@ -206,8 +208,15 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
     """
     lines = [ln for ln in ctx.lines if ln.code == code]
     sides = [frozenset(ln.modifiers) & _REPEAT for ln in lines]
-    if len(lines) > 1 and all(sides) and len(set(sides)) == len(sides):
-        most = max(ln.units for ln in lines)  # separate lines told apart by RT/LT, 76, 59
+    told_apart = len(lines) > 1 and len(set(sides)) == len(sides)
+    one_bare = not any(set(ln.modifiers) & {"50", "RT", "LT"} for ln in lines) and sum(
+        1 for x in sides if not x
+    ) == 1
+    if told_apart and (all(sides) or (one_bare and not uncounted)):
+        # Separate lines told apart by RT/LT, 76 or 59 - or, where the question counts the
+        # services, a first line and further lines with 59 (93970 for the arms and 93970-59
+        # for the legs).
+        most = max(ln.units for ln in lines)
     else:
         most = sum(ln.units for ln in lines)  # one line, or the same line drafted twice
     if most <= 1:
@@ -234,7 +243,7 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
             "(Medicare) or on RT and LT lines, not as 2 units on one line."
         )
         yield Finding(
-            "units.both_sides",
+            RuleId.UNITS_BOTH_SIDES,
             Severity.WARNING,
             (code,),
             message,
@@ -251,7 +260,7 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
         return
     if uncounted:
         yield Finding(
-            "units.uncounted",
+            RuleId.UNITS_UNCOUNTED,
             Severity.WARNING,
             (code,),
             f"{code} is drafted with {most} units, but the question counts nothing that "
@@ -262,7 +271,7 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
         )
         return
     yield Finding(
-        "units.no_limit",
+        RuleId.UNITS_NO_LIMIT,
         Severity.WARNING,
         (code,),
         f"{code} x{most}: no unit limit is held for {code} here, so the count is not "

@@ -8,7 +8,6 @@ through Debian's chromium. Screenshots go to test-artifacts/ (gitignored).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import helpers
 import pytest
@@ -17,11 +16,6 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ARTIFACTS = helpers.REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]
 # First question: may include building the index and loading the model on a busy 2-core box.
 ANSWER_TIMEOUT_MS = 1_200_000
 QUICK_TIMEOUT_MS = 30_000
@@ -48,21 +42,6 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield app.url
     except helpers.ProcessFailed as exc:
         pytest.fail(str(exc))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Debian's chromium through Playwright (never Playwright's own download)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

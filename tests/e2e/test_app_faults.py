@@ -91,13 +91,15 @@ def _ask_and_interrupt(client: Any, question: str, pid: int, sig: signal.Signals
     return _answer(chat)
 
 
-def _assert_fallback(html: str, why: str, expected_code: str) -> None:
+def _assert_fallback(html: str, why: str, expected_code: str, log: str) -> None:
     assert "error-box" not in html, html
     assert "Traceback" not in html
     (banner,) = BANNER_RE.findall(html)
-    assert "The model was unavailable" in banner, banner
-    assert why in banner, banner
-    assert "guideline search and the ruleset only" in banner
+    # The chat speaks to the clinician; the technical reason is the operator's, in the log.
+    assert "The language model is unavailable right now" in banner, banner
+    assert why not in html and "ADVISOR_" not in html and "advisor check" not in html
+    assert why in log
+    assert "come from the guideline search" in banner
     rows = ROW_RE.findall(html)
     assert rows, html
     assert {status for _, status in rows} == {"not_verified"}, rows
@@ -134,7 +136,7 @@ def test_server_hangs_then_dies_mid_answer(
     started = time.monotonic()
     html = _ask_and_interrupt(client, THYROID, pid, signal.SIGSTOP)
     waited = time.monotonic() - started
-    _assert_fallback(html, "did not answer within the time limit", "10005")
+    _assert_fallback(html, "did not answer within the time limit", "10005", app.log_text())
     assert waited >= MODEL_TIMEOUT_S * 0.9
     # Still serving while the server hangs: code questions and the claim check need no model.
     assert ROW_RE.findall(_ask(client, "20610 76942")) == KNEE_ROWS
@@ -144,11 +146,11 @@ def test_server_hangs_then_dies_mid_answer(
 
     # Dead: the server is killed while drafting.
     html = _ask_and_interrupt(client, RENAL, pid, signal.SIGKILL)
-    _assert_fallback(html, "Cannot reach the model server", "76770")
+    _assert_fallback(html, "Cannot reach the model server", "76770", app.log_text())
     # Still serving: the next model question falls back at once, lookups work.
     started = time.monotonic()
     html = _ask(client, THYROID)
-    _assert_fallback(html, "Cannot reach the model server", "10005")
+    _assert_fallback(html, "Cannot reach the model server", "10005", app.log_text())
     assert time.monotonic() - started < MODEL_TIMEOUT_S
     (record,) = client.predict("76937", api_name="/lookup")
     assert record["code"] == "76937"

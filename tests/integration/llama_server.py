@@ -62,7 +62,8 @@ def serve_llama(
     """Run the server on ``model`` until the ``with`` block ends."""
     port = free_port()
     command = [
-        sys.executable, "-m", "llama_cpp.server",
+        # llama_cpp.server, loading with this machine's parameters (advisor.llama_params)
+        sys.executable, "-m", "advisor.llama_params",
         "--model", str(model),
         "--host", "127.0.0.1",
         "--port", str(port),

@@ -14,7 +14,7 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from llama_server import LlamaServer
 
-from advisor import llm
+from advisor import structured
 from advisor.llm import build_chat_model, model_status, structured_call, text_call
 from advisor.llm import schema_problems as problems_in
 from advisor.settings import Backend, ModelPreset, Settings
@@ -70,11 +70,11 @@ def test_invoke_through_the_server(settings):
 
 
 def test_structured_call_through_the_server(settings, monkeypatch):
-    monkeypatch.setattr(llm, "_json_object_only", set())
+    monkeypatch.setattr(structured, "_json_object_only", set())
     model = build_chat_model(settings.model_copy(update={"max_tokens": 200}))
     started = time.perf_counter()
     result = structured_call(model, MESSAGES, SCHEMA)
     print(f"\n[measured] server structured call {time.perf_counter() - started:.1f} s: {result}")
     assert problems_in(result, SCHEMA) == []
     # llama-cpp-python's server knows only json_object with a schema: the fallback was used.
-    assert settings.openai_base_url in llm._json_object_only
+    assert settings.openai_base_url in structured._json_object_only

@@ -32,7 +32,7 @@ MODELS = Path(os.environ.get("ADVISOR_TEST_DATA_DIR", REPO / ".venv" / "test-dat
 
 SCRIPT = """
 import json, socket, sys
-sys.path.insert(0, "tests/unit")
+sys.path[:0] = ["tests/unit", "tests"]
 import pytest
 from test_privacy import NetworkGuard
 

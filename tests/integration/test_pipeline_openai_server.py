@@ -19,7 +19,7 @@ import pytest
 from llama_server import LlamaServer
 from pipeline_cases import CASES, MIN_HITS, run_cases
 
-from advisor import llm
+from advisor import structured
 from advisor.pipeline import Advisor, Answer
 from advisor.settings import Backend, ModelPreset, Settings
 from knowledge.catalog import load_catalog
@@ -58,6 +58,6 @@ def test_questions_through_the_server(
         print(f"\n[openai server] {hits}/{len(CASES)} hits")
         print("\n".join(lines))
     # The server knows only json_object with a schema; the client switched to it.
-    assert llama_server.base_url in llm._json_object_only
+    assert llama_server.base_url in structured._json_object_only
     assert not dishonest, f"forbidden codes shown as verified for: {dishonest}"
     assert hits >= MIN_HITS, f"only {hits}/{len(CASES)} questions ended with the expected codes"

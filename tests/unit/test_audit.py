@@ -1,7 +1,10 @@
-"""The SQLite audit log: WAL, migrations, record/feedback/export, and failed writes.
+"""The audit log on its default store, a SQLite file: WAL, migrations (from the previous
+release's file too), record/feedback/export, failed writes, the spool and the CLI.
 
-The masking function is replaced by a marker here (masking itself is tested in
-test_privacy.py), so these tests are fast and show where it is applied.
+The same record/feedback/export behaviour against PostgreSQL is in
+tests/integration/test_audit_store.py. The masking function is replaced by a marker here
+(masking itself is tested in test_privacy.py), so these tests are fast and show where it is
+applied.
 """
 
 from __future__ import annotations
@@ -20,9 +23,33 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from advisor import audit as audit_mod
-from advisor.audit import SCHEMA_VERSION, AuditCode, AuditEntry, AuditError, AuditLog, parse_since
+from advisor.audit import AuditCode, AuditEntry, AuditError, AuditLog, parse_since
 from advisor.cli import app
+from advisor.db import head_revision
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+# Made by the release before Alembic (advisor/audit.py at ada8569): 4 entries, 3 feedback
+# rows, schema_version 2; its own JSON and CSV exports beside it.
+PREVIOUS_RELEASE = FIXTURES / "audit-previous-release.sqlite3"
+# That release's first schema step (entries only): a file it made before feedback existed.
+PREVIOUS_V1 = """
+    CREATE TABLE entries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        codes TEXT NOT NULL,
+        findings TEXT NOT NULL,
+        ruleset TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        model TEXT NOT NULL,
+        passage_ids TEXT NOT NULL,
+        timings TEXT NOT NULL,
+        path TEXT NOT NULL
+    );
+    CREATE INDEX entries_created_at ON entries(created_at);
+"""
 
 
 def mark(text: str) -> str:
@@ -59,24 +86,46 @@ def audit(log_path: Path) -> Any:
     a.close()
 
 
-def test_wal_mode_and_schema_version(audit: AuditLog, log_path: Path) -> None:
+def test_wal_mode_and_schema_revision(audit: AuditLog, log_path: Path) -> None:
     assert audit.journal_mode() == "wal"
-    assert audit.schema_version() == SCHEMA_VERSION
+    assert audit.revision() == head_revision()
     with sqlite3.connect(log_path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"entries", "feedback", "schema_version"} <= tables
+    assert {"entries", "feedback", "question_windows", "alembic_version"} <= tables
 
 
-def test_migrates_an_older_file(log_path: Path) -> None:
+def test_upgrades_the_previous_release_file_keeping_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    path.write_bytes(PREVIOUS_RELEASE.read_bytes())
+    a = AuditLog(path, scrubber=mark)
+    assert a.revision() == head_revision()
+    # Every row, every field, exported exactly as the previous release exported them.
+    assert a.export() == (FIXTURES / "audit-previous-release.json").read_text()
+    assert a.export(fmt="csv") == (FIXTURES / "audit-previous-release.csv").read_text()
+    # Old entries take new feedback; new entries go beside them.
+    first = a.entries()[0]["id"]
+    a.feedback(first, "up", "still right")
+    a.record(entry("after the upgrade"))
+    rows = a.entries()
+    assert len(rows) == 5
+    assert [f["rating"] for f in rows[0]["feedback"]] == ["up", "down", "up"]
+    a.close()
+    with sqlite3.connect(path) as conn:
+        uids = [r[0] for r in conn.execute("SELECT uid FROM feedback ORDER BY id")]
+    assert uids[:3] == ["legacy-1", "legacy-2", "legacy-3"]
+    assert len(set(uids)) == 4
+
+
+def test_upgrades_a_first_schema_file(log_path: Path) -> None:
     log_path.parent.mkdir(parents=True)
     with sqlite3.connect(log_path) as conn:
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        conn.executescript(audit_mod.MIGRATIONS[0])
+        conn.executescript(PREVIOUS_V1)
         conn.execute("INSERT INTO schema_version VALUES (1)")
     a = AuditLog(log_path, scrubber=mark)
     uid = a.record(entry())
     a.feedback(uid, "up")
-    assert a.schema_version() == 2
+    assert a.revision() == head_revision()
     assert a.entries()[0]["feedback"][0]["rating"] == "up"
     a.close()
 
@@ -86,6 +135,15 @@ def test_refuses_a_newer_file(log_path: Path) -> None:
     with sqlite3.connect(log_path) as conn:
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO schema_version VALUES (99)")
+    with pytest.raises(AuditError, match=r"newer version.*pip install -U"):
+        AuditLog(log_path, scrubber=mark).export()
+
+
+def test_refuses_a_newer_revision(audit: AuditLog, log_path: Path) -> None:
+    audit.record(entry())
+    audit.close()
+    with sqlite3.connect(log_path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(AuditError, match=r"newer version.*pip install -U"):
         AuditLog(log_path, scrubber=mark).export()
 
@@ -217,7 +275,7 @@ def test_retry_queue_is_bounded(log_path: Path, caplog: pytest.LogCaptureFixture
     for i in range(1, 6):
         a.record(entry(str(i)))
     assert a.pending == 3
-    assert "queue full" in caplog.text
+    assert "spool full" in caplog.text
     holder.execute("ROLLBACK")
     holder.close()
     assert a.flush()
@@ -244,6 +302,7 @@ def _make_read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(path, *args, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", connect)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", connect)  # what SQLAlchemy calls
 
 
 def test_read_only_folder_gives_the_fixing_command(
@@ -324,3 +383,80 @@ def test_default_scrubber_is_privacy_scrub() -> None:
     from advisor.privacy import scrub
 
     assert AuditLog(Path(os.devnull))._scrub is scrub
+
+
+def _cli_env(monkeypatch: pytest.MonkeyPatch, data: Path, url: str | None = None) -> None:
+    monkeypatch.setenv("ADVISOR_DATA_DIR", str(data))
+    monkeypatch.delenv("ADVISOR_SETTINGS_FILE", raising=False)
+    if url is None:
+        monkeypatch.delenv("ADVISOR_DATABASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("ADVISOR_DATABASE_URL", url)
+
+
+def test_cli_db_upgrade_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_env(monkeypatch, tmp_path)
+    (tmp_path / "audit.sqlite3").write_bytes(PREVIOUS_RELEASE.read_bytes())
+    runner = CliRunner()
+    res = runner.invoke(app, ["db", "status", "--json"])
+    assert res.exit_code == 1  # behind: made by the previous release
+    status = json.loads(res.stdout)
+    assert (status["revision"], status["entries"], status["feedback"]) == (None, 4, 3)
+
+    res = runner.invoke(app, ["db", "upgrade", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"database": f"sqlite:///{tmp_path}/audit.sqlite3",
+                                      "from": None, "to": head_revision(), "changed": True}
+    res = runner.invoke(app, ["db", "upgrade"])
+    assert res.exit_code == 0
+    assert "already at revision" in res.stdout
+    res = runner.invoke(app, ["db", "status"])
+    assert res.exit_code == 0, res.output
+    assert "entries: 4" in res.stdout
+    assert "ADVISOR_DATABASE_URL" in runner.invoke(app, ["db", "--help"]).stdout
+
+
+def test_cli_db_rejects_a_bad_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_env(monkeypatch, tmp_path, "mysql://advisor:s3cret@db/advisor")
+    res = CliRunner().invoke(app, ["db", "upgrade"])
+    assert res.exit_code == 2
+    assert "postgresql://" in res.output
+    _cli_env(monkeypatch, tmp_path, "postgresql://advisor:s3cret@127.0.0.1:1/advisor")
+    res = CliRunner().invoke(app, ["db", "upgrade"])
+    assert res.exit_code == 1
+    assert "Cannot reach the database" in res.output
+    assert "s3cret" not in res.output  # the password is never shown
+    assert "pg_isready -h 127.0.0.1 -p 1" in res.output
+
+
+def test_cli_audit_replay_writes_the_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_env(monkeypatch, tmp_path)
+    a = AuditLog(tmp_path / "audit.sqlite3", scrubber=mark, timeout_s=0.05)
+    a.record(entry("first"))
+    holder = sqlite3.connect(tmp_path / "audit.sqlite3", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    a.record(entry("while locked"))
+    a._stop.set()  # the app stopped before the database was back: its spool stays
+    a.close()
+    res = CliRunner().invoke(app, ["audit", "replay", "--json"])
+    assert res.exit_code == 1
+    assert json.loads(res.stdout)["waiting"] == 1
+    holder.execute("ROLLBACK")
+    holder.close()
+    res = CliRunner().invoke(app, ["audit", "replay", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["written"] == 1
+    res = CliRunner().invoke(app, ["audit", "export", "--json"])
+    assert [r["question"] for r in json.loads(res.stdout)] == ["first", "while locked"]
+
+
+def test_spool_sets_aside_an_unreadable_record(tmp_path: Path) -> None:
+    from advisor.spool import Spool
+
+    spool = Spool(tmp_path / "spool", 10)
+    spool.put({"kind": "entry", "uid": "a"})
+    (tmp_path / "spool" / "00000000000000000000-1-00000000.json").write_text("{not json")
+    spool.put({"kind": "entry", "uid": "b"})
+    assert [r["uid"] for _, r in spool.items()] == ["a", "b"]
+    assert len(list((tmp_path / "spool").glob("*.bad"))) == 1
+    assert all(p.stat().st_mode & 0o077 == 0 for p in (tmp_path / "spool").glob("*.json"))

@@ -31,12 +31,17 @@ def d(*lines: str, text: str = "") -> Draft:
 
 
 def rules(report) -> set[str]:
-    return {f.rule for f in report.findings}
+    """The rule ids of the findings, and "fit" when a question-fit rule other than
+    fit.unsupported fired (the question rules the code out, or speaks against it)."""
+    out = {f.rule for f in report.findings}
+    return out | {"fit" for r in out if r.startswith("fit.") and r != "fit.unsupported"}
 
 
 def finding(report, rule: str, code: str | None = None):
     for f in report.findings:
-        if f.rule == rule and (code is None or code in f.codes):
+        hit = f.rule == rule or (
+            rule == "fit" and f.rule.startswith("fit.") and f.rule != "fit.unsupported")
+        if hit and (code is None or code in f.codes):
             return f
     raise AssertionError(f"no {rule} for {code}: {[x.rule for x in report.findings]}")
 
@@ -403,11 +408,16 @@ def test_the_stated_age_picks_the_age_variant(cat, question, drafted, right):
     out = check_and_repair(asked(question, drafted), cat)
     status = {v.code: v.status for v in out.verdicts}
     assert status[drafted] is CodeStatus.REMOVED, question
-    assert status[right] is CodeStatus.CORRECTED, question
-    assert finding(out.first, "descriptor.age", drafted)
+    # The code for the stated age replaces it: corrected, or not verified when the question
+    # leaves something else about it unsaid (the imaging a PICC code includes).
+    assert status[right] is CodeStatus.CORRECTED or (
+        status[right] is CodeStatus.NOT_VERIFIED
+        and any(f.rule == "fit.unsupported" and right in f.codes for f in out.findings)
+    ), question
+    assert finding(out.first, "fit", drafted)
     # The right code for the stated age is left alone.
     again = check_and_repair(asked(question, right), cat)
-    assert "descriptor.age" not in rules(again.first), question
+    assert "fit" not in rules(again.first), question
 
 
 def test_no_stated_age_leaves_both_variants_flagged_for_a_person(cat):
@@ -430,21 +440,21 @@ def test_the_question_rules_out_a_code(cat, question, drafted, right):
     out = check_and_repair(asked(question, drafted), cat)
     status = {v.code: v.status for v in out.verdicts}
     assert status == {drafted: CodeStatus.REMOVED, right: CodeStatus.CORRECTED}, question
-    assert finding(out.first, "descriptor.question", drafted)
-    assert "descriptor.question" not in rules(check_and_repair(asked(question, right), cat).first)
+    assert finding(out.first, "fit", drafted)
+    assert "fit" not in rules(check_and_repair(asked(question, right), cat).first)
 
 
 def test_a_code_for_a_condition_the_question_never_names_is_not_verified(cat):
     out = check_and_repair(asked("Complete TTE without any Doppler", "93307", "93303"), cat)
     status = {v.code: v.status for v in out.verdicts}
     assert status == {"93307": CodeStatus.VERIFIED, "93303": CodeStatus.NOT_VERIFIED}
-    assert finding(out.first, "descriptor.question_lacks", "93303").severity is Severity.WARNING
+    assert finding(out.first, "fit.unsupported", "93303").severity is Severity.WARNING
     for question in ("Complete TTE for congenital heart disease in a child",
                      "TTE follow-up of a repaired tetralogy of Fallot"):
         again = check_and_repair(asked(question, "93303"), cat)
-        assert "descriptor.question_lacks" not in rules(again.first), question
+        assert "fit.unsupported" not in rules(again.first), question
     # A bare code check has no question to read.
-    assert "descriptor.question_lacks" not in rules(check(d("93303"), cat))
+    assert "fit.unsupported" not in rules(check(d("93303"), cat))
 
 
 @pytest.mark.parametrize(("question", "drafted", "right"), [
@@ -457,12 +467,12 @@ def test_one_side_studied_is_the_unilateral_code(cat, question, drafted, right):
     out = check_and_repair(asked(question, drafted), cat)
     status = {v.code: v.status for v in out.verdicts}
     assert status == {drafted: CodeStatus.REMOVED, right: CodeStatus.CORRECTED}, question
-    assert finding(out.first, "descriptor.one_side", drafted)
+    assert finding(out.first, "fit", drafted)
 
 
 def test_both_sides_named_keeps_the_bilateral_code(cat):
     for question in ("Bilateral venous duplex, left leg worse", "Both legs, right calf pain"):
-        assert "descriptor.one_side" not in rules(check_and_repair(
+        assert "fit" not in rules(check_and_repair(
             asked(question, "93970"), cat).first), question
 
 
@@ -476,9 +486,9 @@ def test_guidance_other_than_ultrasound_undoes_the_guided_code(cat, question, hi
     out = check_and_repair(asked(question, "20611", history=history), cat)
     status = {v.code: v.status for v in out.verdicts}
     assert status == {"20611": CodeStatus.REMOVED, "20610": CodeStatus.CORRECTED}, question
-    assert finding(out.first, "descriptor.not_ultrasound", "20611")
+    assert finding(out.first, "fit", "20611")
     guided = check_and_repair(asked("Ultrasound-guided knee injection", "20611"), cat)
-    assert "descriptor.not_ultrasound" not in rules(guided.first)
+    assert "fit" not in rules(guided.first)
 
 
 def test_one_stress_echo_code_per_study(cat):
@@ -490,14 +500,15 @@ def test_one_stress_echo_code_per_study(cat):
 def test_only_some_organs_scanned_is_a_limited_exam(cat):
     out = check_and_repair(asked("What if only the gallbladder and liver were scanned?",
                                  "76700"), cat)
-    f = finding(out.first, "descriptor.extent_context", "76700")
-    assert f.fix is not None and f.fix.alternatives == ("76705",)
-    assert {v.code: v.status for v in out.verdicts}["76700"] is CodeStatus.NOT_VERIFIED
-    assert "descriptor.extent_context" not in rules(
+    f = finding(out.first, "fit", "76700")
+    assert f.fix is not None and f.fix.add == ("76705",)
+    assert {v.code: v.status for v in out.verdicts} == {
+        "76700": CodeStatus.REMOVED, "76705": CodeStatus.CORRECTED}
+    assert "fit" not in rules(
         check_and_repair(asked("Only a complete abdominal ultrasound", "76700"), cat).first)
     # One quadrant is a limited exam too.
     ruq = check(asked("RUQ ultrasound for gallstones only, what do I code?", "76700"), cat)
-    assert finding(ruq, "descriptor.extent_context", "76700").fix.alternatives == ("76705",)
+    assert finding(ruq, "fit", "76700").fix.add == ("76705",)
 
 
 @pytest.mark.parametrize(("question", "drafted", "right"), [
@@ -509,17 +520,19 @@ def test_weeks_of_gestation_pick_the_ob_code(cat, question, drafted, right):
     out = check_and_repair(asked(question, drafted), cat)
     status = {v.code: v.status for v in out.verdicts}
     assert status[drafted] is CodeStatus.REMOVED and right in status, question
-    assert finding(out.first, "descriptor.question", drafted)
+    assert finding(out.first, "fit", drafted)
 
 
 def test_symptomatic_aorta_is_not_a_screening_study(cat):
     out = check_and_repair(asked("Bedside ED ultrasound of the aorta for suspected AAA in a "
                                  "patient with back pain.", "76706"), cat)
-    f = finding(out.first, "descriptor.question", "76706")
-    assert f.fix is not None and "76775" in f.fix.alternatives
-    assert out.verdicts[0].status is CodeStatus.NOT_VERIFIED
+    # a symptomatic patient contradicts the screening code; the diagnostic code of the aorta
+    # alone (limited retroperitoneal) takes its place
+    f = finding(out.first, "fit", "76706")
+    assert f.fix is not None and f.fix.add == ("76775",)
+    assert [c.code for c in out.draft.codes] == ["76775"]
     screening = check_and_repair(asked("AAA screening in a 67-year-old smoker", "76706"), cat)
-    assert "descriptor.question" not in rules(screening.first)
+    assert "fit" not in rules(screening.first)
 
 
 def test_transvaginal_code_for_a_transabdominal_question_is_removed(cat):
@@ -538,7 +551,7 @@ def test_transvaginal_code_for_a_transabdominal_question_is_removed(cat):
     assert [c.code for c in no_doppler.draft.codes] == ["93307"]
     both = check_and_repair(asked("Transabdominal and transvaginal OB ultrasound at 10 weeks",
                                   "76801", "76817"), cat)
-    assert "descriptor.question" not in rules(both.first)
+    assert "fit" not in rules(both.first)
 
 
 def test_transplant_kidney_code_includes_the_duplex(cat):
@@ -572,14 +585,18 @@ def test_without_any_imaging_undoes_the_guided_code(cat):
      {"76978": CodeStatus.VERIFIED, "76979": CodeStatus.REMOVED}),
     ("CEUS of two liver lesions", ("76978", "76979"),
      {"76978": CodeStatus.VERIFIED, "76979": CodeStatus.VERIFIED}),
+    # The question names the site, which rules the code it asks about out: the code for that
+    # site takes its place (the complete abdominal-organ duplex; the guided major joint code).
     ("Hepatic duplex Doppler of the liver vessels, complete. 93880?", ("93880",),
-     {"93880": CodeStatus.NOT_VERIFIED}),
+     {"93880": CodeStatus.REMOVED, "93975": CodeStatus.CORRECTED}),
     ("Knee injection under ultrasound guidance: 20612?", ("20612",),
-     {"20612": CodeStatus.NOT_VERIFIED}),
+     {"20612": CodeStatus.REMOVED, "20611": CodeStatus.CORRECTED}),
     ("Trigger point injections in 2 muscles", ("20552", "20553"),
      {"20552": CodeStatus.VERIFIED, "20553": CodeStatus.REMOVED}),
+    # Four muscles rule out the 1-2 muscle code; what was done to the trigger points
+    # (injection or dry needling) is unsaid, so its replacement is not verified.
     ("Trigger points in four muscles", ("20552",),
-     {"20552": CodeStatus.REMOVED, "20553": CodeStatus.CORRECTED}),
+     {"20552": CodeStatus.REMOVED, "20553": CodeStatus.NOT_VERIFIED}),
     ("Trigger point injections: which code?", ("20552", "20553"),
      {"20552": CodeStatus.NOT_VERIFIED, "20553": CodeStatus.NOT_VERIFIED}),
 ])
@@ -641,8 +658,10 @@ def test_unsupported_warning_is_noted(cat):
 
 def test_json_shape_of_check(cat):
     out = check_and_repair(d("20610", "76942"), cat).to_dict()
-    assert set(out) == {"verdict", "codes", "findings", "ruleset"}
+    assert set(out) == {"verdict", "codes", "findings", "ruleset", "corrected_claim",
+                        "corrected_claim_text", "claim_changed"}
     assert out["verdict"] == "fail"
+    assert (out["corrected_claim_text"], out["claim_changed"]) == ("20611", True)
     assert set(out["codes"][0]) == {"code", "status", "units", "modifiers", "findings"}
     assert set(out["findings"][0]) == {"rule", "severity", "codes", "message", "fix", "sources",
                                        "confidence"}
@@ -670,16 +689,16 @@ def test_checker_is_pure():
 def test_site_rule_knee_is_major_joint(cat):
     draft = Draft(codes=(DraftCode("20606"),), context="Ultrasound-guided knee injection")
     r = check(draft, cat)
-    f = finding(r, "descriptor.site", "20606")
+    f = finding(r, "fit", "20606")
     assert f.fix.add == ("20611",)
     out = check_and_repair(draft, cat)
     assert [c.code for c in out.draft.codes] == ["20611"]
 
 
 def test_site_rule_quiet_when_site_matches_or_absent(cat):
-    assert "descriptor.site" not in rules(
+    assert "fit" not in rules(
         check(Draft(codes=(DraftCode("20606"),), context="guided ankle aspiration"), cat))
-    assert "descriptor.site" not in rules(check(Draft(codes=(DraftCode("20606"),)), cat))
+    assert "fit" not in rules(check(Draft(codes=(DraftCode("20606"),)), cat))
 
 
 def test_site_rule_age_for_central_lines(cat):
@@ -694,7 +713,7 @@ def test_unguided_code_when_question_says_ultrasound_guided(cat):
     draft = Draft(codes=(DraftCode("20610"),), context="ultrasound-guided knee injection")
     out = check_and_repair(draft, cat)
     assert [c.code for c in out.draft.codes] == ["20611"]
-    assert "descriptor.guidance_context" in {f.rule for f in out.findings}
+    assert "fit" in rules(out)
     fna = Draft(codes=(DraftCode("10005"), DraftCode("10021")),
                 context="Ultrasound-guided fine needle aspiration of a thyroid nodule")
     out = check_and_repair(fna, cat)
@@ -722,8 +741,10 @@ def test_note_that_included_guidance_is_not_separate(cat):
 def test_extent_asked_in_question(cat):
     r = check(Draft(codes=(DraftCode("76775"), DraftCode("76700")),
                     context="Limited retroperitoneal ultrasound of the kidneys"), cat)
-    assert finding(r, "descriptor.extent_context", "76700").severity is Severity.WARNING
-    assert r.verdict_for("76700").status is CodeStatus.NOT_VERIFIED
+    # The question affirms a limited study of the kidneys: the complete abdominal code is
+    # ruled out and removed (no longer a warning); 76775, drafted beside it, stands.
+    assert finding(r, "fit", "76700").severity is Severity.ERROR
+    assert r.verdict_for("76700").status is CodeStatus.REMOVED
     assert r.verdict_for("76775").status is CodeStatus.VERIFIED
 
 
@@ -768,35 +789,38 @@ def test_code_for_a_service_the_question_never_names_is_not_verified(cat):
     out = check_and_repair(asked("Limited bedside echo for a pericardial effusion",
                                  "93308", "76705"), cat)
     status = {v.code: v.status for v in out.verdicts}
-    assert status == {"93308": CodeStatus.VERIFIED, "76705": CodeStatus.NOT_VERIFIED}
-    f = finding(out.first, "descriptor.off_topic", "76705")
-    assert f.severity is Severity.WARNING and "abdomen" in f.message.lower()
+    # The question affirms only the heart: the abdominal code is ruled out by the site it
+    # names (removed, no longer merely not verified).
+    assert status == {"93308": CodeStatus.VERIFIED, "76705": CodeStatus.REMOVED}
+    f = finding(out.first, "fit.site", "76705")
+    assert f.severity is Severity.ERROR and "abdomen" in f.message.lower()
     # Within a family a code's own words decide: a carotid question is no abdominal duplex.
     carotid = check(asked("Carotid duplex for a TIA, both sides", "93880", "93975"), cat)
-    assert [f.codes for f in carotid.findings if f.rule == "descriptor.off_topic"] == [("93975",)]
+    assert [f.codes for f in carotid.findings if f.rule.startswith("fit.")] == [("93975",)]
+    assert finding(carotid, "fit.site", "93975").severity is Severity.ERROR
 
 
 def test_topic_reads_the_earlier_question_and_codes_named_in_the_question(cat):
     follow_up = "And if both legs were scanned completely?"
-    assert "descriptor.off_topic" in rules(check(asked(follow_up, "93970"), cat))
-    assert "descriptor.off_topic" not in rules(
+    assert "fit.unsupported" in rules(check(asked(follow_up, "93970"), cat))
+    assert "fit.unsupported" not in rules(
         check(asked(follow_up, "93970", history="Venous duplex of the left leg for DVT"), cat))
-    assert "descriptor.off_topic" not in rules(check(asked("Is 93970 right here?", "93970"), cat))
+    assert "fit.unsupported" not in rules(check(asked("Is 93970 right here?", "93970"), cat))
     # A bare code check has no question: nothing to read the topic from.
-    assert "descriptor.off_topic" not in rules(check(d("76705", "93308"), cat))
+    assert "fit.unsupported" not in rules(check(d("76705", "93308"), cat))
 
 
 def test_a_follow_up_without_a_site_is_read_with_the_earlier_question(cat):
     knee = "What do I bill for an ultrasound-guided knee injection?"
     out = check_and_repair(asked("What if it was done under fluoroscopy instead?", "20600",
                                  history=knee), cat)
-    assert finding(out.first, "descriptor.site", "20600")
+    assert finding(out.first, "fit", "20600")
     assert {v.code: v.status for v in out.verdicts}["20610"] is CodeStatus.CORRECTED
     # A follow-up that names its own site is read alone.
     shoulder = check(asked("And if it was the shoulder?", "20611", history=knee), cat)
-    assert "descriptor.site" not in rules(shoulder)
+    assert "fit" not in rules(shoulder)
     finger = check(asked("And if it was a finger joint?", "20611", history=knee), cat)
-    assert "descriptor.site" in rules(finger)
+    assert "fit" in rules(finger)
 
 
 def test_a_unit_limit_fix_collapses_repeated_lines(cat):
@@ -886,15 +910,22 @@ def test_bilateral_modifier_fix_yields_to_what_the_question_rules_out(cat):
 def test_lower_and_upper_extremity_arterial_codes_read_the_limb(cat):
     out = check(asked("Unilateral lower extremity arterial duplex of a bypass graft",
                       "93926", "93931"), cat)
-    assert [f.codes for f in out.findings if f.rule == "descriptor.off_topic"] == [("93931",)]
+    # The question affirms the lower limb: the upper-limb code is ruled out by site.
+    assert [(f.rule, f.codes) for f in out.findings if f.rule.startswith("fit.")] == [
+        ("fit.site", ("93931",))]
+    assert out.verdict_for("93931").status is CodeStatus.REMOVED
+    assert out.verdict_for("93926").status is CodeStatus.VERIFIED
 
 
 def test_a_joint_code_needs_a_joint_in_the_question(cat):
     out = check(asked("Ultrasound-guided plantar fascia injection with image saved.",
                       "20550", "20611"), cat)
-    assert [f.codes for f in out.findings if f.rule == "descriptor.off_topic"] == [("20611",)]
+    # The question affirms the plantar fascia, not a joint: the joint code is ruled out.
+    assert [(f.rule, f.codes) for f in out.findings if f.rule.startswith("fit.")] == [
+        ("fit.site", ("20611",))]
+    assert out.verdict_for("20611").status is CodeStatus.REMOVED
     knee = check(asked("Ultrasound-guided knee injection", "20611"), cat)
-    assert "descriptor.off_topic" not in rules(knee)
+    assert "fit.unsupported" not in rules(knee)
 
 
 @pytest.mark.parametrize(("question", "drafted", "kept"), [
@@ -911,8 +942,10 @@ def test_question_words_that_leaked_in_the_suite_run(cat, question, drafted, kep
 def test_screening_aorta_code_is_not_verified_for_a_known_aneurysm(cat):
     out = check_and_repair(asked("Follow-up ultrasound of a known 4 cm abdominal aortic "
                                  "aneurysm", "76706"), cat)
-    assert {v.code: v.status for v in out.verdicts}["76706"] is CodeStatus.NOT_VERIFIED
-    assert finding(out.first, "descriptor.question", "76706")
+    # A follow-up is no one-time screening: the limited retroperitoneal study takes its place.
+    assert {v.code: v.status for v in out.verdicts} == {
+        "76706": CodeStatus.REMOVED, "76775": CodeStatus.CORRECTED}
+    assert finding(out.first, "fit", "76706")
 
 
 def test_units_on_a_code_with_no_limit_held_are_not_verified(cat):
@@ -979,7 +1012,8 @@ def test_diagnostic_exam_beside_guidance_the_question_gives_no_ground_for(
 ):
     out = check_and_repair(asked(question, *drafted), cat)
     assert [c.code for c in out.draft.codes] == kept
-    assert any(f.rule == "descriptor.question" and f.fix.remove for f in out.first.findings)
+    assert any(f.rule.startswith("fit.") and f.rule != "fit.unsupported" and f.fix.remove
+               for f in out.first.findings)
 
 
 @pytest.mark.parametrize(("question", "drafted"), [
@@ -992,8 +1026,8 @@ def test_diagnostic_exam_beside_guidance_the_question_gives_no_ground_for(
 ])
 def test_diagnostic_exam_the_question_grounds_is_kept(cat, question, drafted):
     out = check(asked(question, *drafted), cat)
-    assert not [f for f in out.findings
-                if f.rule == "descriptor.question" and drafted[-1] in f.codes]
+    assert not [f for f in out.findings if f.rule.startswith("fit.")
+                and f.rule != "fit.unsupported" and drafted[-1] in f.codes]
 
 
 def test_one_code_drafted_twice_is_counted_as_its_units(cat):
@@ -1060,7 +1094,7 @@ def test_question_words_of_the_echo_and_vascular_misses(cat, question, drafted, 
 
 def test_both_sides_leave_a_limited_or_one_side_question_alone(cat):
     for q in ("Limited bilateral venous duplex, calves only", "Venous duplex of the left leg"):
-        assert "descriptor.both_sides" not in rules(check(asked(q, "93971"), cat))
+        assert "fit" not in rules(check(asked(q, "93971"), cat))
 
 
 @pytest.mark.parametrize(("question", "kept"), [
@@ -1124,7 +1158,7 @@ def test_question_words_of_the_diagnostic_misses(cat, question, drafted, kept):
     assert [c.code for c in out.draft.codes] == kept
     # a complete retroperitoneal exam that names the kidneys keeps 76770
     full = check(asked("Complete retroperitoneal ultrasound: kidneys and aorta", "76770"), cat)
-    assert "descriptor.question" not in rules(full)
+    assert "fit" not in rules(full)
 
 
 @pytest.mark.parametrize(("question", "drafted", "kept"), [
@@ -1177,7 +1211,7 @@ def test_question_words_that_name_a_different_service(cat, question, drafted, ke
 def test_non_coronary_ivus_keeps_its_codes(cat):
     r = check(asked("Non-coronary IVUS of the iliac artery during angiography",
                     "36200", "37252"), cat)
-    assert "descriptor.question" not in rules(r)
+    assert "fit" not in rules(r)
     assert r.verdict_for("37252").status is CodeStatus.VERIFIED
 
 
@@ -1185,13 +1219,16 @@ def test_tendon_sheath_code_for_a_joint_question_is_not_verified(cat):
     r = check(asked("Can I use 20550 for injections into multiple joints at one visit?",
                     "20550", "20600", "20551"), cat)
     for code in ("20550", "20551"):
-        f = finding(r, "descriptor.question", code)
+        f = finding(r, "fit", code)
         assert f.fix is not None and set(f.fix.alternatives) == {"20600", "20605", "20610"}
         assert r.verdict_for(code).status is not CodeStatus.VERIFIED
-    assert r.verdict_for("20600").status is CodeStatus.VERIFIED
+    # "multiple joints" names no joint size: the small-joint code is not contradicted, and
+    # not verified either (the question does not say the joints were small)
+    assert r.verdict_for("20600").status is CodeStatus.NOT_VERIFIED
+    assert finding(r, "fit.unsupported", "20600")
     # a question that names the fascia is about 20550, joint or not
     fascia = check(asked("Plantar fascia injection, and a knee joint too", "20550"), cat)
-    assert "descriptor.question" not in rules(fascia)
+    assert "fit" not in rules(fascia)
 
 
 @pytest.mark.parametrize(("question", "lines", "want"), [
@@ -1217,7 +1254,7 @@ def test_duplex_code_for_an_ivus_question_is_removed(cat):
     out = check_and_repair(asked("IVUS of the common iliac vein during venography, one vessel.",
                                  "37252", "93979", "36005"), cat)
     assert [c.code for c in out.draft.codes] == ["37252", "36005"]
-    assert finding(out.first, "descriptor.question", "93979").fix.remove == ("93979",)
+    assert finding(out.first, "fit", "93979").fix.remove == ("93979",)
     duplex = check(asked("Duplex of the iliac veins before IVUS", "93979"), cat)
     assert duplex.verdict_for("93979").status is CodeStatus.VERIFIED
 
@@ -1225,7 +1262,9 @@ def test_duplex_code_for_an_ivus_question_is_removed(cat):
 @pytest.mark.parametrize(("question", "drafted", "want"), [
     ("CT guidance for needle placement for a bone biopsy - the guidance code?", "10009",
      ["77012"]),
-    ("Ultrasound-guided core needle biopsy of a liver lesion", "10005", ["76942"]),
+    # the liver biopsy code takes the FNA code's place; the ultrasound guidance the FNA
+    # code included is reported by 76942 beside it (47000 does not include it)
+    ("Ultrasound-guided core needle biopsy of a liver lesion", "10005", ["47000", "76942"]),
     ("CT-guided FNA of a lung nodule", "10009", ["10009"]),
     # A breast core biopsy: its code includes the guidance (76942 -> 19083, and 10005 too).
     ("Ultrasound-guided core biopsy of a breast mass with clip placement.", "76942", ["19083"]),
@@ -1236,14 +1275,14 @@ def test_an_fna_code_for_a_bone_or_core_biopsy_becomes_the_guidance_code(
 ):
     out = check_and_repair(asked(question, drafted), cat)
     assert [c.code for c in out.draft.codes] == want
-    assert ("descriptor.question" in rules(out.first)) == (want != [drafted])
+    assert ("fit" in rules(out.first)) == (want != [drafted])
 
 
 def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
     out = check_and_repair(asked("RUQ ultrasound for gallstones only, what do I code?",
                                  "76705", "76999"), cat)
     assert [c.code for c in out.draft.codes] == ["76705"]
-    assert finding(out.first, "descriptor.question", "76999")
+    assert finding(out.first, "fit", "76999")
     for q in ("What code for an ultrasound procedure that has no specific CPT code?",
               "Is there an unlisted ultrasound code?"):
         assert check(asked(q, "76999"), cat).verdict_for("76999").status is CodeStatus.VERIFIED
@@ -1262,8 +1301,10 @@ def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
     # The axilla is the limited extremity code, not head and neck soft tissue.
     ("Axilla-only ultrasound for lymph nodes - which code?", ("76536", "76882"), ["76882"]),
     # Nuchal translucency alone is 76813, with no complete OB exam beside it.
+    # The complete OB codes beside it are not contradicted (the question does not say the NT
+    # was done alone): kept, not verified (test_nuchal_translucency_leaves_ob_codes_unverified).
     ("Nuchal translucency measurement, single fetus, transabdominal.",
-     ("76813", "76801", "76805"), ["76813"]),
+     ("76813", "76801", "76805"), ["76813", "76801", "76805"]),
     ("Complete first trimester ultrasound with nuchal translucency", ("76801", "76813"),
      ["76801", "76813"]),
     # A nerve along its course is 76883, not the joint codes.
@@ -1277,7 +1318,8 @@ def test_the_unlisted_code_only_fits_a_question_with_no_specific_code(cat):
      ("20550", "76942"), ["76942", "20551"]),
     ("Ultrasound-guided femoral nerve block, single injection, image saved.",
      ("64447", "76942", "64450"), ["64447", "76942"]),
-    ("Ultrasound-guided genicular nerve block", ("64450", "76942"), ["64450", "76942"]),
+    # Genicular branches have their own code (CPT 2020), which includes the imaging.
+    ("Ultrasound-guided genicular nerve block", ("64450", "76942"), ["64454"]),
     # Ultrasound used by the surgeon during an operation is 76998, not needle guidance.
     ("Intraoperative ultrasound guidance during surgery, which code?", ("76998", "76942"),
      ["76998"]),
@@ -1312,23 +1354,36 @@ def test_codes_the_question_rules_out(cat, question, drafted, want):
     assert [c.code for c in out.draft.codes] == want
 
 
-def test_a_guidance_code_for_a_question_that_names_no_imaging_is_removed(cat):
+def test_a_guidance_code_for_a_question_that_names_no_imaging_is_not_verified(cat):
+    # Silence about imaging is not a contradiction: the guidance code stays, not verified.
     out = check_and_repair(asked("Aspiration of a ganglion cyst on the wrist, code?",
                                  "20612", "76942"), cat)
-    assert [c.code for c in out.draft.codes] == ["20612"]
-    assert finding(out.first, "descriptor.guidance_unsaid", "76942").fix.remove == ("76942",)
+    assert [c.code for c in out.draft.codes] == ["20612", "76942"]
+    assert out.final.verdict_for("76942").status is CodeStatus.NOT_VERIFIED
+    assert finding(out.first, "fit.unsupported", "76942")
     # Imaging named in the question, or in the question it follows up: kept.
     for q, history in (("Ganglion cyst aspiration under ultrasound, code?", ""),
                        ("And a second cyst?", "Ultrasound-guided ganglion cyst aspiration")):
         r = check(asked(q, "20612", "76942", history=history), cat)
-        assert "descriptor.guidance_unsaid" not in rules(r)
+        assert "fit" not in rules(r)
+
+
+def test_nuchal_translucency_leaves_ob_codes_unverified(cat):
+    r = check(asked("Nuchal translucency measurement, single fetus, transabdominal.",
+                    "76813", "76801", "76805"), cat)
+    assert r.verdict_for("76813").status is CodeStatus.VERIFIED
+    for code in ("76801", "76805"):
+        assert r.verdict_for(code).status is CodeStatus.NOT_VERIFIED
+        assert finding(r, "fit.unsupported", code)
 
 
 def test_the_carpal_tunnel_code_needs_a_carpal_tunnel_question(cat):
     r = check(asked("Lateral epicondyle injection under ultrasound guidance", "20551", "20526"),
               cat)
-    assert r.verdict_for("20526").status is CodeStatus.NOT_VERIFIED
-    assert finding(r, "descriptor.question_lacks", "20526")
+    # the question affirms another site (a tendon origin at the elbow): a contradiction,
+    # and the code it names in its place (20551) is drafted already, so 20526 goes
+    assert r.verdict_for("20526").status is CodeStatus.REMOVED
+    assert finding(r, "fit.site", "20526").fix.alternatives == ("20551",)
     ok = check(asked("Carpal tunnel injection with ultrasound guidance", "20526"), cat)
     assert ok.verdict_for("20526").status is CodeStatus.VERIFIED
 
@@ -1337,14 +1392,14 @@ def test_organ_scan_beside_a_duplex_only_question_is_removed(cat):
     out = check_and_repair(asked("Complete hepatic duplex Doppler of the liver vessels: 93880?",
                                  "93975", "76700"), cat)
     assert [c.code for c in out.draft.codes] == ["93975"]
-    assert finding(out.first, "descriptor.question", "76700").fix.remove == ("76700",)
+    assert finding(out.first, "fit", "76700").fix.remove == ("76700",)
     aorta = check_and_repair(asked("Complete aorto-iliac duplex to follow a repaired AAA.",
                                    "93978", "76770"), cat)
     assert [c.code for c in aorta.draft.codes] == ["93978"]
     # Both studies named: the pair edit speaks (a modifier is needed), nothing is removed.
     both = check(asked("Complete abdominal ultrasound and a duplex of the portal vein",
                        "93975", "76700"), cat)
-    assert "descriptor.question" not in rules(both)
+    assert "fit" not in rules(both)
     assert "pairs.modifier_required" in rules(both)
 
 
@@ -1408,9 +1463,10 @@ def test_omission_reads_the_question_not_the_history(cat):
 def test_needle_guidance_for_a_block_whose_code_includes_it_is_removed(cat):
     out = check_and_repair(asked("Bilateral TAP block by injection under ultrasound - can I "
                                  "add 76942?", "76942"), cat)
-    assert out.draft.codes == ()
-    f = finding(out.first, "descriptor.question", "76942")
-    assert f.fix is not None and f.fix.remove == ("76942",)
+    # the bilateral TAP code (which includes the guidance) takes 76942's place
+    assert [c.code for c in out.draft.codes] == ["64488"]
+    f = finding(out.first, "fit", "76942")
+    assert f.fix is not None and f.fix.remove == ("76942",) and f.fix.add == ("64488",)
     # a block whose code does not include guidance keeps it
     kept = check(asked("Femoral nerve block, single injection, under ultrasound guidance",
                        "64447", "76942"), cat)
@@ -1420,11 +1476,11 @@ def test_needle_guidance_for_a_block_whose_code_includes_it_is_removed(cat):
 def test_unguided_fna_for_an_image_guided_question_is_not_verified(cat):
     r = check(asked("CT-guided fine needle aspiration of a lung lesion, first lesion.",
                     "10009", "10021"), cat)
-    f = finding(r, "descriptor.question", "10021")
+    f = finding(r, "fit", "10021")
     assert f.fix is not None and "10009" in f.fix.alternatives
     assert r.verdict_for("10021").status is not CodeStatus.VERIFIED
     plain = check(asked("FNA of a palpable neck node without imaging guidance", "10021"), cat)
-    assert "descriptor.question" not in rules(plain)
+    assert "fit" not in rules(plain)
 
 
 def test_needle_guidance_for_a_vascular_access_question_is_the_access_add_on(cat):
@@ -1436,4 +1492,21 @@ def test_needle_guidance_for_a_vascular_access_question_is_the_access_add_on(cat
     assert alone.verdict_for("76942").status is CodeStatus.REMOVED
     # a needle into tissue keeps 76942
     kept = check(asked("Ultrasound-guided liver biopsy", "47000", "76942"), cat)
-    assert "descriptor.question" not in {f.rule for f in kept.findings if "76942" in f.codes}
+    assert not [f for f in kept.findings if "76942" in f.codes
+                and f.rule.startswith("fit.") and f.rule != "fit.unsupported"]
+
+
+def test_codes_a_text_gives_as_alternatives_are_not_a_claim_of_both(cat):
+    # Issue 18 item 6: labelled option lines offer one code each; neither is removed.
+    r = check("Limited: 93308.\nComplete: 93306.", cat)
+    assert {v.code: v.status for v in r.verdicts} == {
+        "93308": CodeStatus.VERIFIED, "93306": CodeStatus.VERIFIED}
+    assert finding(r, "pairs.alternatives", "93308").severity is Severity.INFO
+    assert "pairs.bundled" not in rules(r)
+    # "bill A and B" is a claim of both: the pair edit applies
+    both = check("Bill 93308 and 93306.", cat)
+    assert "pairs.alternatives" not in rules(both)
+    assert finding(both, "pairs.bundled", "93308")
+    # one labelled line is not a list of alternatives
+    one = check("Complete: 93306 and 93308.", cat)
+    assert "pairs.alternatives" not in rules(one)

@@ -39,7 +39,7 @@ def test_help_teaches():
 def test_lookup_76937_json():
     r = run("lookup", "76937", "--json")
     assert r.exit_code == 0
-    rec = json.loads(r.output)
+    (rec,) = json.loads(r.output)
     assert LOOKUP_KEYS <= set(rec)
     assert rec["add_on"] is True and rec["status"] == "active"
     elements = rec["documentation"][0]["elements"]
@@ -59,7 +59,7 @@ def test_lookup_37250_deleted():
     r = run("lookup", "37250")
     assert r.exit_code == 0
     assert "DELETED since 2016-01-01" in r.output and "37252" in r.output
-    rec = json.loads(run("lookup", "37250", "--json").output)
+    (rec,) = json.loads(run("lookup", "37250", "--json").output)
     assert rec["status"] == "deleted" and rec["replaced_by"] == ["37252"]
 
 
@@ -73,7 +73,7 @@ def test_lookup_malformed_exit_2(bad):
 def test_lookup_unknown_exit_1():
     r = run("lookup", "76943", "--json")
     assert r.exit_code == 1
-    assert json.loads(r.output)["status"] == "unknown"
+    assert json.loads(r.output)[0]["status"] == "unknown"
 
 
 def test_lookup_several_codes():
@@ -101,11 +101,13 @@ def test_check_text():
 
 
 def test_check_text_file(tmp_path):
+    # A line with words is a drafted sentence: its codes are that line's claim.
     f = tmp_path / "draft.txt"
     f.write_text("Report 20611 for the guided knee injection; do not add 76942.")
     r = run("check", "--file", str(f), "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["verdict"] == "pass"
+    claim, summary = (json.loads(line) for line in r.output.splitlines())
+    assert claim["verdict"] == "pass" and summary["summary"]["pass"] == 1
 
 
 def test_kb_validate_and_info():
@@ -131,7 +133,7 @@ def test_import_cms_then_ruleset_shows_quarter(tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert "CMS" in out["ruleset"]
-    rec = json.loads(run("lookup", "20610", "--json").output)
+    (rec,) = json.loads(run("lookup", "20610", "--json").output)
     edit = next(p for p in rec["pairs"] if p["other"] == "76942")
     assert edit["origin"] == "cms" and edit["modifier_indicator"] == 1
     # our repair stays attached to the CMS edit
@@ -148,7 +150,7 @@ def test_import_cms_malformed_keeps_old(tmp_path):
     assert r.exit_code == 2
     assert "row" in r.output and "ABCDE" in r.output
     clear_cache()
-    rec = json.loads(run("lookup", "20610", "--json").output)
+    (rec,) = json.loads(run("lookup", "20610", "--json").output)
     assert any(p["origin"] == "cms" for p in rec["pairs"])
 
 

@@ -501,3 +501,105 @@ def test_a_case_reads_its_earlier_turn_as_the_pipeline_does() -> None:
         "A separate question: complete bilateral lower extremity venous duplex for DVT?"))
     assert alone.earlier == ""
     assert QuestionCase(id="q", tags=TAGS, question="Complete abdominal ultrasound?").earlier == ""
+
+
+# ------------------------------------------ error cases and what the system answered
+
+
+class _TimingOutModel:
+    """A chat model whose every call runs out of time (as llama.cpp does past its limit)."""
+
+    @staticmethod
+    def build():  # type: ignore[no-untyped-def]
+        from langchain_core.language_models import BaseChatModel
+
+        from advisor.llm import ModelTimeout
+
+        class TimingOut(BaseChatModel):
+            @property
+            def _llm_type(self) -> str:
+                return "timing-out"
+
+            def _generate(self, messages, stop=None, run_manager=None, **kw):  # type: ignore[no-untyped-def]
+                raise ModelTimeout("The model did not finish within 120 s.")
+
+        return TimingOut()
+
+
+class _Candidates:
+    """A retriever offering fixed candidate codes and no passages."""
+
+    def __init__(self, codes: list[str]) -> None:
+        self.codes = codes
+
+    def search(self, query: str, k: int | None = None):  # type: ignore[no-untyped-def]
+        from advisor.retriever import Candidate, RetrievalResult
+
+        return RetrievalResult(query=query, passages=[], candidates=[
+            Candidate(code=c, label=CAT.codes[c].label, why="test", score=1.0)
+            for c in self.codes])
+
+
+def test_a_model_timeout_is_an_error_case_not_a_forbidden_code(tmp_path: Path) -> None:
+    from advisor.evaluation.runner import Runner
+    from advisor.pipeline import Advisor
+    from advisor.settings import Settings
+
+    advisor = Advisor(Settings(data_dir=tmp_path, backend="embedded"), catalog=CAT,
+                      retriever=_Candidates(["20610", "20611", "76942"]),
+                      model=_TimingOutModel.build())
+    case = q(id="q-knee", question="What do I bill for an ultrasound-guided knee injection?",
+             expect_codes=["20611"], forbid_codes=["20610", "76942"])
+    suite = load_suites([write(tmp_path, "suite: t\ncases:\n- {id: x, question: 'x?', tags: "
+                                         "{family: joint_injection, user: coder, "
+                                         "kind: coding}}\n")], CAT)
+    suite[0].cases[0] = case
+    run = Runner(advisor).run(suite, [case])
+    (res,) = run.cases
+    s = res.system
+    # The fallback showed candidates 'not verified'; nothing was recommended.
+    assert not [f for f in s.failures if "forbidden" in f], s.failures
+    assert s.error is not None and "ModelTimeout" in s.error
+    assert run.summary.system.errors == 1
+    assert run.summary.system.forbidden_leak_rate == 0.0
+    md = markdown_report(run)
+    assert "## Errors: no answer" in md
+    assert "- `q-knee` (question, joint_injection): timeout: " in md
+
+
+def test_each_missed_case_shows_what_the_system_answered_and_the_answer_is_kept_whole(
+    tmp_path: Path,
+) -> None:
+    from advisor.evaluation.runner import Runner
+    from advisor.pipeline import Answer, CodeLine
+    from guardrails.report import CodeStatus
+
+    long_text = "Report 20611. " + "The ultrasound guidance is part of the code. " * 20
+    answers = {
+        "US-guided knee injection?": Answer(
+            answer=long_text, ruleset=CAT.ruleset, backend="fake",
+            codes=[CodeLine(code="20611", status=CodeStatus.VERIFIED),
+                   CodeLine(code="20610", status=CodeStatus.NOT_VERIFIED)],
+            removed=[CodeLine(code="76942", status=CodeStatus.REMOVED)]),
+    }
+
+    class Fake:
+        catalog = CAT
+        retriever = _Candidates([])
+
+        def ask(self, question, history=None):  # type: ignore[no-untyped-def]
+            return answers[question]
+
+        def backend_label(self) -> str:
+            return "fake"
+
+        def chat_model(self) -> None:
+            return None
+
+    suites = load_suites([write(tmp_path, GOOD)], CAT)
+    run = Runner(Fake()).run(suites, [suites[0].cases[0]])  # type: ignore[arg-type]
+    (res,) = run.cases
+    assert res.answer == long_text
+    assert res.system.failures == ["forbidden 20610 was shown (not_verified)"]
+    assert ("- `q-knee` (question, joint_injection): forbidden 20610 was shown (not_verified). "
+            "Answered: 20611 verified, 20610 not_verified, 76942 removed") in markdown_report(run)

@@ -3,20 +3,17 @@ the real pipeline with a scripted model and a scripted retriever (deterministic,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import Field
+from fakes import ScriptedChatModel
+from langchain_core.messages import BaseMessage
 
 from advisor.evaluation.runner import RecordingRetriever, Runner
 from advisor.evaluation.suite import CheckCase, QuestionCase, load_suites
 from advisor.pipeline import Advisor
-from advisor.prompts import Task, task_of
+from advisor.prompts import Task
 from advisor.retriever import Candidate, Passage, RetrievalResult
 from advisor.settings import Settings
 from knowledge.catalog import load_catalog
@@ -33,7 +30,8 @@ KNOWN_DISAGREEMENTS: dict[str, str] = {}
 
 
 def test_suites_have_the_promised_coverage() -> None:
-    questions = [c for c in CASES.values() if isinstance(c, QuestionCase)]
+    questions = [c for c in CASES.values() if isinstance(c, QuestionCase)
+                 and c.tags.set == "public"]
     assert len(questions) >= 120
     assert len(CHECKS) >= 40
     families = {c.tags.family for c in CASES.values()}
@@ -44,18 +42,68 @@ def test_suites_have_the_promised_coverage() -> None:
     assert sum(c.tags.kind == "web_error" for c in questions) >= 20
 
 
-def test_every_expected_code_fits_the_topic_of_its_question() -> None:
-    # The checker marks a code not verified when its question never speaks of its service
-    # (descriptor.off_topic); no expected answer of the suites may trip that rule.
-    from guardrails.rules.descriptor import fits_topic
+# ------------------------------------------------------------ variants and the hold-out set
+#
+# Variants and hold-out cases measure how the question reading generalizes, so they are kept
+# out of the tests below that tie the question rules to the suites' words (expected codes
+# pass, forbidden codes are caught, topic words): requiring a variant there would make every
+# paraphrase a rule to write, and the hold-out would stop being one. Here they are checked
+# for what a suite author controls: enough of them, every kind, no patient details, sources.
 
-    misses = []
-    for case in CASES.values():
-        if not isinstance(case, QuestionCase):
-            continue
-        text = "\n".join(case.conversation or (case.question or "",)).lower()
-        misses += [f"{case.id}: {c}" for c in case.expect_codes if not fits_topic(CAT, c, text)]
-    assert not misses
+WRITTEN = [c for c in CASES.values() if isinstance(c, QuestionCase)]
+PUBLIC = [c for c in WRITTEN if c.tags.set == "public"]
+HOLDOUT = [c for c in WRITTEN if c.tags.set == "holdout"]
+VARIANTS = [v for c in PUBLIC for v in c.variant_cases()]
+
+
+def test_every_public_question_has_two_variants_and_all_kinds_are_used() -> None:
+    from collections import Counter
+
+    from advisor.evaluation.suite import VARIANT_KINDS
+
+    assert [c.id for c in PUBLIC if len(c.variants) < 2] == []
+    kinds = Counter(v.variant_kind for v in VARIANTS)
+    assert set(kinds) == set(VARIANT_KINDS)
+    # Each kind is a real share of the set, so a per-kind figure means something.
+    assert min(kinds.values()) >= 40, kinds
+    # A conversation's variants reword its last turn only.
+    for v in VARIANTS:
+        if v.origin.conversation is not None:
+            assert v.turns[:-1] == v.origin.turns[:-1]
+
+
+def test_pasted_notes_carry_no_patient_details() -> None:
+    # Suite files are public: a pasted note excerpt is made up, with nothing the scrubber
+    # would mask (dates, phone numbers, MRNs, emails, addresses). Names are left out of the
+    # check: the name model calls 'Achilles' or 'Left' a person.
+    from advisor.privacy import get_scrubber
+
+    scrubber = get_scrubber()
+    texts = [v.turns[-1] for v in VARIANTS if v.variant_kind == "note"]
+    texts += [t for c in HOLDOUT for t in c.turns]
+    found = {t: [s.entity for s in scrubber.analyze(t) if s.entity != "PERSON"] for t in texts}
+    assert {t: e for t, e in found.items() if e} == {}
+
+
+def test_the_holdout_set_is_spread_over_the_families_and_cites_its_facts() -> None:
+    assert len(HOLDOUT) >= 40
+    assert all(c.id.startswith("ho-") and not c.variants for c in HOLDOUT)
+    families = {c.tags.family for c in HOLDOUT}
+    assert {"abdomen", "obstetric", "pelvis", "vascular", "echo", "joint_injection",
+            "soft_tissue_injection", "fna", "vascular_access", "nerve_block", "breast",
+            "neck"} <= families
+    assert {c.tags.user for c in HOLDOUT} == {"clinician", "coder"}
+    keys = set(CAT.sources)
+    uncited = [c.id for c in HOLDOUT if not c.note or not any(k in c.note for k in keys)]
+    assert uncited == []
+    # A LOW-confidence code is never expected verified: the advisor marks it for review.
+    low = [f"{c.id}: {code}" for c in HOLDOUT for code in c.expect_codes
+           if CAT.codes[code].confidence.value == "low"]
+    assert low == []
+    # Hold-out questions are fresh: none repeats a public question or variant.
+    public_texts = {t.lower() for c in PUBLIC for t in c.turns}
+    public_texts |= {v.turns[-1].lower() for v in VARIANTS}
+    assert [c.id for c in HOLDOUT if c.turns[-1].lower() in public_texts] == []
 
 
 @pytest.fixture(scope="module")
@@ -82,30 +130,19 @@ def test_check_case_against_the_real_checker(runner: Runner, case: CheckCase) ->
 # --------------------------------------------------------- scripted model and retriever
 
 
-class ScriptedModel(BaseChatModel):
-    """Answers by task and question, never by exact prompt text; records what it was sent."""
+def scripted_answer(drafts: dict[str, list[dict[str, Any]]], raw: dict[str, list[str]]) -> Any:
+    """The scripted model's answer by task and question fragment, never by exact prompt."""
 
-    drafts: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
-    raw: dict[str, list[str]] = Field(default_factory=dict)
-    sent: list[tuple[str, str]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kw: Any):
-        task = task_of(messages)
+    def answer(task: Task | None, messages: list[BaseMessage]) -> Any:
         text = "\n".join(str(m.content) for m in messages[1:])
-        self.sent.append((str(task), text))
         question = text.split("Question:")[-1].strip().splitlines()[0]
         if task is Task.RAW_BASELINE:  # a prose answer
-            key = next((k for k in self.raw if k in question), None)
-            codes_ = self.raw.get(key, []) if key else []
-            prose = f"Report {' and '.join(codes_)}." if codes_ else "I am not sure."
-            return ChatResult(generations=[ChatGeneration(message=AIMessage(prose))])
-        key = next((k for k in self.drafts if k in question), None)
-        codes = self.drafts.get(key, []) if key else []
-        reply = {
+            key = next((k for k in raw if k in question), None)
+            codes_ = raw.get(key, []) if key else []
+            return f"Report {' and '.join(codes_)}." if codes_ else "I am not sure."
+        key = next((k for k in drafts if k in question), None)
+        codes = drafts.get(key, []) if key else []
+        return {
             "codes": [
                 {"code": c["code"], "units": c.get("units", 1),
                  "modifiers": c.get("modifiers", []), "reason": "scripted",
@@ -114,7 +151,8 @@ class ScriptedModel(BaseChatModel):
             ],
             "answer": "Scripted answer.",
         }
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(json.dumps(reply)))])
+
+    return answer
 
 
 class ScriptedRetriever:
@@ -165,7 +203,7 @@ SUBSET = [
 @pytest.fixture(scope="module")
 def scripted_run(tmp_path_factory: pytest.TempPathFactory):
     offers = {k: [c["code"] for c in v] + ["20611", "93970"] for k, v in DRAFTS.items()}
-    model = ScriptedModel(drafts=DRAFTS, raw=RAW)
+    model = ScriptedChatModel(default=scripted_answer(DRAFTS, RAW))
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), backend="none")
     advisor = Advisor(settings, catalog=CAT, retriever=RecordingRetriever(
         ScriptedRetriever(offers)), model=model)
@@ -196,10 +234,10 @@ def test_baseline_is_scored_the_same_way_and_sees_only_the_question(scripted_run
     summary = run.summary
     assert summary.baseline is not None
     assert summary.baseline.forbidden_leak_rate > summary.system.forbidden_leak_rate
-    raw_prompts = [text for task, text in model.sent if task == Task.RAW_BASELINE]
+    raw_prompts = model.prompts(Task.RAW_BASELINE)
     assert len(raw_prompts) == len(SUBSET)
     assert not any("Candidate codes" in t or "Passages" in t for t in raw_prompts)
-    drafts = [text for task, text in model.sent if task == Task.DRAFT]
+    drafts = model.prompts(Task.DRAFT)
     assert drafts
     assert all("Candidate codes:" in t for t in drafts)
     # Out-of-scope questions never reach the drafting model.
@@ -207,16 +245,17 @@ def test_baseline_is_scored_the_same_way_and_sees_only_the_question(scripted_run
 
 
 # -- every question case's codes against the checker, with the case's own question ------------
+# The public cases as written only: variants and hold-out cases are not rules to satisfy.
 
-QUESTIONS = [c for c in CASES.values() if isinstance(c, QuestionCase)]
+QUESTIONS = PUBLIC
 
 
 def _judged(case: QuestionCase, codes: list[str]) -> dict[str, str]:
     from guardrails.repair import check_and_repair
     from guardrails.report import Draft, DraftCode
 
-    draft = Draft(codes=tuple(DraftCode(c) for c in codes), context=case.turns[-1].lower(),
-                  history=case.earlier.lower())
+    draft = Draft(codes=tuple(DraftCode(c) for c in codes), context=case.turns[-1],
+                  history=case.earlier)
     return {v.code: v.status.value for v in check_and_repair(draft, CAT).verdicts}
 
 

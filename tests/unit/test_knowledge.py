@@ -204,10 +204,13 @@ CROSS = [
     ("modifiers.yaml", lambda x: x["modifiers"][0].update(sources=["NO_SUCH5"]), "NO_SUCH5"),
     ("sources.yaml", lambda x: x["sources"].append(dict(x["sources"][1])), "duplicate source key"),
     # A source reaches only as far as its scope: AMA_CPT says a code exists, nothing more.
-    ("codes.yaml", lambda x: _code(x, "76818")["question_misfits"][0].update(sources=["AMA_CPT"]),
-     "which support that a code exists, not this rule"),
-    ("codes.yaml", lambda x: _code(x, "76818")["question_misfits"][0].update(confidence="high"),
-     "medium at most"),
+    # What a code describes names concepts of the question vocabulary, of the right kind.
+    ("codes.yaml", lambda x: _code(x, "76818")["describes"].update(sites=["no_such_site"]),
+     "no concept no_such_site"),
+    ("codes.yaml", lambda x: _code(x, "76818")["describes"].update(sites=["doppler"]),
+     "doppler is a feature concept"),
+    ("vocabulary.yaml", lambda x: x["concepts"][0].update(parents=["no_such_parent"]),
+     "no concept no_such_parent"),
     ("codes.yaml", lambda x: _code(x, "76506").update(sources=["AMA_CPT"]),
      "76506 cites only AMA_CPT"),
     ("pairs.yaml", lambda x: x["rules"][0].update(sources=["AMA_CPT"]), "not this rule"),

@@ -216,3 +216,11 @@ def test_chat_event_gets_the_gradio_session(tmp_path: Path) -> None:
     request = gr.Request(session_hash="s1")
     inputs, *_ = special_args(fn, inputs=["knee?", [], []], request=request)
     assert inputs[-1] is request
+
+
+@pytest.mark.parametrize("question", ["", "   \n "])
+def test_cli_ask_refuses_an_empty_question_with_a_hint(data_dir: Path, question: str) -> None:
+    r = runner.invoke(cli, ["ask", "--no-llm", question])
+    assert r.exit_code == 2, r.output
+    assert "Nothing to ask" in r.output and "20610 76942" in r.output
+    assert not (data_dir / "audit.sqlite3").exists(), "nothing was answered or recorded"

@@ -15,12 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes import ScriptedChatModel
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import Field
+from langchain_core.messages import HumanMessage, SystemMessage
 
-from advisor import gguf, llm
+from advisor import gguf, llama, llm, structured
 from advisor.llm import (
     PRESETS,
     GgufPreset,
@@ -281,7 +280,7 @@ def test_ollama_backend_uses_the_configured_host(tmp_path):
 
 def test_embedded_backend_is_built_without_loading(tmp_path, monkeypatch, settings):
     make_preset(tmp_path, monkeypatch, CHUNKS)
-    monkeypatch.setattr(llm, "load_llama", lambda *a, **k: pytest.fail("loaded eagerly"))
+    monkeypatch.setattr(llama, "load_llama", lambda *a, **k: pytest.fail("loaded eagerly"))
     s = settings.model_copy(update={"n_ctx": 1024, "n_threads": 3, "llm_timeout_s": 7.0})
     model = build_chat_model(s)
     assert isinstance(model, LlamaCppChatModel)
@@ -309,22 +308,6 @@ def test_model_status_is_cheap_and_follows_the_file(tmp_path, monkeypatch, setti
 # ------------------------------------------------------------------- structured calls
 
 
-class ScriptedChatModel(BaseChatModel):
-    """Answers from a queue and records what it was sent."""
-
-    replies: list[str]
-    sent: list[tuple[list[BaseMessage], dict[str, Any]]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-        self.sent.append((messages, kwargs))
-        reply = self.replies.pop(0)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=reply))])
-
-
 MESSAGES = [SystemMessage("Answer in JSON."), HumanMessage("Bill a guided knee injection?")]
 
 
@@ -339,7 +322,7 @@ def test_structured_call_parses_json(reply):
     model = ScriptedChatModel(replies=[reply])
     result = structured_call(model, MESSAGES, SCHEMA)
     assert result["codes"][0]["code"] == "20611"
-    assert model.sent[0][0][1].content == "Bill a guided knee injection?"
+    assert model.calls[0][1][1].content == "Bill a guided knee injection?"
 
 
 def test_a_reply_cut_in_its_prose_keeps_its_whole_code_list():
@@ -399,8 +382,8 @@ class FakeLlama:
 
 
 def fake_embedded(monkeypatch: pytest.MonkeyPatch, fake: FakeLlama, **fields: Any):
-    loaded = llm._LoadedModel(llama=fake)  # type: ignore[arg-type]
-    monkeypatch.setattr(llm, "load_llama", lambda *a, **k: loaded)
+    loaded = llama._LoadedModel(llama=fake)  # type: ignore[arg-type]
+    monkeypatch.setattr(llama, "load_llama", lambda *a, **k: loaded)
     return LlamaCppChatModel(model_path="/nowhere/fake.gguf", **fields)
 
 
@@ -479,7 +462,7 @@ def test_embedded_calls_are_serialized(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _fresh_endpoint_memory(monkeypatch):
-    monkeypatch.setattr(llm, "_json_object_only", set())
+    monkeypatch.setattr(structured, "_json_object_only", set())
 
 
 def openai_model(handler: Any, tmp_path: Path) -> BaseChatModel:
@@ -604,7 +587,7 @@ def test_other_server_errors_do_not_trigger_the_fallback(tmp_path):
         structured_call(openai_model(handler, tmp_path), MESSAGES, SCHEMA)
     assert info.value.retryable is True
     assert seen == ["json_schema"]
-    assert llm._json_object_only == set()
+    assert structured._json_object_only == set()
 
 
 def test_an_unknown_model_name_says_which_setting(tmp_path):

@@ -80,11 +80,8 @@ SHOWS: dict[tuple[str, str], str] = {
 }
 
 # For every negation regex of every element: a sentence that says the element was not done.
+# Sets share their negations (documentation.yaml anchors), so most are keyed by the regex.
 NEGATES: dict[tuple[str, str, str], str] = {
-    ("vascular_access_guidance", "sites_evaluated", r"no (site|vessel) (evaluation|survey)"):
-        "There was no vessel survey before the puncture.",
-    ("vascular_access_guidance", "vessel_patency",
-     r"patency (was )?not (assessed|documented|evaluated)"): "Patency was not assessed.",
     ("vascular_access_guidance", "realtime_needle_entry", r"static (marking|image) only"):
         "Static marking only, then a blind real-time puncture.",
     ("vascular_access_guidance", "realtime_needle_entry", r"skin (was )?marked"):
@@ -92,13 +89,33 @@ NEGATES: dict[tuple[str, str, str], str] = {
     ("vascular_access_guidance", "realtime_needle_entry", r"vessel (was )?marked"):
         "The vessel was marked under real-time ultrasound before prep.",
 }
-_IMAGE_NEGATIONS = {
-    r"no (image|images|picture|stills?) (was |were )?(saved|stored|archived|retained|recorded)":
-        "No image saved.",
-    r"images? (was |were )?not (saved|stored|archived|retained|recorded)":
-        "Images were not saved.",
-    r"without (saving|storing|archiving) (an )?image":
+_VEIN = (r"\b(?:IJs?|internal jugulars?|jugulars?|femorals?|subclavians?|basilic|brachial|"
+         r"cephalic|axillary|veins?|vessels?|access sites?|sites?)")
+_IMG = r"(?:image|images|picture|pictures|still|stills|clip|clips|loop|loops|spot films?|films?)"
+_KEPT = r"(?:saved|stored|archived|retained|recorded|printed|uploaded|captured|sent)"
+_BY_REGEX: dict[str, str] = {
+    r"no (site|vessel) (evaluation|survey)": "There was no vessel survey before the puncture.",
+    _VEIN + r"\s+(?:were|was)\s+not\s+(?:scanned|imaged|surveyed|interrogated|examined|"
+    r"evaluated|assessed)": "The other veins were not scanned.",
+    r"\bno\s+(?:ultrasound\s+|sonographic\s+|pre-?procedur\w*\s+)?(?:site\s+|vessel\s+|"
+    r"vein\s+)?(?:survey|evaluation|assessment|scan)\b": "No ultrasound survey was done.",
+    r"patency (was )?not (assessed|documented|evaluated|checked)": "Patency was not assessed.",
+    r"compressib\w*\s+(?:was\s+)?not\s+(?:checked|assessed|documented|tested|evaluated)":
+        "Compressibility was not checked.",
+    r"static (marking|image) only": "Static image only.",
+    r"skin (was )?marked": "The skin was marked.",
+    r"vessel (was )?marked": "The vessel was marked.",
+    r"\b(?:no|without)\s+real[- ]time": "Placed without real-time guidance.",
+    r"\bnot\s+(?:under\s+)?real[- ]time": "The puncture was not under real-time guidance.",
+    r"needle\s+(?:tip\s+)?(?:was\s+)?not\s+(?:visuali[sz]ed|seen|observed)":
+        "The needle was not visualized in the vein.",
+    r"\bno\s+(?:permanent\s+|static\s+|still\s+|representative\s+)?" + _IMG
+    + r"\b[^.;]{0,30}\b(?:was|were)?\s*" + _KEPT: "No image saved.",
+    r"\b" + _IMG + r"\s+(?:was\s+|were\s+)?not\s+" + _KEPT: "Images were not saved.",
+    r"without (saving|storing|archiving|recording|retaining) (an |any )?images?":
         "The line was placed without saving an image.",
+    r"\bno\s+(?:ultrasound|sonographic|image|imaging)\s+guid": "No ultrasound guidance was used.",
+    r"\bwithout\s+(?:ultrasound|sonograph\w*|imaging)": "Injected by landmarks without imaging.",
 }
 
 
@@ -120,7 +137,7 @@ def _negations() -> list[tuple[str, str, str]]:
 
 
 def _negating_sentence(set_id: str, element_id: str, negation: str) -> str:
-    return NEGATES.get((set_id, element_id, negation)) or _IMAGE_NEGATIONS[negation]
+    return NEGATES.get((set_id, element_id, negation)) or _BY_REGEX[negation]
 
 
 def test_every_element_has_a_test_sentence() -> None:

@@ -11,66 +11,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, Field
+from fakes import FakeRetriever, ScriptedChatModel, passage
 
+from advisor.compose import Composer
 from advisor.llm import ModelTimeout, ModelUnavailable
-from advisor.pipeline import Advisor, Answer, _DraftRenderer, parse_code_query
+from advisor.pipeline import Advisor, Answer, parse_code_query
 from advisor.prompts import PromptContext, Task, draft_messages, task_of
 from advisor.retriever import Candidate, Passage, RetrievalResult
 from advisor.settings import Settings
+from advisor.streaming import DraftRenderer
 from knowledge.catalog import load_catalog
-
-
-class ScriptedChatModel(BaseChatModel):
-    """Answers from a queue (per task when given a dict) and records every call."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    replies: list[Any] = Field(default_factory=list)
-    by_task: dict[str, list[Any]] = Field(default_factory=dict)
-    calls: list[tuple[Task | None, list[BaseMessage]]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
-        task = task_of(messages)
-        self.calls.append((task, list(messages)))
-        queue = self.by_task.get(str(task)) if task and self.by_task else self.replies
-        if not queue:
-            raise AssertionError(f"unexpected model call for task {task}")
-        reply = queue.pop(0)
-        if isinstance(reply, BaseException):
-            raise reply
-        text = reply if isinstance(reply, str) else json.dumps(reply)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
-
-
-def passage(pid: str, text: str, codes: Sequence[str] = ()) -> Passage:
-    return Passage(id=pid, text=text, source=f"guidelines/{pid}.md", title=f"Title {pid}",
-                   section="Coding", score=0.5, codes=list(codes), kind="guideline")
-
-
-class FakeRetriever:
-    """Returns fixed passages and candidates; records the queries it was sent."""
-
-    def __init__(self, catalog: Any, codes: Sequence[str], passages: Sequence[Passage]) -> None:
-        self.queries: list[str] = []
-        self.result = RetrievalResult(
-            query="",
-            passages=list(passages),
-            candidates=[Candidate(code=c, label=catalog.get(c).label, why="test", score=1.0)
-                        for c in codes],
-        )
-
-    def search(self, query: str, k: int | None = None) -> RetrievalResult:
-        self.queries.append(query)
-        return self.result
 
 
 class FailingRetriever:
@@ -135,10 +85,13 @@ def test_guided_knee_injection_pair_is_corrected_to_20611(settings, catalog) -> 
     assert {c.code for c in answer.removed} == {"20610", "76942"}
     assert len(model.calls) == 1
     assert model.calls[0][0] is Task.DRAFT
-    # The prose still says 20610 + 76942; both are flagged, the summary shows 20611 first.
-    assert "20610 [removed]" in answer.answer
-    assert "76942 [removed]" in answer.answer
-    assert answer.answer.index("20611") < answer.answer.index("20610 [removed]")
+    # The prose says to bill 20610 + 76942, which the table removed: it is withheld, with
+    # why, and the summary shows 20611 first.
+    assert "Bill 20610 with 76942" not in answer.answer
+    assert ("[statement withheld: it says 20610 and 76942 are billed together; 20610 is "
+            "removed; 76942 is removed]") in answer.answer
+    assert "prose.contradicts_verdict" in rules(answer)
+    assert answer.answer.index("20611") < answer.answer.index("[statement withheld")
     assert answer.path == "draft"
     assert answer.model_calls == 1
 
@@ -154,8 +107,14 @@ def test_prose_code_the_question_rules_out_is_flagged_so(settings, catalog) -> N
     answer = adv.ask(q)
 
     assert statuses(answer) == {"36556": "verified"}
-    assert "76937 [ruled out by the question]" in answer.answer
-    assert "99999 [not checked]" in Advisor._flag_prose("see 99999", [], set(), set(), {"76937"})
+    # "Yes, you can bill 76937 with 36556" is withheld: the question rules 76937 out.
+    assert "Yes, you can bill 76937" not in answer.answer
+    assert "76937 is ruled out by the question" in answer.answer
+    assert "76937 [ruled out by the question]" in Composer.flag_prose(
+        "see 76937", [], set(), set(), {"76937"})
+    assert "99999 [not checked]" in Composer.flag_prose("see 99999", [], set(), set(), {"76937"})
+    assert "99999 [unknown code]" in Composer.flag_prose(
+        "see 99999", [], set(), set(), set(), known=catalog.codes.keys())
 
 
 def test_unknown_code_is_dropped_with_a_finding(settings, catalog) -> None:
@@ -167,7 +126,10 @@ def test_unknown_code_is_dropped_with_a_finding(settings, catalog) -> None:
     assert statuses(answer) == {"20611": "verified"}
     assert "existence.unknown" in rules(answer)
     assert [c.code for c in answer.removed] == ["99999"]
-    assert "99999 [removed]" in answer.answer
+    # "Use 20611 and 99999." recommends a removed, unknown code: withheld, saying why.
+    assert "Use 20611 and 99999" not in answer.answer
+    assert ("[statement withheld: it recommends 99999, which the checker removed (an unknown "
+            "code, not in the ruleset)]") in answer.answer
 
 
 def test_reask_happens_once_and_what_still_fails_is_dropped(settings, catalog) -> None:
@@ -187,7 +149,7 @@ def test_reask_happens_once_and_what_still_fails_is_dropped(settings, catalog) -
     assert "add-on" in model.calls[1][1][-1].content
 
 
-def test_reask_that_fixes_the_draft_ends_verified(settings, catalog) -> None:
+def test_reask_that_fixes_the_draft_is_kept(settings, catalog) -> None:
     bad = {"codes": [code("37252")], "answer": "Report 37252."}
     good = {"codes": [code("36200", "P1"), code("37252", "P1")],
             "answer": "Report the catheter placement 36200 with 37252."}
@@ -195,9 +157,13 @@ def test_reask_that_fixes_the_draft_ends_verified(settings, catalog) -> None:
 
     answer = adv.ask("IVUS of one iliac vessel, which codes?")
 
+    # The add-on alone is re-asked; the answer with its primary is kept, nothing dropped.
+    # The question never says a catheter was placed, so 36200 is not verified (silence is
+    # not a contradiction), and its add-on with it.
     assert len(model.calls) == 2
-    assert statuses(answer) == {"36200": "verified", "37252": "verified"}
+    assert statuses(answer) == {"36200": "not_verified", "37252": "not_verified"}
     assert "pipeline.dropped_after_reask" not in rules(answer)
+    assert {"fit.unsupported", "add_on.primary_not_verified"} <= rules(answer)
 
 
 def test_a_reask_that_loses_passing_codes_is_discarded(settings, catalog) -> None:
@@ -216,6 +182,77 @@ def test_a_reask_that_loses_passing_codes_is_discarded(settings, catalog) -> Non
     assert "No codes fit" not in answer.answer
 
 
+@pytest.fixture
+def checker_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call from the pipeline into the checker, by entry point."""
+    import advisor.pipeline
+    from guardrails import policy
+
+    calls: list[str] = []
+
+    def counted(name: str, real: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(policy, "first_round", counted("first_round", policy.first_round))
+    monkeypatch.setattr(policy, "after_reask", counted("after_reask", policy.after_reask))
+    monkeypatch.setattr(advisor.pipeline, "check_claim",
+                        counted("check_claim", advisor.pipeline.check_claim))
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("replies", "codes", "question", "rounds"),
+    [
+        ([{"codes": [code("20611", "aaaa1111")], "answer": "Report 20611."}],
+         ("20610", "20611", "76942"), KNEE_Q, 1),
+        ([{"codes": [code("76937")], "answer": "Report 76937."}] * 2,
+         ("76937", "36556"), "Ultrasound guidance for vascular access, what do I bill?", 2),
+        ([{"codes": [code("93308", "P1")], "answer": "Report 93308 as a complete echo."},
+          {"codes": [], "answer": "No codes fit the criteria."}],
+         ("93308",), "Limited follow-up TTE, which code?", 2),
+        ([{"codes": [code("76937")], "answer": "Report 76937."}, ModelTimeout("too slow")],
+         ("76937", "36556"), "Ultrasound guidance for vascular access, what do I bill?", 2),
+    ],
+    ids=["one-round", "reask-then-drop", "reask-discarded", "reask-failed"],
+)
+def test_the_checker_is_called_once_per_drafting_round(settings, catalog, checker_calls,
+                                                       replies, codes, question, rounds) -> None:
+    adv, model, _ = advisor_with(settings, catalog, list(replies), codes=codes)
+
+    answer = adv.ask(question)
+
+    assert answer.path == "draft"
+    assert len(model.calls) == rounds
+    assert checker_calls == ["first_round", "after_reask"][:rounds]
+
+
+def test_the_drafting_modules_reach_the_checker_only_through_the_round_policy() -> None:
+    # The round policy applies FIX, REASK and DROP; the pipeline never re-runs the checker
+    # on its own (question fit for the candidate list is the one other use).
+    import inspect
+
+    import advisor.compose
+    import advisor.drafting
+    import advisor.pipeline
+
+    for module in (advisor.pipeline, advisor.compose, advisor.drafting):
+        text = inspect.getsource(module)
+        assert "check_and_repair" not in text, module.__name__
+        assert "guardrails.checker" not in text, module.__name__
+
+
+def test_a_code_only_question_goes_through_the_claim_front_door(settings, catalog,
+                                                                checker_calls) -> None:
+    adv, model, _ = advisor_with(settings, catalog, [])
+    answer = adv.ask("20610 76942")
+    assert checker_calls == ["check_claim"]
+    assert model.calls == []
+    assert {c.code: c.status.value for c in answer.codes} == {"20611": "corrected"}
+
+
 @pytest.mark.parametrize("error", [ModelUnavailable("no model file"), ModelTimeout("too slow")])
 def test_model_failure_falls_back_to_unverified_candidates(settings, catalog, error) -> None:
     adv, model, _ = advisor_with(settings, catalog, [error])
@@ -226,11 +263,19 @@ def test_model_failure_falls_back_to_unverified_candidates(settings, catalog, er
     assert "unavailable" in answer.banner
     assert answer.path == "fallback"
     assert len(model.calls) == 1
-    # 20610 (no imaging) is not offered: the question says ultrasound guidance was used.
-    assert {c.code for c in answer.codes} == {"20611", "76942"}
+    # 20610 (no imaging) is not offered: the question says ultrasound guidance was used;
+    # nor 76942, which the question's procedure code (20611) includes.
+    assert {c.code for c in answer.codes} == {"20611"}
     assert all(c.status.value == "not_verified" for c in answer.codes)
     assert "VERIFIED " not in answer.answer.replace("NOT VERIFIED", "")
     assert "pipeline.model_unavailable" in rules(answer)
+    # Said in data too, so a scorer can tell a failed model from a deliberate fallback.
+    assert answer.model_error == f"{type(error).__name__}: {error}"
+    # Nothing in what the chat shows tells a clinician to run a command or change a setting.
+    shown = " ".join([answer.banner or "", answer.answer,
+                      *(f["message"] for f in answer.findings)])
+    assert "advisor check" not in shown and "ADVISOR_" not in shown and str(error) not in shown
+    assert answer.hint == str(error)
 
 
 def test_unusable_model_output_falls_back(settings, catalog) -> None:
@@ -245,8 +290,11 @@ def test_backend_none_answers_without_a_model(tmp_path, catalog) -> None:
                   retriever=FakeRetriever(catalog, ["20611"], KNEE_PASSAGES))
     answer = adv.ask(KNEE_Q)
     assert answer.path == "fallback"
-    assert "not used" in (answer.banner or "")
+    assert "No language model is used here" in (answer.banner or "")
+    assert "ADVISOR_BACKEND" not in (answer.banner or "")
+    assert "ADVISOR_BACKEND" in (answer.hint or "")
     assert statuses(answer) == {"20611": "not_verified"}
+    assert answer.model_error is None  # no model was meant to answer: not a failure
 
 
 def test_retrieval_failure_does_not_let_the_model_guess(settings, catalog) -> None:
@@ -255,7 +303,11 @@ def test_retrieval_failure_does_not_let_the_model_guess(settings, catalog) -> No
     answer = adv.ask(KNEE_Q)
     assert model.calls == []
     assert answer.path == "fallback"
-    assert "advisor index" in (answer.banner or "")
+    # The banner speaks to the person asking; the command is the operator's hint.
+    assert "guideline search is unavailable" in (answer.banner or "")
+    assert "advisor index" not in (answer.banner or "")
+    assert "advisor index" in (answer.hint or "")
+    assert answer.model_error is None
 
 
 @pytest.mark.parametrize("question", ["20610 76942", "lookup 76937", "check 93971-50",
@@ -323,29 +375,37 @@ def prompt_of(model: ScriptedChatModel, call: int) -> str:
     return "\n".join(str(m.content) for m in model.calls[call][1])
 
 
-def test_candidates_the_question_rules_out_are_not_offered(settings, catalog) -> None:
+def _offered(prompt: str) -> list[str]:
+    return [ln.split(":")[0].strip("- ").strip() for ln in prompt.splitlines()
+            if ln.startswith("- ") and ln[2:7].isalnum() and ln[7:8] == ":"]
+
+
+def test_candidates_the_question_rules_out_come_last_never_dropped(settings, catalog) -> None:
+    # Ranked by fit, nothing dropped: a reading that is wrong must not keep the right code
+    # from the model; the checker still rules on what is drafted.
     draft = {"codes": [code("93308", "P1")], "answer": "A limited echo: 93308."}
     passages = [passage("eeee5555", "A limited or follow-up TTE is 93308.", ["93308"])]
     adv, model, _ = advisor_with(settings, catalog, [draft, draft],
-                                 codes=("93308", "76705", "93306"), passages=passages)
+                                 codes=("76705", "93306", "93308"), passages=passages)
     answer = adv.ask("Limited bedside echo for a pericardial effusion")
-    prompt = prompt_of(model, 0)
-    assert "- 93308:" in prompt
-    assert "- 76705:" not in prompt  # an abdominal code: the question names no abdomen
-    assert "- 93306:" not in prompt  # the complete TTE: the question asks for a limited one
+    offered = _offered(prompt_of(model, 0))
+    assert offered[0] == "93308"
+    # an abdominal code (the question names the heart) and the complete TTE (it asks for a
+    # limited one) stay on the list, after the code that fits
+    assert {"76705", "93306"} <= set(offered[1:])
     assert statuses(answer) == {"93308": "verified"}
-    # When no candidate fits the question's words, none is withheld.
-    adv.ask("What do I bill for the ultrasound I did today?")
-    assert "- 76705:" in prompt_of(model, 1)
 
 
-def test_a_ruled_out_candidate_gives_way_to_the_code_the_rule_names(settings, catalog) -> None:
+def test_a_ruled_out_candidate_brings_the_code_that_fits_in_its_place(settings,
+                                                                      catalog) -> None:
     draft = {"codes": [code("20611", "P1")], "answer": "Bill 20611."}
     adv, model, _ = advisor_with(settings, catalog, [draft], codes=("20610", "20604", "76942"))
     answer = adv.ask(KNEE_Q)
-    prompt = prompt_of(model, 0)
-    assert "- 20611:" in prompt  # in place of 20610 (no imaging) and 20604 (small joint)
-    assert "- 20610:" not in prompt and "- 20604:" not in prompt
+    offered = _offered(prompt_of(model, 0))
+    # 20611 is offered in place of 20610 (no imaging) and 20604 (a small joint), before them
+    assert "20611" in offered
+    assert offered.index("20611") < offered.index("20610")
+    assert offered.index("20611") < offered.index("20604")
     assert statuses(answer) == {"20611": "verified"}
 
 
@@ -357,6 +417,9 @@ def test_citations_only_for_cited_and_retrieved_passages(settings, catalog) -> N
 
     assert [c.id for c in answer.citations] == ["aaaa1111"]
     assert answer.citations[0].source == "guidelines/aaaa1111.md"
+    # The answer carries the passage it cites: no need to ask the retriever again.
+    assert answer.citations[0].text == KNEE_PASSAGES[0].text
+    assert answer.to_json()["citations"][0]["text"].startswith("Joint injections")
 
 
 def test_json_shape(settings, catalog) -> None:
@@ -413,7 +476,8 @@ def test_parse_code_query(text, tokens) -> None:
 
 def test_draft_prompt_stays_short_and_tagged(catalog) -> None:
     cands = [Candidate(code=c, label=catalog.get(c).label * 3, why="", score=1.0)
-             for c in ("20610", "20611", "76942", "20604", "20606", "20600", "76937", "36556")]
+             for c in ("20610", "20611", "76942", "20604", "20606", "20600", "76937", "36556",
+                       "77001")]
     long = [passage(f"p{i}", "word " * 400) for i in range(6)]
     ctx = PromptContext(question="guided knee injection " * 10, candidates=cands, passages=long)
     messages = draft_messages(ctx)
@@ -421,12 +485,13 @@ def test_draft_prompt_stays_short_and_tagged(catalog) -> None:
     assert chars / 4 < 700  # about 4 characters a token for this English
     assert task_of(messages) is Task.DRAFT
     assert list(ctx.short_ids) == ["P1", "P2", "P3"]
-    assert "36556" not in str(messages[-1].content)  # only 6 candidates
+    assert "36556" in str(messages[-1].content)
+    assert "77001" not in str(messages[-1].content)  # only MAX_CANDIDATES (8) candidates
 
 
 def test_stream_renderer_shows_codes_and_prose_not_json() -> None:
     text = json.dumps({"codes": [code("20611", "P1")], "answer": 'Bill "20611" once.\nDone'})
-    r = _DraftRenderer()
+    r = DraftRenderer()
     out = "".join(r.feed(text[i:i + 3]) for i in range(0, len(text), 3))
     assert "drafting 20611 (not yet checked)" in out
     assert 'Bill "20611" once.\nDone' in out

@@ -20,10 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, Field
+from fakes import ScriptedChatModel, send_chat_completion
 
 from advisor import privacy
 from advisor.audit import AuditEntry, AuditLog
@@ -346,23 +343,6 @@ DRAFT = {
 }
 
 
-class RecordingModel(BaseChatModel):
-    """A chat model that records what it is sent and answers with the draft."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    sent: list[str] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "recording"
-
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
-        self.sent.append("\n".join(str(m.content) for m in messages))
-        reply = AIMessage(content=json.dumps(DRAFT))
-        return ChatResult(generations=[ChatGeneration(message=reply)])
-
-
 class FakeRetriever:
     def __init__(self, catalog: Any) -> None:
         self.queries: list[str] = []
@@ -387,7 +367,7 @@ def test_ask_masks_before_model_log_and_audit(
 ) -> None:
     install_phi_masking()
     caplog.set_level(logging.DEBUG)
-    model = RecordingModel()
+    model = ScriptedChatModel(default=DRAFT)
     retriever = FakeRetriever(catalog)
     settings = Settings(data_dir=tmp_path, backend="embedded")
     advisor = Advisor(settings, catalog=catalog, retriever=retriever, model=model)
@@ -398,7 +378,7 @@ def test_ask_masks_before_model_log_and_audit(
     exported = audit.export()
     audit.close()
 
-    assert_no_phi(" ".join(model.sent), "the model")
+    assert_no_phi(" ".join(model.prompts()), "the model")
     assert_no_phi(" ".join(retriever.queries), "the retriever")
     assert_no_phi(answer.question, "Answer.question")
     assert_no_phi(exported, "the audit export")
@@ -427,18 +407,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
         type(self).bodies.append(body)
-        reply = {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": json.dumps(DRAFT)}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_chat_completion(self, json.dumps(DRAFT), "fake")
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -512,3 +481,18 @@ def test_loopback_address_is_kept_other_addresses_masked(scrubber: Scrubber) -> 
     out = scrubber.scrub("Cannot reach the model server at 127.0.0.1:8080; patient IP 203.0.113.7")
     assert "127.0.0.1:8080" in out
     assert "203.0.113.7" not in out
+
+
+@pytest.mark.parametrize("text", [
+    "loading model /srv/advisor/.venv/test-data/models/qwen2.5-1.5b-instruct-q4_k_m.gguf",
+    "model path models/qwen2.5-0.5b-instruct-q4_k_m.gguf loaded",
+    "wrote C:\\advisor\\data\\audit.sqlite3 and ./data/app.log",
+    "see app.log",
+])
+def test_file_paths_are_not_taken_for_web_addresses(text: str) -> None:
+    assert privacy.scrub(text) == text
+
+
+def test_web_addresses_are_still_masked() -> None:
+    masked = privacy.scrub("profile at facebook.com/john.smith1960 or www.johnsmith.org")
+    assert "john" not in masked.lower() and masked.count("<URL>") == 2

@@ -73,11 +73,12 @@ def test_injected_code_is_never_shown_as_verified(advisor_setup: dict[str, Any])
     findings = [f for f in answer.findings if "99999" in f["codes"]]
     assert findings, "a finding says why 99999 is not verified"
     assert any(f["rule"] == "existence.unknown" for f in findings)
-    # The prose repeats the model's claim; every mention of 99999 carries its verdict.
+    # The prose repeats the model's claim: it is withheld, or every mention of 99999
+    # carries its verdict.
     for line in answer.answer.splitlines():
         if "99999" in line:
-            assert "[removed]" in line or "REMOVED" in line, line
-    assert "99999 [removed]" in answer.answer
+            assert "[removed]" in line or "REMOVED" in line or "withheld" in line, line
+    assert "99999 is verified" not in answer.answer
 
 
 def test_injected_text_reaches_the_model_only_as_quoted_passage(

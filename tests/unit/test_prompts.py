@@ -20,10 +20,20 @@ def test_draft_schema_restricts_codes_to_candidates():
     assert codes["items"]["properties"]["code"]["enum"] == ["20611", "20610"]
     assert codes["maxItems"] == 3
     item = codes["items"]["properties"]
-    assert item["modifiers"]["maxItems"] == 4  # the modifier positions of a claim line
+    # The question grounds no modifier: none can be drafted.
+    assert item["modifiers"]["maxItems"] == 0
     assert item["citations"]["maxItems"] == 1  # no passage shown: one citation at most
     # the general schema is untouched
     assert "enum" not in DRAFT_SCHEMA["properties"]["codes"]["items"]["properties"]["code"]
+
+
+def test_draft_schema_offers_only_the_modifiers_the_question_grounds():
+    ctx = PromptContext("Bilateral lower extremity venous duplex, interpretation only",
+                        candidates=[Cand("93970", "a")])
+    mods = draft_schema(ctx)["properties"]["codes"]["items"]["properties"]["modifiers"]
+    assert {"50", "RT", "LT", "26"} <= set(mods["items"]["enum"])
+    assert "59" not in mods["items"]["enum"]
+    assert mods["maxItems"] == 4  # the modifier positions of a claim line
 
 
 def test_draft_schema_without_candidates_is_general():
@@ -68,11 +78,20 @@ def test_the_narrowed_schema_compiles_to_a_grammar_that_holds_the_lists_short():
 
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    ctx = PromptContext("TEE", candidates=[Cand("93312", "a"), Cand("93355", "b")])
+    ctx = PromptContext("TEE, interpretation only of both sides",
+                        candidates=[Cand("93312", "a"), Cand("93355", "b")])
     gbnf = json_schema_to_gbnf(json.dumps(draft_schema(ctx)))
     rules = dict(ln.split(" ::= ", 1) for ln in gbnf.splitlines() if " ::= " in ln)
     assert rules["codes-item-code"] == '"\\"93312\\"" | "\\"93355\\""'
-    # bounded lists: the repetition is spelled out (four modifiers), not an open-ended "*"
+    # bounded lists: the repetition is spelled out (four modifiers), not an open-ended "*",
+    # and each is one of the modifiers the question grounds
     assert "*" not in rules["codes-item-modifiers"]
-    assert rules["codes-item-modifiers"].count("string") == 4
+    assert rules["codes-item-modifiers"].count("codes-item-modifiers-item") == 4
+    assert '"\\"26\\""' in rules["codes-item-modifiers-item"]
+    assert "59" not in rules["codes-item-modifiers-item"]
+    # a question that grounds no modifier: only the empty list can be drafted
+    bare = PromptContext("TEE", candidates=[Cand("93312", "a")])
+    rules = dict(ln.split(" ::= ", 1) for ln in json_schema_to_gbnf(
+        json.dumps(draft_schema(bare))).splitlines() if " ::= " in ln)
+    assert rules["codes-item-modifiers"] == '"[" space  "]" space'
     assert "*" not in rules["codes-item-citations"]

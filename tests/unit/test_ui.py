@@ -8,35 +8,33 @@ from typing import Any
 
 import pytest
 
+from advisor.cards import audit_html, lookup_html
+from advisor.conversation import (
+    ChatTurn,
+    append_feedback,
+    export_json,
+    export_markdown,
+    feedback_record,
+)
 from advisor.lookup import lookup
 from advisor.pipeline import Answer, CitationRef, CodeLine
 from advisor.settings import Settings
 from advisor.ui import (
-    ChatTurn,
-    PassageMemo,
-    Warmup,
     answer_html,
-    append_feedback,
     as_dict,
-    audit_html,
     badge_html,
     citations_html,
     codes_in_text,
     codes_table_html,
-    corrected_claim,
     error_message,
-    export_json,
-    export_markdown,
-    feedback_record,
     findings_html,
     footer_markdown,
-    lookup_html,
     outcome_html,
     outcome_json,
     parse_code_list,
     settings_markdown,
-    status_line,
 )
+from advisor.warmup import LazyRetriever, Warmup, status_line
 from guardrails.audit import audit_note
 from guardrails.repair import check_and_repair
 from guardrails.report import CodeStatus, Draft, DraftCode
@@ -99,9 +97,9 @@ def test_codes_table_escapes_and_shows_units_and_modifiers() -> None:
     assert 'data-code="93971"' in html
     assert 'data-status="verified"' in html
     assert "Duplex &lt;limited&gt;" in html
-    assert "<td>2</td>" in html
+    assert '<td class="num">2</td>' in html
     assert "RT, 59" in html
-    assert "units.limit" in html
+    assert 'title="units.limit"' in html
     assert "No code to show" in codes_table_html([])
 
 
@@ -110,8 +108,7 @@ def test_findings_show_severity_message_fix_source_and_fold_info() -> None:
     assert "badge-removed" in html
     assert "20610 + 76942" in html
     assert "Fix: Report 20611 instead of 20610 + 76942." in html
-    assert "supercoder_2061x" in html
-    assert 'title="supercoder.com"' in html
+    assert 'title="supercoder_2061x">supercoder.com</span>' in html
     assert "1 informational note(s)" in html
     assert "No findings" in findings_html([])
 
@@ -130,7 +127,6 @@ def test_answer_html_has_table_removed_findings_citations_and_meta() -> None:
     html = answer_html(knee_answer(), {"abc123": "passage text"})
     assert 'data-code="20611" data-status="corrected"' in html
     assert 'data-code="76942" data-status="removed"' in html
-    assert "Removed" in html
     assert "Fix: Report 20611" in html
     assert "Joint &lt;injections&gt;" in html
     assert "passage text" in html
@@ -153,7 +149,7 @@ def _outcome(*codes: DraftCode):  # type: ignore[no-untyped-def]
 
 def test_claim_check_shows_fix_and_corrected_claim() -> None:
     outcome = _outcome(DraftCode("20610"), DraftCode("76942"))
-    assert corrected_claim(outcome) == "20611"
+    assert outcome.corrected_claim() == "20611"
     html = outcome_html(outcome, CATALOG)
     assert ">FAIL<" in html
     assert 'data-code="20610" data-status="removed"' in html
@@ -173,7 +169,7 @@ def test_claim_check_of_a_clean_claim_says_no_change() -> None:
 
 def test_units_and_modifiers_in_corrected_claim() -> None:
     outcome = _outcome(DraftCode("37252"), DraftCode("37253", units=6))
-    assert "37253" in corrected_claim(outcome)
+    assert "37253" in outcome.corrected_claim()
 
 
 def test_lookup_html_shows_everything_lookup_knows() -> None:
@@ -278,22 +274,21 @@ def test_warmup_runs_steps_and_keeps_going_after_a_failure() -> None:
     assert "off" in status_line(None, "none")
 
 
-def test_passage_memo_remembers_texts() -> None:
-    class P:
-        def __init__(self, i: str) -> None:
-            self.id, self.text = i, f"text {i}"
+def test_the_retriever_is_built_once_on_first_use() -> None:
+    built: list[int] = []
 
     class R:
-        calls = 0
-
         def search(self, query: str, k: int | None = None) -> Any:
-            R.calls += 1
-            return type("Result", (), {"passages": [P("a"), P("b")]})()
+            return query
 
-    memo = PassageMemo(R, limit=1)
-    memo.search("q")
-    assert memo.texts(["a", "b"]) == {"b": "text b"}  # bounded: oldest forgotten
-    assert R.calls == 1
+    def factory() -> R:
+        built.append(1)
+        return R()
+
+    lazy = LazyRetriever(factory)
+    assert built == []
+    assert lazy.search("q") == "q" and lazy.search("r") == "r"
+    assert built == [1]
 
 
 class ScriptedAdvisor:
@@ -327,7 +322,11 @@ def test_chat_handler_streams_then_shows_checked_table_and_keeps_history(tmp_pat
         shown.append(step[0][-1]["content"])
         steps.append(step)
     chat, turns, box = steps[-1]
-    assert box == ""
+    # The box is emptied once, when the question is taken, and never touched again: a next
+    # question typed meanwhile is kept.
+    boxes = [step[2] for step in steps]
+    assert boxes[0] == "" and all(b is None for b in boxes[1:])
+    assert box is None
     assert chat[0] == {"role": "user", "content": "knee &lt;b&gt;injection&lt;/b&gt;?"}
     assert any("drafting 20611" in s and "not yet checked" in s for s in shown[:-1])
     assert 'data-code="20611" data-status="corrected"' in chat[-1]["content"]
@@ -397,6 +396,19 @@ def test_feedback_handler_appends_to_the_data_dir(tmp_path) -> None:
     assert json.loads(line)["rating"] == "down"
 
 
+def test_feedback_carries_the_optional_comment_to_the_file_and_the_audit_log(tmp_path) -> None:
+    state = _app(tmp_path, ScriptedAdvisor())
+    chat, turns, _ = list(state.chat("20610 76942", [], []))[-1]
+    like = type("Like", (), {"index": 1, "liked": False})()
+    said = state.feedback(chat, turns, like, "76942 should be removed, and it was")
+    assert "with your comment" in said
+    (line,) = (tmp_path / "feedback.jsonl").read_text().splitlines()
+    assert json.loads(line)["comment"] == "76942 should be removed, and it was"
+    state.audit.flush()
+    exported = state.audit.export(None, "json")
+    assert "76942 should be removed, and it was" in exported
+
+
 def test_tool_handlers_answer_without_a_model(tmp_path) -> None:
     state = _app(tmp_path, ScriptedAdvisor())
     html, data = state.check_view("20610 76942")
@@ -436,3 +448,103 @@ def test_chat_answers_are_audited_and_feedback_attached(tmp_path):
     assert "saved" in msg
     exported = AuditLog(settings.audit_path).export(None, "json")
     assert '"up"' in exported
+
+
+def test_the_chat_shows_the_elapsed_time_while_a_model_that_does_not_stream_drafts(
+    tmp_path,
+) -> None:
+    import time as _time
+
+    class Slow(ScriptedAdvisor):
+        def stream(self, question: str, history: Any = ()) -> Any:
+            _time.sleep(2.5)  # a backend that gives nothing until its whole draft is done
+            yield knee_answer()
+
+    state = _app(tmp_path, Slow())
+    shown = [step[0][-1]["content"] for step in state.chat("knee injection?", [], [])]
+    waiting = shown[1:-1]  # read as Gradio would, at each update
+    assert len(waiting) >= 2, "an update at least every second while drafting"
+    assert 'class="elapsed">1 s' in waiting[0] and 'class="elapsed">2 s' in waiting[1]
+    assert all("type your next question" in w for w in waiting)
+    assert 'data-code="20611"' in shown[-1]
+
+
+def test_question_counter_says_when_a_question_is_too_long() -> None:
+    from advisor.ui import question_counter
+
+    assert question_counter("knee?", 4000) == "5 / 4,000 characters"
+    long = question_counter("x" * 4001, 4000)
+    assert "4,001 / 4,000 characters: too long" in long
+
+
+# ------------------------------------------------------------- readable chat answers
+
+
+def test_the_answer_says_each_thing_once_codes_first() -> None:
+    a = knee_answer()
+    a.removed[0].reason = BUNDLED["message"]  # as the pipeline sets it: the finding's message
+    html = answer_html(a, {"abc123": "passage text"})
+    # The terminal summary repeats the table: not shown beside it.
+    assert "Codes (each checked against the ruleset)" not in html
+    # One table; the removed code is a row of it, its reason said once (in the findings).
+    assert html.count("<table") == 1
+    assert html.count(BUNDLED["message"]) == 1
+    # Codes first, then findings, then citations.
+    assert html.index("<table") < html.index("Findings") < html.index("Citations")
+    # Rule ids as words, the id on hover.
+    assert '<span class="rule" title="pairs.bundled">bundled pair</span>' in html
+    assert "<code>pairs.bundled</code>" not in html
+
+
+def test_code_numbers_and_headers_never_wrap() -> None:
+    import app
+
+    css = " ".join(app.CSS.split())
+    assert "white-space:nowrap" in css.replace(": ", ":")
+    assert "table.codes th" in css and "td.code" in css
+
+
+def test_every_rule_the_checker_emits_has_words() -> None:
+    import re as _re
+    from pathlib import Path as _Path
+
+    from advisor.ui import RULE_WORDS
+
+    root = _Path(__file__).resolve().parents[2]
+    emitted = set()
+    for py in [*(root / "guardrails").rglob("*.py"), *(root / "advisor").rglob("*.py")]:
+        emitted |= set(_re.findall(
+            r'"((?:existence|descriptor|pairs|add_on|units|modifiers|documentation|omission|'
+            r'pipeline|prose)\.[a-z_]+)"', py.read_text()))
+    assert emitted - set(RULE_WORDS) == set()
+
+
+def test_sources_are_links_with_titles() -> None:
+    from advisor.ui import source_link, source_title
+
+    src = CATALOG.sources["AAPC_breast_2015"]
+    html = source_link("AAPC_breast_2015", src)
+    assert html.startswith('<a class="source" href="https://www.aapc.com/blog/')
+    assert ">aapc.com: breast imaging coding changes in 2015</a>" in html
+    assert "AAPC_breast_2015" in html  # on hover, with what it supports
+    assert source_title("NCCI Policy Manual ch. IX") == "NCCI Policy Manual ch. IX"
+    findings = findings_html([BUNDLED], sources=CATALOG.sources)
+    assert '<a class="source" href="' in findings
+    assert 'title=""' not in findings
+
+
+def test_lookup_values_are_words_never_enum_names() -> None:
+    from advisor.lookup import format_lookup, lookup
+
+    for code in ("76937", "20610", "93970"):
+        rec = lookup(code, CATALOG)
+        for shown in (format_lookup(rec), lookup_html([rec])):
+            for raw in ("modifier_50", "not_applicable", "each_side", "encounter_policy",
+                        "date_policy", ": split", ": none"):
+                assert raw not in shown, (code, raw)
+    guidance = lookup("76937", CATALOG)
+    assert "imaging guidance:" not in format_lookup(guidance)  # it is the guidance itself
+    assert "Imaging guidance" not in lookup_html([guidance])
+    assert "modifier 50 allowed" in format_lookup(lookup("20610", CATALOG))
+    assert "not applicable" in format_lookup(guidance)
+    assert '<a class="source" href="https://' in lookup_html([guidance])

@@ -1,0 +1,179 @@
+"""The round policy: what is done about a drafted round's findings, read from each ``OnFail``.
+
+A drafting round is one draft from the model, checked. Per finding:
+
+- FIX: the deterministic fix is applied (:func:`guardrails.repair.check_and_repair`);
+- DROP: the code is removed and the finding stays;
+- WARN: kept and shown;
+- REASK: the model is asked once more with the findings (:attr:`Round.reask` lists them);
+  after that one re-ask, a code that still fails is dropped and a prose statement that
+  still fails is withheld, each with a ``pipeline.*`` finding saying why.
+
+The pipeline calls :func:`first_round` for the first draft and, when it asked again,
+:func:`after_reask` once with the second draft (or None when the model could not give one):
+one call into the checker per drafting round.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from guardrails.registry import RuleId
+from guardrails.repair import Outcome, check_and_repair
+from guardrails.report import CodeStatus, CodeVerdict, Draft, Finding, OnFail, Severity
+from knowledge.catalog import Catalog
+
+_SHOWN_OK = (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One drafting round: the draft as drafted, its checked outcome, what to re-ask about."""
+
+    draft: Draft
+    outcome: Outcome
+    reask: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The rounds after the one re-ask, with what the policy did and why."""
+
+    rounds: tuple[Round, ...]  # the last one is the answer; earlier ones for what it dropped
+    notes: tuple[Finding, ...]  # pipeline.reask_discarded / dropped_after_reask / prose_withheld
+    withhold_prose: bool
+
+
+def dedupe(findings: Sequence[Finding]) -> list[Finding]:
+    """Findings in order, each once (equal JSON forms are one finding)."""
+    seen: dict[str, Finding] = {}
+    for f in findings:
+        seen.setdefault(json.dumps(f.to_dict(), sort_keys=True), f)
+    return list(seen.values())
+
+
+def note(
+    rule: str,
+    severity: Severity,
+    codes: Sequence[str],
+    message: str,
+    *,
+    sources: Sequence[str] = (),
+    on_fail: OnFail = OnFail.WARN,
+) -> Finding:
+    """A finding about what the advisor itself did (asked again, dropped, withheld)."""
+    return Finding(rule, severity, tuple(codes), message, sources=tuple(sources), on_fail=on_fail)
+
+
+def _open_reasks(outcome: Outcome) -> tuple[Finding, ...]:
+    """REASK findings that still apply: about a code still drafted, or about the prose."""
+    present = {c.code for c in outcome.draft.codes}
+    out = [
+        f
+        for f in outcome.findings
+        if f.on_fail is OnFail.REASK and (f.span is not None or present.intersection(f.codes))
+    ]
+    return tuple(dedupe(out))
+
+
+def _round(draft: Draft, catalog: Catalog) -> Round:
+    outcome = check_and_repair(draft, catalog)
+    return Round(draft, outcome, _open_reasks(outcome))
+
+
+def first_round(draft: Draft, catalog: Catalog) -> Round:
+    """Check and repair the first draft; ``reask`` says whether to ask the model again."""
+    return _round(draft, catalog)
+
+
+def _passing(rnd: Round, catalog: Catalog) -> int:
+    """How many of a round's codes end verified or corrected on their own (a wrong
+    statement in the prose is withheld, not held against the codes)."""
+    alone = check_and_repair(replace(rnd.draft, text=""), catalog)
+    return sum(1 for v in alone.verdicts if v.status in _SHOWN_OK)
+
+
+def after_reask(first: Round, second: Draft | None, catalog: Catalog) -> Settled:
+    """The policy after the one re-ask: keep the better draft, drop what still fails.
+
+    ``second`` is the re-asked draft, or None when the model could not give one (the first
+    draft is then used). A second draft with fewer codes that pass than the first is
+    discarded (a small model told about one wrong statement may answer "no codes fit").
+    """
+    notes: list[Finding] = []
+    rounds = [first]
+    if second is not None:
+        later = _round(second, catalog)
+        if _passing(later, catalog) < _passing(first, catalog):
+            notes.append(
+                note(
+                    RuleId.PIPELINE_REASK_DISCARDED,
+                    Severity.INFO,
+                    (),
+                    "The second draft had fewer codes that pass the checks than the "
+                    "first; the first draft is used.",
+                )
+            )
+        else:
+            rounds.append(later)
+    last, dropped, withhold = _drop_still_failing(rounds[-1], catalog)
+    rounds[-1] = last
+    return Settled(tuple(rounds), tuple(notes + dropped), withhold)
+
+
+def _drop_still_failing(rnd: Round, catalog: Catalog) -> tuple[Round, list[Finding], bool]:
+    """Drop codes (and withhold prose) that still fail after the one re-ask."""
+    still = rnd.reask
+    if not still:
+        return rnd, [], False
+    present = [c.code for c in rnd.outcome.draft.codes]
+    drop: dict[str, Finding] = {}
+    withhold = False
+    for f in still:
+        removable = f.fix.remove if f.fix and f.fix.remove else ()
+        if f.span is not None and not removable:
+            withhold = True  # a statement in the prose: no code to drop, so the prose goes
+            continue
+        for code in removable or f.codes:
+            if code in present:
+                drop.setdefault(code, f)
+    notes = [
+        note(
+            RuleId.PIPELINE_DROPPED_AFTER_REASK,
+            Severity.ERROR,
+            (code,),
+            f"{code} was removed: after one re-ask the draft still failed {f.rule}: "
+            f"{f.message}",
+            sources=f.sources,
+            on_fail=OnFail.DROP,
+        )
+        for code, f in drop.items()
+    ]
+    if withhold:
+        notes.append(
+            note(
+                RuleId.PIPELINE_PROSE_WITHHELD,
+                Severity.WARNING,
+                (),
+                "The model's explanation was withheld: after one re-ask it still made "
+                "statements the rules contradict (see the findings above).",
+            )
+        )
+    kept = tuple(c for c in rnd.outcome.draft.codes if c.code not in drop)
+    text = "" if withhold else rnd.draft.text
+    outcome = check_and_repair(replace(rnd.draft, codes=kept, text=text), catalog)
+    removed_lines = [c for c in rnd.draft.codes if c.code in drop]
+    merged = Outcome(
+        first=rnd.outcome.first,
+        final=outcome.final,
+        draft=outcome.draft,
+        verdicts=tuple(
+            CodeVerdict(c.code, CodeStatus.REMOVED, c.units, c.modifiers, (drop[c.code],))
+            for c in removed_lines
+        )
+        + tuple(v for v in outcome.verdicts if v.code not in drop),
+        findings=tuple(dedupe(list(rnd.outcome.findings) + list(outcome.findings))),
+    )
+    return Round(rnd.draft, merged, rnd.reask), notes, withhold

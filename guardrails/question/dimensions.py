@@ -1,0 +1,292 @@
+"""The dimensions of fit, one function each: the frame against one part of a code's
+``describes`` block (see :mod:`guardrails.question.fit`). Each yields the code's misfits in
+that dimension: contradictions (the question affirms the opposite) and silences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from guardrails.question.frame import Frame
+from guardrails.question.misfit import _BAND, _VESSEL_WORDS, Misfit, _range, _words
+from knowledge.schema import AgeBand, CodeEntry, Describes, Extent
+
+if TYPE_CHECKING:
+    from guardrails.question.fit import Fitter
+
+
+def sites(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Sites."""
+    v = fx.vocab
+    code = e.code
+    if d.sites and "any" not in d.sites:
+        sites = fx._sites(frame, d.vessel is not None)
+        ok = [f for f in sites if any(v.related(f.concept, s) for s in d.sites)
+              and not any(v.is_a(f.concept, x) for x in d.exclude_sites)]
+        own = [f for f in ok if any(v.is_a(f.concept, s) for s in d.sites)]
+        other = [f for f in sites if f not in ok]
+        heads = [f for f in frame.facts if f.affirmed and f.head and not f.inferred
+                 and d.service == "diagnostic"
+                 and f.concept not in _VESSEL_WORDS and f.concept != "soft_tissue"]
+        if heads and not named and not any(
+            v.related(h.concept, s) for h in heads for s in d.sites
+        ):
+            # the site the exam or procedure is said of ('renal ultrasound') is not one
+            # the code is for, whatever else the question names
+            yield fx._misfit(
+                e, "site", True,
+                f"{code} is for {_words(d.sites)}; the question's service is of "
+                f"'{heads[0].text}'.", heads[0].text)
+        elif (sites and not ok) or (other and not own):
+            said = (other or sites)[0]
+            yield fx._misfit(
+                e, "site", True,
+                f"{code} is for {_words(d.sites)}; the question is about "
+                f"'{said.text}'.", said.text)
+        elif not named and not any(
+            any(v.is_a(f.concept, s) for s in d.sites) for f in ok
+        ):
+            yield fx._misfit(
+                e, "site", False,
+                f"the question does not name the site {code} is for ({_words(d.sites)})")
+    elif d.exclude_sites:
+        sites = fx._sites(frame)
+        if sites and all(any(v.is_a(f.concept, x) for x in d.exclude_sites) for f in sites):
+            yield fx._misfit(
+                e, "site", True,
+                f"{code} is not for {_words(d.exclude_sites)}; the question is about "
+                f"'{sites[0].text}'.", sites[0].text)
+
+def vessel(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Arteries or veins."""
+    code = e.code
+    if d.vessel is not None:
+        other = "vein" if d.vessel == "artery" else "artery"
+        mine = fx.has(frame, d.vessel)
+        theirs = fx.has(frame, other, strong=True)
+        if theirs is not None and mine is None:
+            yield fx._misfit(e, "vessel", True,
+                               f"{code} is a study of the {d.vessel}s; the question says "
+                               f"'{theirs.text}'.", theirs.text)
+        elif mine is None and not named:
+            yield fx._misfit(e, "vessel", False,
+                               f"{code} is a study of the {d.vessel}s, and the question "
+                               "does not say which vessels")
+
+def approach(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Approach: how the probe reaches the site."""
+    v = fx.vocab
+    code = e.code
+    if d.approach:
+        said_app = [f for f in frame.facts if f.affirmed and f.kind == "approach"
+                    and not f.inferred]
+        if said_app and not any(v.related(f.concept, a) for f in said_app
+                                for a in d.approach):
+            yield fx._misfit(
+                e, "approach", True,
+                f"{code} is a {_words(d.approach)} study; the question says "
+                f"'{said_app[0].text}'.", said_app[0].text)
+
+def kinds(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Actions, exams, devices: any-of, with the hierarchy."""
+    v = fx.vocab
+    code = e.code
+    for dim, kind, wanted, needed in (
+        ("action", "action", d.actions, True),
+        ("exam", "exam", d.exams, False),
+        ("device", "device", d.devices, True),
+    ):
+        if not wanted:
+            continue
+        facts = [f for f in frame.facts if f.affirmed and f.kind == kind]
+        if kind == "exam" and "sonography" not in wanted:
+            # Plain 'ultrasound' fits any ultrasound study ('DVT ultrasound' is a duplex).
+            facts = [f for f in facts if f.concept != "sonography"]
+        # A general word ('study') says no more than a narrower one beside it ('study
+        # ... after treadmill exercise': the physiologic study).
+        facts = [f for f in facts if not any(
+            g.concept != f.concept and v.is_a(g.concept, f.concept) for g in facts)]
+        # The words said, not the ancestors they imply: 'radiofrequency ablation' is not
+        # a laser ablation though both are ablations.
+        facts = [f for f in facts if not f.inferred] or facts
+        ok = [f for f in facts if any(v.related(f.concept, w) for w in wanted)]
+        if facts and not ok:
+            strong = [f for f in facts if not f.inferred] or facts
+            yield fx._misfit(
+                e, dim, True,
+                f"{code} is for {_words(wanted)}; the question describes "
+                f"'{strong[0].text}'.", strong[0].text)
+        elif needed and not ok and (no := next((
+            f for f in frame.facts if f.status.value == "negated" and f.kind == kind
+            and not f.inferred and all(v.is_a(w, f.concept) for w in wanted)
+            and fx.denies(frame, f.concept)), None)) is not None:
+            # 'no procedure done': every action the code is for is denied
+            yield fx._misfit(
+                e, dim, True,
+                f"{code} is for {_words(wanted)}; the question says '{no.text}' was not "
+                "done.", no.text)
+        elif needed and not named and not any(
+            any(v.is_a(f.concept, w) for w in wanted) for f in ok
+        ):
+            yield fx._misfit(
+                e, dim, False, f"the question does not say {_words(wanted)} was done")
+
+def features(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Features present or absent."""
+    code = e.code
+    for feature, presence in d.features.items():
+        if presence == "with":
+            denied = fx.denies(frame, feature)
+            if denied is not None:
+                yield fx._misfit(
+                    e, "feature", True,
+                    f"{code} includes {feature.replace('_', ' ')}; the question says "
+                    f"'{denied.text}' was not done.", denied.text)
+        else:
+            present = fx.has(frame, feature, strong=True)
+            if present is not None:
+                yield fx._misfit(
+                    e, "feature", True,
+                    f"{code} is without {feature.replace('_', ' ')}; the question says "
+                    f"'{present.text}'.", present.text)
+    for concept in d.requires_absent:
+        if fx.denies(frame, concept) is None and not named:
+            yield fx._misfit(
+                e, "feature", False,
+                f"{code} is the code without {concept.replace('_', ' ')}, and the question "
+                "does not say it was left out", need=concept)
+
+def concepts(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Concepts the code rules out, or needs said."""
+    code = e.code
+    for concept in d.contradicted_by:
+        # what the words imply counts ('transplanted kidney': a transplant), guidance
+        # guessed from a modality beside a procedure does not
+        hit = fx.has(frame, concept, strong=True) or (
+            fx.has(frame, concept) if fx.vocab.kinds.get(concept) != "guidance"
+            else None)
+        if hit is not None:
+            yield fx._misfit(
+                e, "service", True,
+                f"{code} ({e.label}) does not fit '{hit.text}' "
+                f"({concept.replace('_', ' ')}).", hit.text)
+    for concept in d.requires:
+        if fx.has(frame, concept) is None and not named:
+            yield fx._misfit(
+                e, "service", False,
+                f"{code} is for {concept.replace('_', ' ')}, which the question does not "
+                "say", need=concept)
+
+def age(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Patient age band."""
+    code = e.code
+    if e.age_band is not None:
+        if frame.age_band is not None and frame.age_band is not e.age_band:
+            yield fx._misfit(
+                e, "age", True,
+                f"{code} is for a patient {_BAND[e.age_band.value]}; the question's patient "
+                f"is {_BAND[frame.age_band.value]}.", _BAND[frame.age_band.value])
+        elif frame.age_band is None and e.age_band is not AgeBand.FIVE_AND_OLDER:
+            # An age left unsaid is taken as the usual patient (5 or older); the code for
+            # a young child needs the question to say so.
+            yield fx._misfit(
+                e, "age", False,
+                f"{code} is for a patient {_BAND[e.age_band.value]}, and the question does "
+                "not give the age")
+
+def weeks(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Gestational age."""
+    code = e.code
+    if d.weeks_below is not None or d.weeks_min is not None:
+        w = frame.weeks
+        if w is not None and d.weeks_below is not None and w >= d.weeks_below:
+            yield fx._misfit(e, "weeks", True,
+                               f"{code} is before {d.weeks_below:g} weeks; the question "
+                               f"says {w:g} weeks.", f"{w:g} weeks")
+        elif w is not None and d.weeks_min is not None and w < d.weeks_min:
+            yield fx._misfit(e, "weeks", True,
+                               f"{code} is for {d.weeks_min:g} weeks or later; the question "
+                               f"says {w:g} weeks.", f"{w:g} weeks")
+        elif w is None and not named:
+            limit = (f"before {d.weeks_below:g} weeks" if d.weeks_below is not None
+                     else f"{d.weeks_min:g} weeks or later")
+            yield fx._misfit(e, "weeks", False,
+                               f"{code} is {limit}, and the question does not give the "
+                               "gestational age")
+
+def counts(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Counts."""
+    code = e.code
+    if d.count is not None:
+        n = frame.count_of(d.count.thing)
+        extra = fx.has(frame, "each_additional")
+        thing = d.count.thing
+        if n is not None and ((d.count.min is not None and n < d.count.min and not extra)
+                              or (d.count.max is not None and n > d.count.max)):
+            yield fx._misfit(e, "count", True,
+                               f"{code} is for {_range(d.count.min, d.count.max)} "
+                               f"{thing}(s); the question says {n}.", str(n))
+        elif n is None and not extra and not named and (
+            (d.count.min or 0) >= 2
+        ) and not fx._several_named(frame, d):
+            yield fx._misfit(e, "count", False,
+                               f"{code} is for {_range(d.count.min, d.count.max)} "
+                               f"{thing}(s), and the question does not say how many")
+
+def sides(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Sides."""
+    code = e.code
+    if e.sides == "both" and frame.sides == "one":
+        yield fx._misfit(e, "sides", True,
+                           f"{code} is the study of both sides; the question says one side.",
+                           "one side")
+    elif e.sides == "one" and frame.sides == "both" and not fx._limited(frame):
+        yield fx._misfit(e, "sides", True,
+                           f"{code} is one side (or a limited study); the question says "
+                           "both sides in full.", "both sides")
+    elif e.sides is not None and frame.sides is None and not named and not (
+        e.sides == "one" and fx._limited(frame)
+    ):
+        yield fx._misfit(e, "sides", False,
+                           f"{code} is for {'both sides' if e.sides == 'both' else 'one side'}"
+                           ", and the question does not say which")
+
+def extent(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+        ) -> Iterable[Misfit]:
+    """Extent."""
+    code = e.code
+    if e.extent in (Extent.COMPLETE, Extent.LIMITED):
+        limited = fx.has(frame, "limited", strong=True)
+        complete = fx.has(frame, "complete", strong=True)
+        if e.extent is Extent.COMPLETE and limited is not None and complete is None:
+            yield fx._misfit(e, "extent", True,
+                               f"{code} is the complete exam; the question says "
+                               f"'{limited.text}'.", limited.text)
+        elif e.extent is Extent.LIMITED and complete is not None and limited is None:
+            yield fx._misfit(e, "extent", True,
+                               f"{code} is the limited exam; the question says "
+                               f"'{complete.text}'.", complete.text)
+        elif (e.extent is Extent.COMPLETE and limited is None and complete is None
+              and not named and (one := fx._one_element(frame, e)) is not None):
+            # An exam of one organ of a complete exam's set is a limited exam unless the
+            # question says complete (silence: not verified, never removed).
+            yield fx._misfit(e, "extent", False,
+                               f"{code} is the complete exam, and the question names only "
+                               f"the {one}", need="complete")
+
+
+# The dimensions in the order they are judged (guidance comes after the first four).
+BEFORE_GUIDANCE: tuple[Callable[..., Iterable[Misfit]], ...] = (sites, vessel, approach, kinds)
+AFTER_GUIDANCE: tuple[Callable[..., Iterable[Misfit]], ...] = (
+    features, concepts, age, weeks, counts, sides, extent,
+)

@@ -1,0 +1,201 @@
+"""Numbers a question states: patient age, gestational age, counts of things, code numbers.
+
+These are read with small patterns over the text; whether a number counts for today's
+service (a count in a sentence about a planned scan does not) is decided by the reader,
+which knows the assertion scopes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from knowledge.schema import AgeBand
+
+WORD_NUMBERS = {
+    "a": 1, "an": 1, "one": 1, "single": 1, "solitary": 1, "two": 2, "both": 2, "three": 3,
+    "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "pair of": 2, "couple of": 2,
+}
+_NUMBER = r"(\d{1,2}|" + "|".join(sorted((re.escape(w) for w in WORD_NUMBERS), key=len,
+                                         reverse=True)) + r")"
+
+CODE_NUMBER = re.compile(r"(?<![\w.])(\d{4}[\dT]|[A-HJ-NP-V]\d{4})(?![\w])", re.IGNORECASE)
+
+# Nouns counted, by the thing each counts (plural forms included).
+COUNT_NOUNS: dict[str, tuple[str, ...]] = {
+    "lesion": ("lesions?", "nodules?", "masse?s?", "tumou?rs?", "targets?", "cysts?", "lumps?",
+               "foci", "focus", "sites?", "nodes?", "lymph nodes?"),
+    "vessel": ("vessels?", "arter(?:y|ies)", "veins?", "branch(?:es)?", "grafts?"),
+    "muscle": ("muscles?", "muscle groups?", "trigger points?"),
+    "gestation": ("fetus(?:es)?", "foetus(?:es)?", "gestations?", "babies", "baby"),
+    "level": ("levels?", "segments?", "spinal levels?", "vertebral levels?"),
+    "joint": ("joints?", "knees?", "shoulders?", "hips?", "elbows?", "wrists?", "ankles?"),
+    "injection": ("injections?", "injection sites?", "needle pass(?:es)?"),
+}
+_NOUN_THING = [(re.compile(r"^(?:" + "|".join(nouns) + r")$"), thing)
+               for thing, nouns in COUNT_NOUNS.items()]
+_ALL_NOUNS = "|".join(n for nouns in COUNT_NOUNS.values() for n in nouns)
+# "two thyroid nodules", "3 separate liver lesions", "three muscles"
+_COUNTED = re.compile(
+    r"\b" + _NUMBER + r"\s+(?:(?:separate|distinct|different|additional|more|other|"
+    r"[a-z]+(?:al|ic|ous|ive|ar|ed)|thyroid|liver|breast|renal|kidney|lung|lymph|neck|"
+    r"axillary|lower|upper|extremity|leg|arm|iliac|femoral|coronary|peripheral)[\s-]+){0,3}("
+    + _ALL_NOUNS + r")\b",
+    re.IGNORECASE,
+)
+# "one nodule in each lobe", "a lesion in both breasts", "one in each knee"
+_EACH = re.compile(
+    r"\b(?:one|a|an|single)\s+(?:[a-z]+\s+){0,3}?(?:in|on|of|at|from)\s+(?:each|both|either)\s+"
+    r"(?:of\s+the\s+)?(?:two\s+)?([a-z]+)",
+    re.IGNORECASE,
+)
+_MULTIPLES = {"twins": ("gestation", 2), "twin": ("gestation", 2), "triplets": ("gestation", 3),
+              "triplet": ("gestation", 3), "quadruplets": ("gestation", 4),
+              "singleton": ("gestation", 1)}
+_MULTIPLE_RE = re.compile(r"\b(" + "|".join(_MULTIPLES) + r")\b", re.IGNORECASE)
+# "each additional lesion", "a second lesion": at least two of the thing
+_SECOND = re.compile(r"\b(?:second|2nd|another|additional)\s+(?:[a-z]+\s+){0,2}?("
+                     + _ALL_NOUNS + r")\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A number read from the text, with what it is about and where."""
+
+    what: str  # a count thing, "age", "weeks"
+    value: float
+    span: tuple[int, int]
+    text: str
+    at_least: bool = False  # "a second lesion": two or more
+
+
+def thing_of(noun: str) -> str | None:
+    """The count thing a noun counts ('nodules' -> lesion), or None."""
+    noun = noun.lower()
+    for rx, thing in _NOUN_THING:
+        if rx.match(noun):
+            return thing
+    return None
+
+
+def _value(word: str) -> int:
+    word = word.lower()
+    return int(word) if word.isdigit() else WORD_NUMBERS[word]
+
+
+def counts(text: str) -> Iterator[Number]:
+    """Counts of things the text states, in text order."""
+    for m in _COUNTED.finditer(text):
+        thing = thing_of(m.group(2))
+        if thing is None:
+            continue
+        n = _value(m.group(1))
+        if 0 < n <= 50:
+            yield Number(thing, n, m.span(), m.group(0))
+    for m in _EACH.finditer(text):
+        head = text[m.start():m.end()].split()
+        noun = next((thing_of(w) for w in head[1:4] if thing_of(w)), None)
+        yield Number(noun or "lesion", 2, m.span(), m.group(0))
+    for m in _MULTIPLE_RE.finditer(text):
+        thing, n = _MULTIPLES[m.group(1).lower()]
+        yield Number(thing, n, m.span(), m.group(0))
+    for m in _SECOND.finditer(text):
+        thing = thing_of(m.group(1))
+        if thing is not None:
+            yield Number(thing, 2, m.span(), m.group(0), at_least=True)
+
+
+_NUM = r"(\d{1,3}(?:\.\d)?)"
+_AGE_OF = r"\s+(?:the\s+)?(?:age\s+(?:of\s+)?)?"
+_AGE_BELOW = re.compile(r"\b(?:under|younger than|less than|below)" + _AGE_OF + _NUM
+                        + r"(?!\s*(?:weeks?|wks?|months?|days?|cm|mm|ml|kg|%))\b", re.IGNORECASE)
+_AGE_ATLEAST = re.compile(
+    _NUM + r"\s*(?:years?|yrs?|y)?\s*(?:of age\s*)?(?:or|and)\s*(?:older|over|above)\b"
+    r"|\b(?:over|older than|above)" + _AGE_OF + _NUM + r"\s*(?:years?|yrs?|y)\b",
+    re.IGNORECASE,
+)
+_AGE_YEARS = re.compile(
+    r"\b" + _NUM + r"[- ]?(?:years?|yrs?|y)[- ]?(?:old|of age|/o)\b|\b" + _NUM
+    + r"\s*(?:yo|y/o|yr old|yom|yof|yo[mf])\b|\bage[ds]?\s*(?:of\s*)?:?\s*"
+    + _NUM + r"\b",
+    re.IGNORECASE,
+)
+_AGE_SMALL = re.compile(
+    r"\b\d{1,2}[- ]?(?:months?|mos?|weeks?|wks?|days?)[- ]?(?:old|of age)\b", re.IGNORECASE
+)
+
+
+def ages(text: str) -> Iterator[Number]:
+    """Patient ages in years the text states ('under 5' gives 4.9; '5 or older' gives 5)."""
+    taken: list[tuple[int, int]] = []
+
+    def free(span: tuple[int, int]) -> bool:
+        return all(span[1] <= s or span[0] >= e for s, e in taken)
+
+    for m in _AGE_BELOW.finditer(text):
+        taken.append(m.span())
+        n = float(m.group(1))
+        if n <= 5:
+            yield Number("age", min(n, 5) - 0.1, m.span(), m.group(0))
+    for m in _AGE_ATLEAST.finditer(text):
+        if not free(m.span()):
+            continue
+        taken.append(m.span())
+        n = float(m.group(1) or m.group(2))
+        if n >= 5:
+            yield Number("age", n, m.span(), m.group(0))
+    for m in _AGE_YEARS.finditer(text):
+        if not free(m.span()):
+            continue
+        taken.append(m.span())
+        n = float(next(g for g in m.groups() if g))
+        if n <= 120:
+            yield Number("age", n, m.span(), m.group(0))
+    for m in _AGE_SMALL.finditer(text):
+        if free(m.span()):
+            yield Number("age", 0.5, m.span(), m.group(0))
+
+
+def band_of(years: float) -> AgeBand:
+    """The catalog's age band for an age in years."""
+    return AgeBand.UNDER_5 if years < 5 else AgeBand.FIVE_AND_OLDER
+
+
+_WEEKS = re.compile(
+    r"\b(?:at|ga(?: of)?|gestational age(?: of)?|ega(?: of)?|@)?\s*" + _NUM
+    + r"\s*(?:\+\d\s*)?(?:-|\s)?(?:weeks?|wks?|w)(?:\s*\d\s*d(?:ays?)?)?\b"
+    r"(?!\s*(?:ago|old|postpartum|post-partum|after|later|from now|of (?:pain|symptoms)))",
+    re.IGNORECASE,
+)
+_WEEKS_CONTEXT = re.compile(
+    r"pregnan|gestation|\bga\b|\bega\b|\bob\b|obstetric|fetus|fetal|\biup\b|trimester|"
+    r"singleton|twins?|triplets?|nuchal|crown|\bcrl\b|\blmp\b|\bedd\b|gravid|prenatal|antenatal",
+    re.IGNORECASE,
+)
+_NOT_WEEKS = re.compile(r"\b(?:in|for|every|within|after|over|past|last|next)\s*$", re.IGNORECASE)
+_TRIMESTER = re.compile(r"\b(first|1st|second|2nd|third|3rd)\s+trimester\b", re.IGNORECASE)
+_TRIMESTER_WEEKS = {"first": 10.0, "1st": 10.0, "second": 20.0, "2nd": 20.0, "third": 32.0,
+                    "3rd": 32.0}
+
+
+def gestational_weeks(text: str) -> Iterator[Number]:
+    """Gestational ages in weeks ('at 20 weeks', 'GA 11w2d', 'second trimester')."""
+    if not _WEEKS_CONTEXT.search(text):
+        return
+    for m in _WEEKS.finditer(text):
+        before = text[max(0, m.start() - 12):m.start() + (m.group(0).find(m.group(1)))]
+        if _NOT_WEEKS.search(before):
+            continue  # "repeat in 4 weeks", "for 2 weeks"
+        n = float(m.group(1))
+        if 3 <= n <= 43:
+            yield Number("weeks", n, m.span(), m.group(0).strip())
+    for m in _TRIMESTER.finditer(text):
+        yield Number("weeks", _TRIMESTER_WEEKS[m.group(1).lower()], m.span(), m.group(0),
+                     at_least=True)
+
+
+def code_numbers(text: str) -> tuple[str, ...]:
+    """Code numbers named in the text, upper case, in order, once each."""
+    return tuple(dict.fromkeys(m.group(1).upper() for m in CODE_NUMBER.finditer(text)))

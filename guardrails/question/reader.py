@@ -1,0 +1,450 @@
+"""Read a question into an encounter frame with medspaCy.
+
+medspaCy's sentence splitter (PyRuSH), target matcher (the vocabulary's terms) and ConText
+(assertion: negation, history, hypothetical, other experiencer) run over the question; the
+matched concepts become facts with their status. Numbers (ages, weeks, counts) are read by
+:mod:`guardrails.question.numbers` and kept only where no ConText cue reaches them.
+
+The pipeline is built once per process per vocabulary (about a second) and only when a
+question is first read, so lookups and claim checks never pay for it. A frame is read once
+per question: repeated reads of the same text come from a small cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from guardrails.question import numbers
+from guardrails.question.frame import Count, Fact, Frame, Status
+from guardrails.question.vocab import Vocabulary, vocabulary_of
+from knowledge.schema import AgeBand
+
+if TYPE_CHECKING:
+    from knowledge.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+# ConText categories -> status, strongest first (a negated family fact is still family).
+_CATEGORY_STATUS = (
+    ("FAMILY", Status.OTHER),
+    ("OTHER_EXPERIENCER", Status.OTHER),
+    ("NEGATED_EXISTENCE", Status.NEGATED),
+    ("HYPOTHETICAL", Status.HYPOTHETICAL),
+    ("HISTORICAL", Status.HISTORICAL),
+    ("POSSIBLE_EXISTENCE", Status.UNCERTAIN),
+)
+# Kinds whose words say what was done (a site near one of them is the service's site).
+_SERVICE_KINDS = frozenset({"action", "exam", "device", "approach", "guidance", "service"})
+# Kinds where the turn asked now replaces what the earlier turn said.
+_OVERRIDING_KINDS = frozenset({
+    "site", "approach", "guidance", "action", "exam", "device", "extent", "service",
+    "feature", "patient",
+})
+# Words after a site that say only that site was examined ("gallbladder only").
+_ONLY = frozenset({"only", "alone", "just", "solely", "exclusively"})
+_NEAR = 6  # tokens: how close a site must be to a service word to be the service's site
+
+
+class ReaderUnavailable(RuntimeError):
+    """The clinical NLP packages are missing: the frame cannot be read."""
+
+    retryable = False
+
+
+_ACTIONS: dict[int, Any] = {}
+_PIPELINES: dict[int, tuple[Vocabulary, Any]] = {}
+_BUILD_LOCK = threading.Lock()
+
+
+def _quiet() -> None:
+    # PyRuSH logs every sentence decision through loguru at DEBUG: silence it.
+    try:
+        from loguru import logger
+
+        logger.disable("PyRuSH")
+        logger.disable("medspacy")
+    except ImportError:  # pragma: no cover - loguru comes with PyRuSH
+        pass
+    for name in ("medspacy", "PyRuSH", "spacy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def pipeline(vocab: Vocabulary) -> Any:
+    """The medspaCy pipeline for ``vocab``, built on first use."""
+    hit = _PIPELINES.get(id(vocab))
+    if hit is not None and hit[0] is vocab:
+        return hit[1]
+    with _BUILD_LOCK:
+        hit = _PIPELINES.get(id(vocab))
+        if hit is not None and hit[0] is vocab:
+            return hit[1]
+        _quiet()
+        try:
+            import medspacy  # type: ignore[import-untyped]
+            from medspacy.context import ConTextRule  # type: ignore[import-untyped]
+            from medspacy.target_matcher import TargetRule  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise ReaderUnavailable(
+                "The question reader needs medspaCy (installed by `make install`; by hand: "
+                "see the Makefile's install step). " + str(exc)
+            ) from exc
+        _quiet()
+        nlp = medspacy.load(medspacy_enable=["medspacy_pyrush", "medspacy_target_matcher"])
+        context = nlp.add_pipe("medspacy_context", config={
+            "rules": None,
+            "terminating_types": {c: ["COMMA"] for c in vocab.comma_ends},
+        })
+        defaults = ConTextRule.from_json(context.DEFAULT_RULES_FILEPATH)
+        context.add([r for r in defaults if r.literal not in vocab.context_drop])
+        context.add(
+            [ConTextRule(cue, category, direction=direction)
+             for cue, category, direction in vocab.context]
+            + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
+        )
+        rules = [
+            TargetRule(term, "CONCEPT", metadata={"concepts": concepts})
+            for term, concepts in vocab.terms.items()
+        ]
+        rules += [
+            TargetRule(term, "CONCEPT", pattern=[{"TEXT": t} for t in term.split()],
+                       metadata={"concepts": concepts})
+            for term, concepts in vocab.case_terms.items()
+        ]
+        nlp.get_pipe("medspacy_target_matcher").add(rules)
+        # The target matcher keeps one of two overlapping terms ('SI joint' over 'joint
+        # injection', 'genicular nerve block' over 'nerve block'); what a procedure does is
+        # read again from every term of an action, overlapping or inside another.
+        from spacy.matcher import PhraseMatcher
+
+        actions = PhraseMatcher(nlp.vocab, attr="LOWER")
+        for term, concepts in vocab.terms.items():
+            if any(vocab.kinds.get(c) == "action" for c in concepts):
+                actions.add(term, [nlp.make_doc(term)])
+        _ACTIONS[id(nlp)] = actions
+        _PIPELINES[id(vocab)] = (vocab, nlp)
+        return nlp
+
+
+_FETAL_ROOTS = ("fetus", "pregnancy_site", "pregnant", "fetal_echo", "nt_measurement",
+                "biophysical_profile", "sonography", "ultrasound", "echocardiography",
+                "doppler", "diagnostic_exam", "extent", "complete", "limited", "detailed")
+
+
+def _fetal(vocab: Vocabulary, concept: str) -> bool:
+    """Concepts that a 'fetal' cue describes rather than moves to another experiencer."""
+    kind = vocab.kinds.get(concept)
+    if kind in ("extent", "approach", "modality", "guidance", "cue", "count"):
+        return True
+    return any(vocab.is_a(concept, root) for root in _FETAL_ROOTS)
+
+
+def _status_of(categories: set[str]) -> Status:
+    for category, status in _CATEGORY_STATUS:
+        if category in categories:
+            return status
+    return Status.AFFIRMED
+
+
+def _scopes(doc: Any) -> list[tuple[int, int, str]]:
+    """(start char, end char, category) of every ConText cue's reach."""
+    out = []
+    graph = getattr(doc._, "context_graph", None)
+    for mod in getattr(graph, "modifiers", ()) or ():
+        if mod.direction.upper() == "TERMINATE":
+            continue
+        s, e = mod.scope_span
+        if e <= s:
+            continue
+        out.append((doc[s].idx, doc[e - 1].idx + len(doc[e - 1]), mod.category.upper()))
+    return out
+
+
+def _status_at(span: tuple[int, int], scopes: list[tuple[int, int, str]]) -> Status:
+    cats = {cat for s, e, cat in scopes if s <= span[0] and span[1] <= e}
+    return _status_of(cats)
+
+
+def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], list[Any], Any]:
+    nlp = pipeline(vocab)
+    doc = nlp(text)
+    facts: list[Fact] = []
+    service_tokens: list[int] = []
+    exam_tokens: set[int] = set()
+    sites: list[tuple[Any, list[Fact]]] = []
+    for ent in doc.ents:
+        rule = getattr(ent._, "target_rule", None)
+        meta = getattr(rule, "metadata", None) or {}
+        concepts = meta.get("concepts", ())
+        cats = {m.category.upper() for m in getattr(ent._, "modifiers", ())}
+        status = _status_of(cats)
+        made: list[Fact] = []
+        for concept in concepts:
+            for c in vocab.closure(concept):
+                kind = vocab.kinds.get(c, "")
+                own = status
+                if "FETUS" in cats and own is Status.AFFIRMED and not _fetal(vocab, c):
+                    own = Status.OTHER  # a fetal organ or finding, not the patient's
+                made.append(Fact(c, kind, own, (ent.start_char, ent.end_char), ent.text, turn,
+                                 inferred=c not in concepts))
+                negated = vocab.negates.get(c)
+                if negated is not None and status is Status.AFFIRMED:
+                    made.append(Fact(negated, vocab.kinds.get(negated, ""), Status.NEGATED,
+                                     (ent.start_char, ent.end_char), ent.text, turn))
+        facts.extend(made)
+        if any(f.kind in _SERVICE_KINDS for f in made):
+            service_tokens.extend(range(ent.start, ent.end))
+        if any(f.kind == "exam" and not f.inferred for f in made):
+            exam_tokens.add(ent.start)
+        if any(f.kind == "site" for f in made):
+            sites.append((ent, made))
+        # "gallbladder only", "only the right kidney": one structure, a limited exam
+        # (a site the words name, not one an exam word implies: 'stress echo interpretation
+        # only' is not a limited study of the heart)
+        if status is Status.AFFIRMED and any(f.kind == "site" and not f.inferred
+                                             for f in made):
+            window = [t.lower_ for t in doc[max(0, ent.start - 3):ent.start]]
+            window += [t.lower_ for t in doc[ent.end:ent.end + 2]]
+            if _ONLY & set(window):
+                facts.append(Fact("limited", "extent", Status.AFFIRMED,
+                                  (ent.start_char, ent.end_char), ent.text, turn))
+    facts += _overlapping_actions(doc, vocab, turn, facts)
+    # A site said near a service word is the service's own site.
+    near: set[int] = set()
+    for ent, _made in sites:
+        sent = ent.sent
+        if any(sent.start <= t < sent.end and (abs(t - ent.start) <= _NEAR or
+                                                abs(t - (ent.end - 1)) <= _NEAR)
+               for t in service_tokens):
+            near.add(ent.start_char)
+    # The site an exam word is said of, as the word right before it ('renal ultrasound',
+    # 'pelvic ultrasound'): the exam's own site.
+    head: set[int] = set()
+    for ent, _made in sites:
+        after = doc[ent.end:ent.end + 1]
+        if after and after[0].i in exam_tokens:
+            head.add(ent.start_char)
+    facts = [
+        Fact(f.concept, f.kind, f.status, f.span, f.text, f.turn, f.inferred,
+             near_action=f.span[0] in near, head=f.span[0] in head)
+        if f.kind == "site" and f.span[0] in near | head else f
+        for f in facts
+    ]
+    return facts, _scopes(doc), doc
+
+
+def _overlapping_actions(doc: Any, vocab: Vocabulary, turn: int, facts: list[Fact]
+                         ) -> list[Fact]:
+    """Action facts from terms the target matcher dropped for an overlapping one."""
+    matcher = _ACTIONS.get(id(pipeline(vocab)))
+    if matcher is None:
+        return []
+    have = {(f.concept, f.span) for f in facts}
+    # Only where the overlapping term named no action itself ('genicular nerve block', a
+    # site): inside 'radiofrequency ablation' the bare 'ablation' says less, not more.
+    acted = [f.span for f in facts if f.kind == "action"]
+    scopes = _scopes(doc)
+    out: list[Fact] = []
+    for match_id, start, end in matcher(doc):
+        span = doc[start:end]
+        chars = (span.start_char, span.end_char)
+        if any(s <= chars[0] and chars[1] <= e for s, e in acted):
+            continue
+        term = doc.vocab.strings[match_id]
+        status = _status_at(chars, scopes)
+        for concept in vocab.terms.get(term, ()):
+            for c in vocab.closure(concept):
+                if vocab.kinds.get(c) == "action" and (c, chars) not in have:
+                    have.add((c, chars))
+                    out.append(Fact(c, "action", status, chars, span.text, turn,
+                                    inferred=c != concept))
+    return out
+
+
+def _coordinated_guidance(facts: list[Fact], text: str) -> list[Fact]:
+    """'CT or ultrasound guidance': a modality joined by 'or'/'and' to the modality of a
+    guidance phrase is guidance too, with the same status."""
+    out: list[Fact] = []
+    guides = [f for f in facts if f.kind == "guidance" and not f.inferred]
+    have = {f.concept for f in guides}
+    for f in facts:
+        if f.kind != "modality" or f"guidance_{f.concept}" in have:
+            continue
+        for g in guides:
+            gap = text[f.span[1]:g.span[0]].strip().lower()
+            if gap in ("or", "and", ",", "/", "and/or", ", or", ", and"):
+                out.append(Fact(f"guidance_{f.concept}", "guidance", g.status, f.span,
+                                f.text, f.turn))
+                have.add(f"guidance_{f.concept}")
+                break
+    return out
+
+
+def _infer_guidance(facts: list[Fact], doc: Any) -> list[Fact]:
+    """'Knee injection with ultrasound': a modality named in the sentence of an affirmed
+    procedure says (less firmly) that it guided the procedure."""
+    if any(f.kind == "guidance" and f.affirmed for f in facts):
+        return []
+    out: list[Fact] = []
+    sent_of: dict[int, int] = {t.idx: t.sent.start_char for t in doc}
+
+    def sentence(f: Fact) -> int:
+        return sent_of.get(f.span[0], -1)
+    actions = {sentence(f) for f in facts if f.kind == "action" and f.affirmed
+               and f.concept not in ("surgery",)}
+    for f in facts:
+        if f.kind == "modality" and f.affirmed and sentence(f) in actions:
+            out.append(Fact(f"guidance_{f.concept}", "guidance", Status.AFFIRMED, f.span,
+                            f.text, f.turn, inferred=True))
+    return out
+
+
+def _numbers(text: str, scopes: list[tuple[int, int, str]], turn: int
+             ) -> tuple[list[Count], list[float], list[float], list[int]]:
+    counts: list[Count] = []
+    for n in numbers.counts(text):
+        if _status_at(n.span, scopes) is Status.AFFIRMED:
+            counts.append(Count(n.what, int(n.value), n.span, n.text))
+    ages = [n.value for n in numbers.ages(text) if _status_at(n.span, scopes) is Status.AFFIRMED]
+    weeks = [n.value for n in numbers.gestational_weeks(text)
+             if _status_at(n.span, scopes) is Status.AFFIRMED]
+    return counts, ages, weeks, []
+
+
+_ONE_WORDS = frozenset({"one", "single", "left", "right", "lt", "rt", "l", "r", "a", "the"})
+_SIDE_WORDS = frozenset({"left", "right", "lt", "rt"})
+
+
+def _sides(facts: list[Fact], doc: Any) -> str | None:
+    """'both' when the question says both sides, 'one' when one side, else None."""
+    both = any(f.concept == "both_sides" and f.affirmed for f in facts)
+    one = any(f.concept == "one_side" and f.affirmed for f in facts)
+    named_side = False
+    # "both knees", "both legs"; "one leg", "the left arm", "right carotid"
+    sites = {f.span[0]: f for f in facts if f.kind == "site" and f.affirmed}
+    for t in doc:
+        word = t.lower_
+        near = [doc[j] for j in range(t.i + 1, min(len(doc), t.i + 3))]
+        if not any(n.idx in sites for n in near):
+            continue
+        if word == "both":
+            both = True
+        elif word in _SIDE_WORDS:
+            named_side = True
+        elif word in ("one", "single") and any(
+                n.idx in sites and not sites[n.idx].text.lower().endswith("s") for n in near):
+            one = True
+    # 'Bilateral venous duplex, left leg worse': a side named beside 'both' is a detail
+    if both and not one:
+        return "both"
+    if (one or named_side) and not both:
+        return "one"
+    return None
+
+
+_CACHE: OrderedDict[tuple[int, str, str], Frame] = OrderedDict()
+_CACHE_SIZE = 4096
+_CACHE_LOCK = threading.Lock()
+
+
+def read_frame(question: str, catalog: Catalog, history: str = "") -> Frame:
+    """The frame of ``question`` (with ``history``, the earlier turn it follows up)."""
+    if not question.strip() and not history.strip():
+        return Frame(text="")
+    key = (id(catalog.vocabulary), question, history)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    frame = _read(question, vocabulary_of(catalog), history, _guidance_codes(catalog))
+    with _CACHE_LOCK:
+        _CACHE[key] = frame
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return frame
+
+
+_GUIDES: dict[int, dict[str, str]] = {}
+
+
+def _guidance_codes(catalog: Catalog) -> dict[str, str]:
+    """Guidance codes of one modality: code -> the guidance concept it reports."""
+    key = id(catalog.codes)
+    hit = _GUIDES.get(key)
+    if hit is None:
+        hit = {c: f"guidance_{e.describes.guidance[0]}" for c, e in catalog.codes.items()
+               if e.describes is not None and e.describes.service == "guidance"
+               and len(e.describes.guidance) == 1
+               and e.describes.guidance[0] in ("ultrasound", "fluoroscopy", "ct", "mr")}
+        _GUIDES[key] = hit
+    return hit
+
+
+def _named_guidance(question: str, guides: dict[str, str], facts: list[Fact]) -> list[Fact]:
+    """'Can I bill 36556 and 76937 for a PICC?': a guidance code named as billed says its
+    imaging guided the service (unless the question's own words say otherwise)."""
+    said = {f.concept for f in facts if f.kind == "guidance"}
+    out: list[Fact] = []
+    for m in numbers.CODE_NUMBER.finditer(question):
+        concept = guides.get(m.group(1).upper())
+        if concept is not None and concept not in said and not said:
+            out.append(Fact(concept, "guidance", Status.AFFIRMED, m.span(1), m.group(1), 0,
+                            inferred=True))
+            said.add(concept)
+    return out
+
+
+def _read(question: str, vocab: Vocabulary, history: str,
+          guides: dict[str, str] | None = None) -> Frame:
+    facts, scopes, doc = _read_turn(question, vocab, 0)
+    facts += _coordinated_guidance(facts, question)
+    facts += _named_guidance(question, guides or {}, facts)
+    facts += _infer_guidance(facts, doc)
+    counts, ages, weeks, _ = _numbers(question, scopes, 0)
+    sides = _sides(facts, doc)
+    if history.strip():
+        old, old_scopes, old_doc = _read_turn(history, vocab, 1)
+        old += _coordinated_guidance(old, history)
+        old += _infer_guidance(old, old_doc)
+        said_now = {f.kind for f in facts if f.affirmed}
+        # A follow-up that names new sites keeps the earlier turn's vessel kind ('venous
+        # duplex of one leg' then 'what about both legs?': still veins).
+        vessels_now = any(f.affirmed and f.kind == "site" and vocab.is_a(f.concept, "vessel")
+                          for f in facts)
+        # What this turn negates overrides what the earlier turn affirmed ('what if no
+        # Doppler was done?').
+        denied_now = [f.concept for f in facts if f.status is Status.NEGATED and not f.inferred]
+        old = [f for f in old if not any(vocab.is_a(f.concept, c) or vocab.is_a(c, f.concept)
+                                         for c in denied_now)]
+        facts += [f for f in old if f.kind not in said_now or f.kind not in _OVERRIDING_KINDS
+                  or (f.kind == "site" and not vessels_now
+                      and f.concept in ("vein", "artery"))]
+        o_counts, o_ages, o_weeks, _ = _numbers(history, old_scopes, 1)
+        counts = counts or o_counts
+        ages = ages or o_ages
+        weeks = weeks or o_weeks
+        sides = sides or _sides(old, old_doc)
+    bands = {numbers.band_of(a) for a in ages}
+    kinds = {f.concept for f in facts if f.affirmed}
+    if "infant" in kinds:
+        bands.add(AgeBand.UNDER_5)
+    if "adult" in kinds:
+        bands.add(AgeBand.FIVE_AND_OLDER)
+    band = bands.pop() if len(bands) == 1 else None
+    affirmed = frozenset(f.concept for f in facts if f.affirmed)
+    negated = frozenset(f.concept for f in facts if f.status is Status.NEGATED)
+    return Frame(
+        text=question,
+        facts=tuple(facts),
+        counts=tuple(counts),
+        age_years=tuple(ages),
+        age_band=band,
+        weeks=weeks[0] if weeks and len(set(weeks)) == 1 else None,
+        sides=sides,
+        codes=numbers.code_numbers(f"{history}\n{question}" if history else question),
+        _affirmed=affirmed,
+        _negated=negated,
+    )

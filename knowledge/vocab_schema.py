@@ -1,0 +1,67 @@
+"""Schema of knowledge/data/vocabulary.yaml: the concepts questions are read with, and the
+ConText cues that set each fact's status (see knowledge/schema.py for the rest)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from knowledge.schema import Strict
+
+ConceptKind = Literal[
+    "site", "approach", "guidance", "modality", "action", "exam", "feature", "device",
+    "patient", "extent", "service", "count", "cue",
+]
+ContextCategory = Literal[
+    "NEGATED_EXISTENCE", "POSSIBLE_EXISTENCE", "HISTORICAL", "HYPOTHETICAL",
+    "OTHER_EXPERIENCER", "FETUS", "TERMINATE",
+]
+CONCEPT_ID = r"^[a-z][a-z0-9_]*$"
+
+
+class Concept(Strict):
+    """One thing a question can say, with the words that name it."""
+
+    id: str = Field(pattern=CONCEPT_ID, description="Stable concept id, used by codes data.")
+    kind: ConceptKind = Field(description="What sort of fact the concept is.")
+    parents: tuple[str, ...] = Field(
+        (), description="Broader concepts of the same kind (a knee is a major joint)."
+    )
+    terms: tuple[str, ...] = Field(
+        description="Words and phrases naming it, matched whole and case-insensitive."
+    )
+    case_terms: tuple[str, ...] = Field(
+        (), description="Abbreviations matched only as written (US, TA, MR), so that 'us' the "
+        "pronoun is not ultrasound."
+    )
+    implies: tuple[str, ...] = Field(
+        (), description="Concepts a mention of this one also states (TEE: echo of the heart)."
+    )
+    negates: str | None = Field(
+        None, description="The concept this one says is absent (non-tunneled: not tunneled)."
+    )
+
+
+class ContextCue(Strict):
+    """A word that changes the assertion status of facts near it (medspaCy ConText rule)."""
+
+    cue: str = Field(min_length=1, description="The cue words, matched case-insensitive.")
+    category: ContextCategory = Field(description="What the cue says of the facts it reaches.")
+    direction: Literal["FORWARD", "BACKWARD", "BIDIRECTIONAL", "TERMINATE"] = Field(
+        description="Which way the cue reaches within its sentence."
+    )
+
+
+class VocabularyFile(Strict):
+    """knowledge/data/vocabulary.yaml: the words questions are read with."""
+
+    context: tuple[ContextCue, ...] = Field((), description="ConText cues beyond the defaults.")
+    comma_ends: tuple[ContextCategory, ...] = Field(
+        (), description="ConText categories whose reach a comma ends."
+    )
+    context_drop: tuple[str, ...] = Field(
+        (), description="medspaCy default ConText rules (by literal) not used: they misread "
+        "coding questions ('if' in 'what if it was guided?', 'child' as a family member)."
+    )
+    concepts: tuple[Concept, ...] = Field(description="The concepts.")

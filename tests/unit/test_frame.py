@@ -1,0 +1,249 @@
+"""The encounter frame: each assertion status and each frame field, read with medspaCy."""
+
+from __future__ import annotations
+
+import pytest
+
+from guardrails.question import Status, read_frame
+from knowledge.catalog import load_catalog
+from knowledge.schema import AgeBand
+
+CAT = load_catalog()
+
+
+def frame(q: str, history: str = ""):
+    return read_frame(q, CAT, history)
+
+
+def status_of(q: str, concept: str, history: str = "") -> set[Status]:
+    return {f.status for f in frame(q, history).facts if f.concept == concept}
+
+
+# ------------------------------------------------------------------ assertion status
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("TTE without contrast, complete study.", "contrast"),
+        ("No Doppler was performed during the echo.", "doppler"),
+        ("Complete TTE, Doppler not performed.", "doppler"),
+        ("Fetal survey at 20 weeks, no congenital anomalies seen.", "congenital"),
+        ("Pelvic ultrasound, patient not currently pregnant.", "pregnant"),
+        ("Knee injection by palpation, not ultrasound-guided.", "guidance_ultrasound"),
+    ],
+)
+def test_negated_facts_are_not_affirmed(question, concept):
+    f = frame(question)
+    assert Status.NEGATED in status_of(question, concept)
+    assert not f.affirms(concept)
+
+
+def test_negated_guidance_names_the_technique_used():
+    f = frame("Knee aspiration by landmarks, no imaging.")
+    assert f.affirms("guidance_none")
+    assert not f.affirms("guidance_ultrasound")
+
+
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("Ultrasound of the right upper quadrant today; repeat scan planned in 4 weeks.",
+         "follow_up"),
+        ("Thyroid ultrasound done; FNA scheduled for next week.", "fna"),
+        ("Renal ultrasound today. Consider a CT if the kidneys are normal.", "ct"),
+    ],
+)
+def test_planned_facts_are_hypothetical(question, concept):
+    assert status_of(question, concept) == {Status.HYPOTHETICAL}
+    assert not frame(question).affirms(concept)
+
+
+def test_history_is_not_today_and_today_ends_it():
+    q = "History of DVT in the left leg, today's venous duplex of the right leg."
+    f = frame(q)
+    assert status_of(q, "vein") >= {Status.HISTORICAL}
+    # the study done today is affirmed
+    assert f.affirms("duplex")
+    assert f.sides == "one"
+
+
+def test_prior_study_is_historical():
+    q = "Prior abdominal ultrasound last year showed gallstones; today a limited RUQ scan."
+    assert Status.HISTORICAL in status_of(q, "gallbladder")
+    assert frame(q).affirms("ruq")
+
+
+def test_family_member_is_another_experiencer():
+    q = "Family history of congenital heart disease; adult TTE for murmur."
+    assert status_of(q, "congenital") == {Status.OTHER}
+    assert not frame(q).affirms("congenital")
+
+
+def test_fetal_heart_is_not_the_patients_heart():
+    f = frame("Fetal echocardiography at 22 weeks for a suspected heart defect in the fetus.")
+    assert f.affirms("fetal_heart")
+    assert f.affirms("fetal_echo")
+    assert Status.OTHER in status_of(f.text, "heart")
+    assert not f.affirms("heart")
+
+
+def test_fetal_findings_are_the_fetus_and_the_exam_stays_obstetric():
+    q = "Fetal survey at 20 weeks: fetal kidneys show pyelectasis, heart looks normal."
+    f = frame(q)
+    assert not f.affirms("kidney") and not f.affirms("heart")
+    assert f.affirms("fetus") and f.affirms("pregnant")
+
+
+# ------------------------------------------------------------------ frame fields
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("TTE for murmur", "transthoracic"),
+        ("TEE before cardioversion", "transesophageal"),
+        ("CVC in the right IJ", "central_venous_catheter"),
+        ("CVC in the right IJ", "central_vein"),
+        ("PICC placement", "picc"),
+        ("US-guided FNA of a thyroid nodule", "fna"),
+        ("US-guided FNA of a thyroid nodule", "guidance_ultrasound"),
+        ("DVT study of the leg", "vein"),
+        ("AAA screening", "aorta"),
+        ("RUQ ultrasound", "ruq"),
+        ("Transvaginal scan to confirm an IUP", "pregnant"),
+        ("U/S of the knee", "ultrasound"),
+        ("TVUS for pelvic pain", "transvaginal"),
+    ],
+)
+def test_abbreviations_are_read(question, concept):
+    assert frame(question).affirms(concept)
+
+
+def test_us_the_pronoun_is_not_ultrasound():
+    assert not frame("Can you tell us the code for a knee injection?").affirms("ultrasound")
+    assert frame("Knee injection, US guided").affirms("guidance_ultrasound")
+
+
+@pytest.mark.parametrize(
+    ("question", "thing", "count"),
+    [
+        ("US-guided FNA of two thyroid nodules", "lesion", 2),
+        ("One nodule in each lobe of the thyroid, FNA with ultrasound", "lesion", 2),
+        ("Trigger point injections into three muscles", "muscle", 3),
+        ("Trigger points in 4 muscles", "muscle", 4),
+        ("Twin pregnancy at 22 weeks", "gestation", 2),
+        ("IVUS of three vessels", "vessel", 3),
+        ("Transforaminal injection at two levels", "level", 2),
+        ("Biopsy of a single breast lesion", "lesion", 1),
+    ],
+)
+def test_counts_in_words_and_digits(question, thing, count):
+    assert frame(question).count_of(thing) == count
+
+
+def test_a_planned_count_does_not_count():
+    f = frame("FNA of one thyroid nodule; two more nodules will be biopsied next month.")
+    assert f.count_of("lesion") == 1
+
+
+@pytest.mark.parametrize(
+    ("question", "band"),
+    [
+        ("PICC line in a 3-year-old", AgeBand.UNDER_5),
+        ("Central line in a 45 yo", AgeBand.FIVE_AND_OLDER),
+        ("Central line in a newborn", AgeBand.UNDER_5),
+        ("PICC in an adult", AgeBand.FIVE_AND_OLDER),
+        ("Central line, patient under 5", AgeBand.UNDER_5),
+        ("Central line, no age given", None),
+    ],
+)
+def test_age_band(question, band):
+    assert frame(question).age_band is band
+
+
+@pytest.mark.parametrize(
+    ("question", "weeks"),
+    [
+        ("Complete OB ultrasound at 20 weeks", 20),
+        ("Transvaginal ultrasound at 7 weeks pregnant", 7),
+        ("OB ultrasound, GA 11 weeks, singleton", 11),
+        ("Complete OB ultrasound in the first trimester", 10),
+        ("OB ultrasound at 20 weeks; repeat in 4 weeks", 20),
+        ("Knee pain for 4 weeks, knee ultrasound", None),
+    ],
+)
+def test_gestational_age(question, weeks):
+    assert frame(question).weeks == weeks
+
+
+@pytest.mark.parametrize(
+    ("question", "sides"),
+    [
+        ("Venous duplex of both legs", "both"),
+        ("Bilateral lower extremity venous duplex", "both"),
+        ("Venous duplex of one leg", "one"),
+        ("Left leg venous duplex for DVT", "one"),
+        ("Unilateral carotid duplex", "one"),
+        ("Complete abdominal ultrasound", None),
+    ],
+)
+def test_sides(question, sides):
+    assert frame(question).sides == sides
+
+
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("Complete abdominal ultrasound", "complete"),
+        ("Limited abdominal ultrasound", "limited"),
+        ("Gallbladder only, what code?", "limited"),
+        ("Only the right kidney was imaged", "limited"),
+        ("Follow-up OB ultrasound for growth", "follow_up"),
+        ("Detailed fetal anatomic exam", "detailed"),
+    ],
+)
+def test_extent_words(question, concept):
+    assert frame(question).affirms(concept)
+
+
+def test_guidance_modality_and_marking():
+    assert frame("Shoulder injection under fluoroscopy").affirms("guidance_fluoroscopy")
+    assert frame("CT-guided lung biopsy").affirms("guidance_ct")
+    f = frame("Ultrasound used only to mark the skin over the vein before a central line")
+    assert f.affirms("marking_only")
+
+
+def test_weak_words_give_inferred_guidance():
+    f = frame("Knee injection with ultrasound")
+    guided = [x for x in f.facts if x.concept == "guidance_ultrasound"]
+    assert guided and all(x.inferred for x in guided)
+    # a diagnostic scan with no procedure is not guidance
+    assert not frame("Knee evaluated with ultrasound").affirms("guidance_ultrasound")
+
+
+def test_features_present_and_absent():
+    f = frame("TTE with spectral and color Doppler, no contrast")
+    assert f.affirms("spectral_doppler") and f.affirms("color_doppler")
+    assert f.denies("contrast")
+
+
+def test_patient_facts():
+    assert frame("Ultrasound of a transplanted kidney").affirms("transplant")
+    assert frame("TTE in a child with congenital heart disease").affirms("congenital")
+
+
+def test_follow_up_turn_replaces_what_it_says_and_keeps_the_rest():
+    f = frame("What if it was done under fluoroscopy instead?",
+              history="Knee injection with ultrasound guidance - code?")
+    assert f.affirms("guidance_fluoroscopy")
+    assert not f.affirms("guidance_ultrasound")
+    assert f.affirms("knee")
+
+
+def test_code_numbers_and_spans():
+    f = frame("Can I bill 20610 with 76942 for a knee injection?")
+    assert f.codes == ("20610", "76942")
+    knee = next(x for x in f.facts if x.concept == "knee")
+    assert f.text[knee.span[0]:knee.span[1]].lower() == "knee"
+
+
+def test_frame_is_read_once_per_question():
+    q = "Limited RUQ ultrasound for gallstones"
+    assert read_frame(q, CAT) is read_frame(q, CAT)
