@@ -133,6 +133,7 @@ def run(label: str, settings: Settings, questions: list[str]) -> dict[str, objec
     ttft: list[float] = []
     total: list[float] = []
     reasks = fallbacks = 0
+    lines: list[int] = []  # code lines an answer ruled on (shown and removed): draft length
     warm = None
     marks: list[float] = []
     streamed = (contextlib.nullcontext() if Backend(settings.backend) is Backend.EMBEDDED
@@ -164,6 +165,7 @@ def run(label: str, settings: Settings, questions: list[str]) -> dict[str, objec
             # first thing shown is the checked answer.
             ttft.append(first if first is not None else elapsed)
             reasks += answer.model_calls > 1
+            lines.append(len(answer.codes) + len(answer.removed))
             fallbacks += answer.path == "fallback"
     if not total:
         raise SystemExit("need at least 2 questions: the first one is the warm-up")
@@ -172,6 +174,7 @@ def run(label: str, settings: Settings, questions: list[str]) -> dict[str, objec
         "ttft_p50": pct(ttft, 50), "ttft_p95": pct(ttft, 95),
         "total_p50": pct(total, 50), "total_p95": pct(total, 95),
         "mean": statistics.fmean(total), "reasks": reasks, "fallbacks": fallbacks,
+        "lines": statistics.fmean(lines),
     }
 
 
@@ -232,15 +235,17 @@ def main() -> None:
             rows.append(run(str(backend), settings, questions))
 
     head = (f"{'config':<22}{'n':>3}{'warm-up':>9}{'TTFT p50':>10}{'TTFT p95':>10}"
-            f"{'total p50':>11}{'total p95':>11}{'mean':>8}{'re-asks':>9}{'fallbacks':>10}")
+            f"{'total p50':>11}{'total p95':>11}{'mean':>8}{'re-asks':>9}{'fallbacks':>10}"
+            f"{'lines':>7}")
     print("\n" + head)
     print("-" * len(head))
     for r in rows:
         print(f"{r['config']:<22}{r['n']:>3}{r['warmup_s']:>8.1f}s{r['ttft_p50']:>9.1f}s"
               f"{r['ttft_p95']:>9.1f}s{r['total_p50']:>10.1f}s{r['total_p95']:>10.1f}s"
-              f"{r['mean']:>7.1f}s{r['reasks']:>9}{r['fallbacks']:>10}")
+              f"{r['mean']:>7.1f}s{r['reasks']:>9}{r['fallbacks']:>10}{r['lines']:>7.1f}")
     print(f"\n{os.cpu_count()} CPUs; TTFT = first readable text of the draft (openai: of the "
-          "same draft streamed); seconds.")
+          "same draft streamed); seconds; lines = code lines ruled on per answer (shown and "
+          "removed), which most of a draft's length depends on.")
 
 
 if __name__ == "__main__":

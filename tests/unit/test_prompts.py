@@ -20,8 +20,12 @@ def test_draft_schema_restricts_codes_to_candidates():
     assert codes["items"]["properties"]["code"]["enum"] == ["20611", "20610"]
     assert codes["maxItems"] == 3
     item = codes["items"]["properties"]
-    # The question grounds no modifier: none can be drafted.
-    assert item["modifiers"]["maxItems"] == 0
+    # The question grounds no modifier: the field is not drafted at all.
+    assert "modifiers" not in item
+    # No drafted reason (the label, verdict and passages say why); nothing else either.
+    assert set(item) == {"code", "units", "citations"}
+    assert codes["items"]["additionalProperties"] is False
+    assert codes["items"]["required"] == ["code", "units", "citations"]
     assert item["citations"]["maxItems"] == 1  # no passage shown: one citation at most
     # the general schema is untouched
     assert "enum" not in DRAFT_SCHEMA["properties"]["codes"]["items"]["properties"]["code"]
@@ -69,6 +73,7 @@ def test_draft_schema_cites_each_passage_shown_at_most_once():
                         passages=[Passage("g1"), Passage("g2")])
     item = draft_schema(ctx)["properties"]["codes"]["items"]["properties"]
     assert item["citations"]["maxItems"] == 2
+    assert item["citations"]["items"]["enum"] == ["P1", "P2"]  # only the short ids shown
 
 
 def test_the_narrowed_schema_compiles_to_a_grammar_that_holds_the_lists_short():
@@ -93,5 +98,6 @@ def test_the_narrowed_schema_compiles_to_a_grammar_that_holds_the_lists_short():
     bare = PromptContext("TEE", candidates=[Cand("93312", "a")])
     rules = dict(ln.split(" ::= ", 1) for ln in json_schema_to_gbnf(
         json.dumps(draft_schema(bare))).splitlines() if " ::= " in ln)
-    assert rules["codes-item-modifiers"] == '"[" space  "]" space'
+    assert not any(name.startswith("codes-item-modifiers") for name in rules)
+    assert "reason" not in rules["codes-item"]
     assert "*" not in rules["codes-item-citations"]
