@@ -68,12 +68,20 @@ def note(
 
 
 def _open_reasks(outcome: Outcome) -> tuple[Finding, ...]:
-    """REASK findings that still apply: about a code still drafted, or about the prose."""
+    """REASK findings that still apply: about the prose, or raised by the last check of the
+    repaired codes about a code still drafted.
+
+    A code finding that the repair settled (a pair whose other code a fix removed) is not
+    open: counting it because it names a code still drafted would re-ask about it and then
+    drop the code the repair kept (76706 for a screening question, once 76775 was removed).
+    """
     present = {c.code for c in outcome.draft.codes}
+    final = set(outcome.final.findings)
     out = [
         f
         for f in outcome.findings
-        if f.on_fail is OnFail.REASK and (f.span is not None or present.intersection(f.codes))
+        if f.on_fail is OnFail.REASK
+        and (f.span is not None or (f in final and present.intersection(f.codes)))
     ]
     return tuple(dedupe(out))
 

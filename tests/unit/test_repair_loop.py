@@ -116,3 +116,29 @@ def test_a_line_drafted_twice_and_collapsed_is_no_oscillation() -> None:
     out = check_and_repair(Draft(codes=(DraftCode("76815"), DraftCode("76815"))), CAT)
     assert RuleId.REPAIR_OSCILLATION not in {f.rule for f in out.findings}
     assert [(c.code, c.units) for c in out.draft.codes] == [("76815", 1)]
+
+
+SCREENING_Q = ("One-time screening ultrasound for abdominal aortic aneurysm in an asymptomatic "
+               "67-year-old male smoker.")
+
+
+def test_a_pair_the_repair_settled_is_not_re_asked_or_held_against_the_kept_code() -> None:
+    """The screening code 76706 and the diagnostic 76775 are one study or the other; the
+    question (screening) rules out 76775 and the repair removes it. The pair finding that
+    names both must not stay open: the re-ask is about the prose alone, and after it the
+    kept 76706 is not dropped (it was, when every finding naming a drafted code counted)."""
+    from guardrails import policy
+
+    cat = load_catalog()
+    draft = Draft(
+        codes=(DraftCode("76706", 1, (), "", ()), DraftCode("76775", 1, (), "", ())),
+        text="Bill 76706 and 76775 for this study.", context=SCREENING_Q,
+    )
+    first = policy.first_round(draft, cat)
+    assert {v.code: v.status for v in first.outcome.verdicts}["76706"] is CodeStatus.VERIFIED
+    assert all(f.span is not None for f in first.reask)  # only the prose is re-asked about
+    settled = policy.after_reask(first, draft, cat)  # the model answers the same again
+    final = {v.code: v.status for v in settled.rounds[-1].outcome.verdicts}
+    assert final["76706"] is CodeStatus.VERIFIED
+    assert final["76775"] is CodeStatus.REMOVED
+    assert not any(n.rule == RuleId.PIPELINE_DROPPED_AFTER_REASK for n in settled.notes)
