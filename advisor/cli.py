@@ -549,6 +549,14 @@ def eval_(
                      "kind (clinician, coder, distractor, note, abbreviation; 'original' for "
                      "the questions as written)."),
     ] = "all",
+    replay: Annotated[
+        Path | None,
+        typer.Option("--replay", help="A JSON-lines file of model replies kept by prompt: a "
+                     "prompt drafted before is answered from it (the model drafts at "
+                     "temperature 0, so the reply is the same), a new one is drafted and "
+                     "added. For re-scoring after a checker change; latencies of replayed "
+                     "answers are not model latencies."),
+    ] = None,
 ) -> None:
     """Run question suites through the real pipeline and score them (optionally vs the raw model).
 
@@ -574,6 +582,7 @@ def eval_(
             tags=tag or [],
             partial=partial,
             variants=variants,  # type: ignore[arg-type]
+            replay=replay,
         )
     except SuiteError as exc:
         _fail(str(exc), 2)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import BaseMessage
 
+    from advisor.replies import ReplyCache
     from knowledge.catalog import Catalog
 
 __all__ = [
@@ -95,6 +96,7 @@ class Advisor:
         self.catalog = catalog
         self._retriever = retriever
         self._model = model
+        self.replies: ReplyCache | None = None  # model replies kept by prompt (eval --replay)
         self._model_error: str | None = None
         self._search_error: str | None = None
         self._vocab = vocabulary(catalog)
@@ -399,13 +401,29 @@ class Advisor:
         messages: list[BaseMessage],
         ctx: PromptContext | None = None,
     ) -> Generator[str, None, dict[str, Any]]:
-        """One structured model call; streams readable text when the backend streams."""
-        return (
-            yield from call_model(
-                model, task, messages, ctx,
-                timeout_s=self.settings.llm_timeout_s, max_tokens=self.settings.max_tokens,
-            )
+        """One structured model call; streams readable text when the backend streams.
+
+        With a reply cache (``replies``, set by ``advisor eval --replay``), a prompt already
+        drafted is answered from it, and a new reply is kept.
+        """
+        key = None
+        if self.replies is not None:
+            from advisor.prompts import TEMPLATES, draft_schema
+
+            tpl = TEMPLATES[task]
+            schema = draft_schema(ctx) if task in (Task.DRAFT, Task.REASK) else tpl.schema
+            key = self.replies.key(str(task), messages, schema,
+                                   min(self.settings.max_tokens, tpl.max_tokens))
+            kept = self.replies.get(key)
+            if kept is not None:
+                return kept
+        reply = yield from call_model(
+            model, task, messages, ctx,
+            timeout_s=self.settings.llm_timeout_s, max_tokens=self.settings.max_tokens,
         )
+        if key is not None and self.replies is not None:
+            self.replies.put(key, reply)
+        return reply
 
     def _fitting(self, candidates: list[Any], q: str, history: str) -> list[Any]:
         """Candidates ranked by how well they fit the question; nothing dropped.

@@ -140,10 +140,13 @@ def run_eval(
     advisor: Any = None,
     partial: bool = False,
     variants: VariantMode = "all",
+    replay: Path | None = None,
 ) -> tuple[EvalRun, int]:
     """Load suites, run them, write the outputs; (run, exit status) where 1 = regressions.
 
     ``variants``: 'all' (the cases as written, then their variants), 'none' or 'only'.
+    ``replay``: a JSON-lines file of model replies by prompt (advisor.replies): a prompt
+    drafted before is answered from it, a new reply is added to it.
 
     ``settings`` and ``advisor`` are for tests and embedding; by default both are built from
     the environment. Raises SuiteError for broken suite files and EvalUsageError for bad
@@ -184,6 +187,10 @@ def run_eval(
         if not partial and any(isinstance(c, QuestionCase) for c in cases):
             _ensure_index(settings, catalog, stderr)
         advisor = build_advisor(settings, catalog)
+    if replay is not None:
+        from advisor.replies import ReplyCache
+
+        advisor.replies = ReplyCache(replay, advisor.backend_label())
     runner = Runner(advisor, baseline=baseline)
     filters: dict[str, Any] = {}
     if tags:
@@ -201,6 +208,7 @@ def run_eval(
         + ([f"--limit {limit}"] if limit else [])
         + ([f"--variants {variants}"] if variants != "all" else [])
         + (["--partial"] if partial else [])
+        + ([f"--replay {replay}"] if replay else [])
     )
     checkpoint: Checkpoint | None = None
     done: dict[str, CaseResult] = {}
@@ -234,6 +242,8 @@ def run_eval(
     finally:
         if checkpoint is not None:
             checkpoint.close()
+        if advisor.replies is not None:
+            stderr.write(advisor.replies.summary() + "\n")
 
     if out is not None:
         paths = write_outputs(run, out, command)
