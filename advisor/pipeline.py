@@ -43,7 +43,7 @@ from advisor.scope import (
 from advisor.settings import Backend, Settings
 from guardrails import check_claim, policy
 from guardrails.claims import MalformedCode
-from guardrails.fit import misfits, rank
+from guardrails.fit import misfits, rank, supported
 from guardrails.policy import Round, note
 from guardrails.registry import RuleId
 from guardrails.report import CodeStatus, Finding, Severity
@@ -434,6 +434,7 @@ class Advisor:
         contradicts a candidate, the codes that fit in its place are offered beside it. A
         contradicted candidate stays on the list, last: a reading that is wrong must not
         keep the right code from the model (the checker still rules on what is drafted).
+        The few codes the reading alone supports are added when retrieval did not find them.
         """
         from advisor.retriever import Candidate
 
@@ -449,5 +450,13 @@ class Advisor:
                     offered[code] = Candidate(code=code, label=entry.label, score=c.score,
                                               why=f"fits the question in place of {c.code}")
                 log.debug("candidate %s contradicted: %s", c.code, f.rule)
+        # Codes the question's reading alone supports join the list when retrieval missed
+        # them (a limited echo asked beside words about a pericardial procedure).
+        top = max((c.score for c in candidates), default=0.0)
+        for code in supported(self.catalog, q, history):
+            entry = self.catalog.get(code)
+            if code not in offered and entry is not None:
+                offered[code] = Candidate(code=code, label=entry.label, score=top,
+                                          why="fits what the question describes")
         order = rank(self.catalog, list(offered), q, history)
         return [offered[code] for code in order]

@@ -5,6 +5,8 @@ each fits the question (:func:`rank`): codes the question supports first, then c
 nothing against, then codes it contradicts. Nothing is dropped: a reading that is wrong
 must not keep the right code from the model. :func:`misfits` gives the contradictions of one
 code (the question affirms something the code cannot describe), as checker findings.
+:func:`supported` names the few codes the question's reading alone supports, so that a code
+retrieval missed still reaches the candidate list.
 """
 
 from __future__ import annotations
@@ -40,6 +42,21 @@ def fit_score(catalog: Catalog, code: str, question: str, history: str = "") -> 
     if not question.strip() or catalog.get(code) is None:
         return 1
     return fitter_for(catalog).score(read_frame(question, catalog, history), code)
+
+
+# A question read into a frame that the catalog narrows to this many primary codes or fewer
+# names its service specifically enough for those codes to be offered to the drafting
+# model, whatever retrieval found; a frame that many codes fit says too little to add any.
+SUPPORTED_MAX = 4
+
+
+def supported(catalog: Catalog, question: str, history: str = "") -> list[str]:
+    """Primary codes the question alone supports (every fact each needs is affirmed, none
+    contradicted), when they are few (:data:`SUPPORTED_MAX`); else none."""
+    if not question.strip():
+        return []
+    codes = fitter_for(catalog).supported(read_frame(question, catalog, history))
+    return list(codes) if len(codes) <= SUPPORTED_MAX else []
 
 
 def rank(catalog: Catalog, codes: Sequence[str], question: str, history: str = "") -> list[str]:

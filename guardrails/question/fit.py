@@ -61,6 +61,7 @@ class Fitter:
         self.vocab: Vocabulary = vocabulary_of(catalog)
         self._cache: dict[tuple[Frame, str], tuple[Misfit, ...]] = {}
         self._procs: dict[Frame, tuple[str, ...]] = {}
+        self._supported: dict[Frame, tuple[str, ...]] = {}
         self._alts: dict[tuple[Frame, str, int], tuple[str, ...]] = {}
         self._guides: dict[str, tuple[str, ...]] = {}
         self._decides: dict[str, bool] = {}
@@ -344,6 +345,26 @@ class Fitter:
             "and found a new abnormality (then with 59/XU and its own report).",
             guided.text, sources=NCCI_DIAGNOSTIC_WITH_GUIDANCE, confidence=Confidence.HIGH,
         )
+
+    def supported(self, frame: Frame) -> tuple[str, ...]:
+        """Primary codes the frame fully supports: everything the code's description needs
+        is affirmed and nothing contradicts it. Empty for an empty frame (which says nothing,
+        so every code would "fit")."""
+        if frame.empty:
+            return ()
+        hit = self._supported.get(frame)
+        if hit is not None:
+            return hit
+        out = tuple(
+            c for c, e in self.catalog.codes.items()
+            if e.active and not e.add_on and e.describes is not None
+            and self.score(frame, c) == 2
+        )
+        with self._lock:
+            if len(self._supported) > 10_000:
+                self._supported.clear()
+            self._supported[frame] = out
+        return out
 
     def procedures_for(self, frame: Frame) -> tuple[str, ...]:
         """Primary procedure codes that fully fit the frame (supported, nothing contradicts)."""

@@ -1,0 +1,64 @@
+"""Codes the question's reading alone supports reach the candidate list (guardrails.fit
+.supported), whatever retrieval found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fakes import FakeRetriever, ScriptedChatModel, passage
+
+from advisor.pipeline import Advisor
+from advisor.prompts import Task
+from advisor.settings import Settings
+from guardrails.fit import SUPPORTED_MAX, supported
+from knowledge.catalog import load_catalog
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Any:
+    return load_catalog()
+
+
+@pytest.mark.parametrize(
+    ("question", "code"),
+    [
+        ("Limited bedside echo to look for a pericardial effusion.", "93308"),
+        ("Complete transthoracic echo with spectral and color Doppler.", "93306"),
+        ("Ultrasound of the gallbladder only.", "76705"),
+        ("Central venous catheter placed with ultrasound guidance in a 60-year-old.", "36556"),
+    ],
+)
+def test_a_specific_question_names_its_code(catalog, question, code) -> None:
+    found = supported(catalog, question)
+    assert code in found
+    assert 0 < len(found) <= SUPPORTED_MAX
+
+
+@pytest.mark.parametrize("question", ["", "hello", "What is the weather like today?"])
+def test_a_question_that_says_nothing_specific_adds_no_code(catalog, question) -> None:
+    assert supported(catalog, question) == []
+
+
+def test_a_negated_service_is_not_supported(catalog) -> None:
+    # The echo was not done: the reading affirms no echo, so no echo code is "supported".
+    found = supported(catalog, "No echocardiogram was done; we only placed a peripheral IV.")
+    assert not {"93306", "93307", "93308"} & set(found)
+
+
+def test_a_code_retrieval_missed_reaches_the_prompt(tmp_path, catalog) -> None:
+    # Retrieval found only pericardial procedure and needle guidance codes.
+    found = ["33016", "33017", "76942", "77002"]
+    retriever = FakeRetriever(catalog, found, [passage("aaaa1111", "Pericardiocentesis.",
+                                                       ["33016"])])
+    draft = {"codes": [{"code": "93308", "units": 1, "citations": []}],
+             "answer": "A limited echo is 93308."}
+    model = ScriptedChatModel(replies=[draft])
+    adv = Advisor(Settings(data_dir=tmp_path, backend="embedded", llm_timeout_s=5),
+                  catalog=catalog, retriever=retriever, model=model)
+    answer = adv.ask("Limited bedside echo to look for a pericardial effusion.")
+    prompt = model.prompts(Task.DRAFT)[0]
+    assert "93308" in prompt
+    # It is listed first: the question supports it, and the retrieved codes only partly.
+    assert prompt.index("93308") < min(prompt.index(c) for c in found)
+    assert {c.code: c.status.value for c in answer.codes} == {"93308": "verified"}
