@@ -528,6 +528,12 @@ def eval_(
     limit: Annotated[
         int | None, typer.Option("--limit", help="Run only the first N matching cases.")
     ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", help="Run N of the matching cases, spread evenly over them "
+                     "(every suite and variant kind keeps its share; the same N each time): "
+                     "an estimate when the whole set would take too long."),
+    ] = None,
     tag: Annotated[
         list[str] | None,
         typer.Option("--tag", help="Keep cases with this tag value (family, user, kind, set "
@@ -583,6 +589,7 @@ def eval_(
             partial=partial,
             variants=variants,  # type: ignore[arg-type]
             replay=replay,
+            sample=sample,
         )
     except SuiteError as exc:
         _fail(str(exc), 2)

@@ -141,6 +141,7 @@ def run_eval(
     partial: bool = False,
     variants: VariantMode = "all",
     replay: Path | None = None,
+    sample: int | None = None,
 ) -> tuple[EvalRun, int]:
     """Load suites, run them, write the outputs; (run, exit status) where 1 = regressions.
 
@@ -158,6 +159,8 @@ def run_eval(
     stderr = stderr or sys.stderr
     if limit is not None and limit < 1:
         raise EvalUsageError("--limit must be at least 1")
+    if sample is not None and sample < 1:
+        raise EvalUsageError("--sample must be at least 1")
     if variants not in VARIANT_MODES:
         raise EvalUsageError(
             f"--variants must be one of {', '.join(VARIANT_MODES)}, not {variants!r}"
@@ -179,7 +182,7 @@ def run_eval(
     else:
         catalog = advisor.catalog
     loaded = load_suites(suites, catalog)
-    cases = select_cases(loaded, tags, limit, variants)
+    cases = select_cases(loaded, tags, limit, variants, sample)
     if not cases:
         what = f"the tags {list(tags)}" if tags else "the options"
         raise EvalUsageError(f"no case matches {what} (--variants {variants})")
@@ -199,6 +202,8 @@ def run_eval(
         filters["limit"] = limit
     if variants != "all":
         filters["variants"] = variants
+    if sample is not None:
+        filters["sample"] = sample
 
     command = "advisor eval " + " ".join(
         [*suites]
@@ -206,6 +211,7 @@ def run_eval(
         + ([f"--baseline {baseline}"] if baseline else [])
         + [f"--tag {t}" for t in tags]
         + ([f"--limit {limit}"] if limit else [])
+        + ([f"--sample {sample}"] if sample else [])
         + ([f"--variants {variants}"] if variants != "all" else [])
         + (["--partial"] if partial else [])
         + ([f"--replay {replay}"] if replay else [])

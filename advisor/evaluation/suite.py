@@ -456,9 +456,11 @@ def select_cases(
     tags: Sequence[str] = (),
     limit: int | None = None,
     variants: VariantMode = "all",
+    sample: int | None = None,
 ) -> list[QuestionCase | CheckCase]:
     """Cases of all suites in order, then their variants in the same order, kept when they
-    match every tag, cut to ``limit``.
+    match every tag, thinned to ``sample`` cases spread evenly over them (every suite and
+    variant kind keeps its share; the same cases each time), cut to ``limit``.
 
     ``variants``: 'all' runs the cases as written and their variants, 'none' only the cases
     as written, 'only' only the variants. Originals come first so that a run cut short (or
@@ -473,4 +475,7 @@ def select_cases(
     if variants != "none":
         pool.extend(v for c in written if isinstance(c, QuestionCase) for v in c.variant_cases())
     cases = [c for c in pool if all(c.matches(t) for t in tags)]
+    if sample is not None and sample < len(cases):
+        step = len(cases) / sample
+        cases = [cases[int(i * step)] for i in range(sample)]
     return cases[:limit] if limit is not None else cases

@@ -81,6 +81,10 @@ def test_loads_cases_of_both_kinds_and_folders(tmp_path: Path) -> None:
     assert [c.id for c in select_cases(suites, ["kind=check"])] == ["c-pair"]
     assert [c.id for c in select_cases(suites, [], limit=1)] == ["q-knee"]
     assert [c.id for c in select_cases(suites, ["id=c-pair, q-knee"])] == ["q-knee", "c-pair"]
+    # --sample: spread evenly, the same cases each time, never more than there are.
+    assert [c.id for c in select_cases(suites, [], sample=2)] == ["q-knee", "q-conv"]
+    assert [c.id for c in select_cases(suites, [], sample=1)] == ["q-knee"]
+    assert len(select_cases(suites, [], sample=10)) == 3
 
 
 @pytest.mark.parametrize(
@@ -458,6 +462,8 @@ def test_partial_reports_the_finished_cases_and_keeps_the_checkpoint(
     out = cli_env / "out"
     with pytest.raises(EvalUsageError, match="--out"):
         run_eval([str(suite)], partial=True, show_progress=False, stdout=io.StringIO())
+    with pytest.raises(EvalUsageError, match="--sample must be at least 1"):
+        run_eval([str(suite)], sample=0, show_progress=False, stdout=io.StringIO())
     real = Runner.run_check
     calls: list[str] = []
 
