@@ -247,3 +247,35 @@ def test_code_numbers_and_spans():
 def test_frame_is_read_once_per_question():
     q = "Limited RUQ ultrasound for gallstones"
     assert read_frame(q, CAT) is read_frame(q, CAT)
+
+
+# ------------------------------------------------------------------ extent words kept
+@pytest.mark.parametrize(
+    ("question", "extent"),
+    [
+        ("Complete echo with Doppler and color flow, code?", "complete"),
+        ("Limited echo for effusion.", "limited"),
+        ("Limited bedside echo to look for a pericardial effusion.", "limited"),
+        ("Focused cardiac ultrasound in the ED.", "limited"),
+    ],
+)
+def test_an_extent_word_before_an_exam_is_read(question, extent):
+    assert frame(question).affirms(extent)
+
+
+def test_no_exam_term_swallows_an_extent_word():
+    # A term such as "complete echo" (an extent word, then a term of the exam) is matched
+    # whole, as the exam alone, and the extent would be lost: the two words are read apart.
+    from guardrails.question.vocab import vocabulary_of
+
+    v = vocabulary_of(CAT)
+
+    def of_kind(term: str, *kinds: str) -> bool:
+        return any(v.kinds[c] in kinds for c in v.terms.get(term, ()))
+
+    bad = [
+        term for term in v.terms
+        if " " in term and of_kind(term.split(" ", 1)[0], "extent")
+        and not of_kind(term, "extent") and of_kind(term.split(" ", 1)[1], "exam", "modality")
+    ]
+    assert bad == []
