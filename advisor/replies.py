@@ -29,7 +29,7 @@ class ReplyCache:
         self._lock = threading.Lock()
         self._replies: dict[str, dict[str, Any]] = {}
         if path.exists():
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for line in path.read_text(encoding="utf-8").splitlines():
                 if not line.strip():
                     continue
                 try:

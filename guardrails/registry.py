@@ -190,7 +190,7 @@ _TABLE: tuple[tuple[RuleId, tuple[Severity, ...], tuple[OnFail, ...], str, bool]
      "is billed), not a claim to bill them together", False),
     (R.PAIRS_ALLOWED_WITH_MODIFIER, (_I,), (_WARN,), "an edit pair a modifier allows, with "
      "when", False),
-    (R.PAIRS_MODIFIER_REQUIRED, (_W,), (_WARN,), "an edit pair reported only with a "
+    (R.PAIRS_MODIFIER_REQUIRED, (_W,), (_WARN, _FIX), "an edit pair reported only with a "
      "distinct-service modifier", False),
     (R.PAIRS_MODIFIER_UNSUPPORTED, (_W,), (_FIX,), "a distinct-service modifier the question "
      "gives no ground for", False),

@@ -119,21 +119,34 @@ def _pair_finding(ctx: Context, edit: PairEdit) -> Iterator[Finding]:
 
 
 def _by_fit(ctx: Context, fix: Fix | None, a: str, b: str) -> Fix | None:
-    """A fix that removes one of a complete/limited pair removes the one the question fits
-    less (an exam of the aorta alone keeps the limited code), else it is left as it is."""
+    """A fix that removes one code of a pair removes the one the question fits less: an
+    exam of the aorta alone keeps the limited code; a question that describes the exam and
+    no procedure keeps the exam. Else the fix is left as it is."""
     if fix is None or ctx.frame is None or fix.add or len(fix.remove) != 1:
         return fix
     gone = fix.remove[0]
     kept = b if gone == a else a
-    ea, eb = ctx.catalog.codes.get(gone), ctx.catalog.codes.get(kept)
-    if ea is None or eb is None or ea.counterpart != kept:
-        return fix
+    if _supported_side(ctx, gone, kept) == gone:
+        return Fix(f"Remove {kept}; the question describes {gone}.", remove=(kept,))
+    return fix
+
+
+def _supported_side(ctx: Context, a: str, b: str) -> str | None:
+    """The one code of a pair that the question supports (all it needs affirmed) while it
+    does not support the other, or None (no question, both, or neither)."""
+    if ctx.frame is None or ctx.frame.empty:
+        return None
+    if a not in ctx.catalog.codes or b not in ctx.catalog.codes:
+        return None
     from guardrails.question.fit import fitter_for
 
     fitter = fitter_for(ctx.catalog)
-    if fitter.score(ctx.frame, gone) > fitter.score(ctx.frame, kept):
-        return Fix(f"Remove {kept}; the question describes {gone}.", remove=(kept,))
-    return fix
+    sa, sb = fitter.score(ctx.frame, a), fitter.score(ctx.frame, b)
+    if sa == 2 and sb < 2:
+        return a
+    if sb == 2 and sa < 2:
+        return b
+    return None
 
 
 def _not_allowed(ctx: Context, edit: PairEdit, low: bool, origin: str) -> Iterator[Finding]:
@@ -203,6 +216,16 @@ def _allowed(ctx: Context, edit: PairEdit, origin: str) -> Iterator[Finding]:
             confidence=edit.confidence.value,
         )
     else:
+        fix, on_fail = _edit_fix(edit), OnFail.WARN
+        keep = _supported_side(ctx, c1, c2)
+        if keep is not None and not _DISTINCT_IN_QUESTION.search(ctx.context):
+            # Drafted for a question that describes one of the two and says nothing of a
+            # separate service: the other is the extra line, and it goes (a thyroid exam
+            # asked about, an FNA code drafted beside it).
+            gone = c2 if keep == c1 else c1
+            fix = Fix(f"Remove {gone}; the question describes {keep} and no separate "
+                      f"service.", remove=(gone,), alternatives=(gone,))
+            on_fail = OnFail.FIX
         yield Finding(
             RuleId.PAIRS_MODIFIER_REQUIRED,
             Severity.WARNING,
@@ -212,8 +235,8 @@ def _allowed(ctx: Context, edit: PairEdit, origin: str) -> Iterator[Finding]:
             f"when: {when}",
             sources=edit.sources,
             confidence=edit.confidence.value,
-            fix=_edit_fix(edit),
-            on_fail=OnFail.WARN,
+            fix=fix,
+            on_fail=on_fail,
         )
 
 
