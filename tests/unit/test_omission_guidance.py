@@ -1,0 +1,61 @@
+"""The imaging guidance a question affirms, added beside a drafted procedure code whose
+description says it includes none (omission.guidance)."""
+
+from __future__ import annotations
+
+import pytest
+
+from guardrails.repair import check_and_repair
+from guardrails.report import Draft, DraftCode
+from knowledge.catalog import load_catalog
+
+CAT = load_catalog()
+
+
+def verdicts(question: str, *codes: str) -> dict[str, str]:
+    draft = Draft(codes=tuple(DraftCode(c, 1, ()) for c in codes), text="", context=question)
+    return {v.code: v.status.value for v in check_and_repair(draft, CAT).verdicts}
+
+
+@pytest.mark.parametrize(
+    ("question", "codes", "guide"),
+    [
+        ("Ultrasound-guided suprascapular nerve block for frozen shoulder, image stored.",
+         ("64418",), "76942"),
+        ("Ultrasound-guided thrombin injection of a femoral artery pseudoaneurysm.",
+         ("36002",), "76942"),
+        ("Ultrasound-guided needle aspiration of a subcutaneous hematoma.", ("10160",), "76942"),
+        ("CT-guided needle biopsy of the L2 vertebral body.", ("20225",), "77012"),
+        ("Ultrasound guidance for needle biopsies of liver lesions - which codes?", ("47000",),
+         "76942"),
+        ("US-guided intercostal nerve blocks at T5 and T6, image saved.", ("64420", "64421"),
+         "76942"),
+    ],
+)
+def test_the_affirmed_guidance_is_added_once(question, codes, guide) -> None:
+    got = verdicts(question, *codes)
+    assert got[guide] == "corrected"
+    assert all(got[c] == "verified" for c in codes)
+    assert len(got) == len(codes) + 1
+
+
+@pytest.mark.parametrize(
+    ("question", "codes"),
+    [
+        ("Knee injection by palpation, not ultrasound-guided.", ("20610",)),
+        ("Suprascapular nerve block; the skin was marked with ultrasound beforehand, no "
+         "real-time guidance.", ("64418",)),
+        ("FNA of a palpable lymph node with no imaging guidance.", ("10021",)),
+        # The code includes its guidance: nothing is added beside it.
+        ("Ultrasound-guided knee injection.", ("20611",)),
+        # No question: a coder's claim is checked as keyed.
+        ("", ("64418",)),
+    ],
+)
+def test_nothing_is_added_without_affirmed_real_time_guidance(question, codes) -> None:
+    assert set(verdicts(question, *codes)) == set(codes)
+
+
+def test_guidance_already_drafted_is_not_added_again() -> None:
+    got = verdicts("Ultrasound-guided suprascapular nerve block.", "64418", "76942")
+    assert got == {"64418": "verified", "76942": "verified"}
