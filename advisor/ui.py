@@ -175,6 +175,8 @@ RULE_WORDS: dict[str, str] = {
     "documentation.requirements": "documentation needed",
     "documentation.contradiction": "documentation contradicted",
     "omission.implied": "added: the question implies it",
+    "omission.guidance": "added: the guidance the question names",
+    "omission.count": "added: the question counts more than one",
     "pipeline.model_unavailable": "no model",
     "pipeline.dropped_after_reask": "dropped after a second try",
     "pipeline.prose_withheld": "explanation withheld",

@@ -92,6 +92,7 @@ class RuleId(StrEnum):
     # what a draft leaves out
     OMISSION_IMPLIED = "omission.implied"
     OMISSION_GUIDANCE = "omission.guidance"
+    OMISSION_COUNT = "omission.count"
     # what the repair loop and the advisor did
     REPAIR_OSCILLATION = "repair.oscillation"
     PIPELINE_REASKED = "pipeline.reasked"
@@ -243,6 +244,8 @@ _TABLE: tuple[tuple[RuleId, tuple[Severity, ...], tuple[OnFail, ...], str, bool]
      "element is not needed", False),
     (R.OMISSION_IMPLIED, (_W,), (_FIX,), "a code the question names beside a drafted code it "
      "goes with", False),
+    (R.OMISSION_COUNT, (_W,), (_FIX,), "the add-on for the second and later things the "
+     "question counts (fetuses, levels, lesions), missing beside its primary", False),
     (R.OMISSION_GUIDANCE, (_W,), (_FIX,), "the imaging guidance the question affirms, missing "
      "beside a procedure code that does not include it", False),
     (R.REPAIR_OSCILLATION, (_W,), (_WARN,), "fixes that undo each other: the codes they swap "

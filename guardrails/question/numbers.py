@@ -60,6 +60,17 @@ _SECOND = re.compile(r"\b(?:second|2nd|another|additional)\s+(?:[a-z]+\s+){0,2}?
                      + _ALL_NOUNS + r")\b", re.IGNORECASE)
 
 
+# Spinal levels named in a list: "T5 and T6", "L4-L5 and L5-S1", "C5, C6 and C7". Each
+# item is one level (an interspace such as L4-L5 is one facet or epidural level); a single
+# named level is not counted (it says no more than "one level").
+_LEVEL = r"[CTLS]\d{1,2}(?:\s*[-/]\s*[CTLS]?\d{1,2})?"
+_LEVEL_LIST = re.compile(
+    r"(?<![\w-])" + _LEVEL + r"(?:\s*(?:,\s*(?:and\s+|&\s*)?|\s+and\s+|\s*&\s*)" + _LEVEL
+    + r")+(?![\w-])"
+)
+_LEVEL_ITEM = re.compile(_LEVEL)
+
+
 @dataclass(frozen=True, slots=True)
 class Number:
     """A number read from the text, with what it is about and where."""
@@ -105,6 +116,10 @@ def counts(text: str) -> Iterator[Number]:
         thing = thing_of(m.group(1))
         if thing is not None:
             yield Number(thing, 2, m.span(), m.group(0), at_least=True)
+    for m in _LEVEL_LIST.finditer(text):
+        items = _LEVEL_ITEM.findall(m.group(0))
+        yield Number("level", len(dict.fromkeys(i.replace(" ", "") for i in items)), m.span(),
+                     m.group(0))
 
 
 _NUM = r"(\d{1,3}(?:\.\d)?)"

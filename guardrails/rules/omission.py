@@ -13,17 +13,25 @@ question that affirms real-time guidance of one modality, leaves the guidance co
 modality unreported; the one guidance code that fits the question and the procedure's kind
 of needle work is added (+76942 beside 64418 for an ultrasound-guided suprascapular block;
 77012 beside a CT-guided bone biopsy).
+
+And for counts: an add-on whose description counts a thing from a minimum (each additional
+gestation, level or lesion), missing beside its drafted primary when the question counts at
+least that many (twins at 22 weeks: +76810 beside 76805; blocks at T5 and T6: +64421).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from guardrails.question.fit import GUIDANCE_OF, fitter_for
 from guardrails.registry import RuleId
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
 from knowledge.schema import Confidence
+
+if TYPE_CHECKING:
+    from knowledge.catalog import Catalog
 
 _ORDER = [Confidence.LOW, Confidence.MEDIUM, Confidence.HIGH]
 
@@ -33,6 +41,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     if not ctx.context:
         return
     yield from _guidance(ctx)
+    yield from _counted(ctx)
     cat = ctx.catalog
     drafted = set(ctx.codes)
     kept = drafted - ctx.removing  # a partner this round removes implies nothing
@@ -86,12 +95,8 @@ def _guidance(ctx: Context) -> Iterator[Finding]:
                 continue
             guide = guides[0]
             edit = cat.pair(code, guide)
-            if guide in added or any(
-                c == guide or modality in (cat.codes[c].describes.guidance  # type: ignore[union-attr]
-                                           if cat.codes[c].describes else ())
-                and cat.codes[c].describes.service == "guidance"  # type: ignore[union-attr]
-                for c in kept
-            ) or (edit is not None and edit.relation.value != "allowed"):
+            if (guide in added or _guided(cat, kept, modality)
+                    or (edit is not None and edit.relation.value != "allowed")):
                 continue
             added.add(guide)
             g = cat.codes[guide]
@@ -107,3 +112,66 @@ def _guidance(ctx: Context) -> Iterator[Finding]:
                 fix=Fix(f"Add {guide}.", add=(guide,)),
                 on_fail=OnFail.FIX,
             )
+
+
+def _guided(cat: Catalog, codes: list[str], modality: str) -> bool:
+    """True when a drafted code already reports guidance of ``modality``."""
+    for c in codes:
+        d = cat.codes[c].describes
+        if d is not None and d.service == "guidance" and modality in d.guidance:
+            return True
+    return False
+
+
+def _counted(ctx: Context) -> Iterator[Finding]:
+    """The counted add-on missing beside its drafted primary."""
+    frame = ctx.frame
+    if frame is None or frame.empty or not frame.counts:
+        return
+    cat = ctx.catalog
+    fitter = fitter_for(cat)
+    kept = set(ctx.active()) - ctx.removing
+    for primary in sorted(kept):
+        if fitter.score(frame, primary) == 0:
+            continue
+        for addon in _addons_of(cat).get(primary, ()):
+            a = cat.codes[addon]
+            count = a.describes.count if a.describes else None
+            if addon in ctx.codes or not a.active or count is None or count.min is None:
+                continue
+            n = frame.count_of(count.thing)
+            if n is None or n < count.min or fitter.score(frame, addon) == 0:
+                continue
+            units = n - count.min + 1
+            yield Finding(
+                RuleId.OMISSION_COUNT,
+                Severity.WARNING,
+                (addon,),
+                f"{addon} ({a.label}) is missing beside {primary}: the question counts {n} "
+                f"({count.thing}), and {addon} reports each one from number {count.min}.",
+                sources=a.sources,
+                confidence=a.confidence.value,
+                fix=Fix(f"Add {addon}" + (f" x{units}." if units > 1 else "."), add=(addon,),
+                        set_units=((addon, units),) if units > 1 else ()),
+                on_fail=OnFail.FIX,
+            )
+
+
+_ADDONS: dict[int, tuple[object, dict[str, tuple[str, ...]]]] = {}
+
+
+def _addons_of(cat: Catalog) -> dict[str, tuple[str, ...]]:
+    """Counted add-ons by primary code (built once per catalog)."""
+    hit = _ADDONS.get(id(cat))
+    if hit is not None and hit[0] is cat:
+        return hit[1]
+    out: dict[str, list[str]] = {}
+    for code, e in cat.codes.items():
+        ap = cat.addon_primaries(code)
+        if ap is None or e.describes is None or e.describes.count is None:
+            continue
+        for p in sorted(ap.primaries):
+            out.setdefault(p, []).append(code)
+    built = {p: tuple(v) for p, v in out.items()}
+    _ADDONS[id(cat)] = (cat, built)
+    return built

@@ -279,3 +279,16 @@ def test_no_exam_term_swallows_an_extent_word():
         and not of_kind(term, "extent") and of_kind(term.split(" ", 1)[1], "exam", "modality")
     ]
     assert bad == []
+
+
+@pytest.mark.parametrize(
+    ("question", "levels"),
+    [
+        ("Intercostal nerve blocks at T5 and T6.", 2),
+        ("Facet injections at L4-L5 and L5-S1.", 2),
+        ("Blocks at C5, C6 and C7.", 3),
+        ("Facet injections at L4-L5 only.", None),
+    ],
+)
+def test_named_spinal_levels_are_counted(question, levels):
+    assert frame(question).count_of("level") == levels

@@ -59,3 +59,36 @@ def test_nothing_is_added_without_affirmed_real_time_guidance(question, codes) -
 def test_guidance_already_drafted_is_not_added_again() -> None:
     got = verdicts("Ultrasound-guided suprascapular nerve block.", "64418", "76942")
     assert got == {"64418": "verified", "76942": "verified"}
+
+
+# --------------------------------------------------------------- counted add-ons
+@pytest.mark.parametrize(
+    ("question", "codes", "expected"),
+    [
+        ("Twin pregnancy at 22 weeks, standard complete exam of both fetuses.", ("76805",),
+         {"76805": "verified", "76810": "corrected"}),
+        ("US-guided FNA of two thyroid nodules.", ("10005",),
+         {"10005": "verified", "10006": "corrected"}),
+        ("Ultrasound-guided lumbar facet joint injections at L4-L5 and L5-S1 on the right.",
+         ("0216T",), {"0216T": "verified", "0217T": "corrected"}),
+        ("Ultrasound-guided lumbar facet joint injections at L3-L4, L4-L5 and L5-S1.",
+         ("0216T",), {"0216T": "verified", "0217T": "corrected", "0218T": "corrected"}),
+        # One of the thing: no add-on.
+        ("Singleton pregnancy at 22 weeks, complete exam.", ("76805",), {"76805": "verified"}),
+        ("US-guided FNA of one thyroid nodule.", ("10005",), {"10005": "verified"}),
+    ],
+)
+def test_the_counted_add_on_is_added_beside_its_primary(question, codes, expected) -> None:
+    assert verdicts(question, *codes) == expected
+
+
+def test_the_add_on_carries_the_units_of_the_count() -> None:
+    draft = Draft(codes=(DraftCode("10005", 1, ()),), text="",
+                  context="US-guided FNA of three thyroid nodules.")
+    out = check_and_repair(draft, CAT)
+    assert {c.code: c.units for c in out.draft.codes} == {"10005": 1, "10006": 2}
+
+
+def test_a_count_in_a_planned_sentence_adds_nothing() -> None:
+    q = "US-guided FNA of one thyroid nodule today; FNA of two more nodules is planned."
+    assert verdicts(q, "10005") == {"10005": "verified"}

@@ -126,6 +126,9 @@ EXAMPLES: dict[str, Callable[[Path], object]] = {
     # the question names the guidance the access code leaves out (check_and_repair adds it)
     "omission.implied": lambda _: check_and_repair(_asked(
         "Central line placement with ultrasound guidance", "36556"), CAT),
+    # the question counts twins: the additional-gestation add-on beside the complete exam
+    "omission.count": lambda _: check_and_repair(_asked(
+        "Twin pregnancy at 22 weeks, standard complete exam of both fetuses.", "76805"), CAT),
     # the question never names the catheter placement: its add-on is not verified with it
     "add_on.primary_not_verified": lambda _: check_and_repair(_asked(
         "IVUS of one iliac vessel, which codes?", "36200", "37252"), CAT),
