@@ -177,6 +177,7 @@ RULE_WORDS: dict[str, str] = {
     "omission.implied": "added: the question implies it",
     "omission.guidance": "added: the guidance the question names",
     "omission.count": "added: the question counts more than one",
+    "omission.procedure": "added: the procedure the guidance goes with",
     "pipeline.model_unavailable": "no model",
     "pipeline.dropped_after_reask": "dropped after a second try",
     "pipeline.prose_withheld": "explanation withheld",

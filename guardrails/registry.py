@@ -93,6 +93,7 @@ class RuleId(StrEnum):
     OMISSION_IMPLIED = "omission.implied"
     OMISSION_GUIDANCE = "omission.guidance"
     OMISSION_COUNT = "omission.count"
+    OMISSION_PROCEDURE = "omission.procedure"
     # what the repair loop and the advisor did
     REPAIR_OSCILLATION = "repair.oscillation"
     PIPELINE_REASKED = "pipeline.reasked"
@@ -246,6 +247,8 @@ _TABLE: tuple[tuple[RuleId, tuple[Severity, ...], tuple[OnFail, ...], str, bool]
      "goes with", False),
     (R.OMISSION_COUNT, (_W,), (_FIX,), "the add-on for the second and later things the "
      "question counts (fetuses, levels, lesions), missing beside its primary", False),
+    (R.OMISSION_PROCEDURE, (_W,), (_FIX,), "the one procedure the question describes, missing "
+     "beside a guidance code drafted alone", False),
     (R.OMISSION_GUIDANCE, (_W,), (_FIX,), "the imaging guidance the question affirms, missing "
      "beside a procedure code that does not include it", False),
     (R.REPAIR_OSCILLATION, (_W,), (_WARN,), "fixes that undo each other: the codes they swap "

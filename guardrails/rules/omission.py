@@ -17,10 +17,16 @@ of needle work is added (+76942 beside 64418 for an ultrasound-guided suprascapu
 And for counts: an add-on whose description counts a thing from a minimum (each additional
 gestation, level or lesion), missing beside its drafted primary when the question counts at
 least that many (twins at 22 weeks: +76810 beside 76805; blocks at T5 and T6: +64421).
+
+And a guidance code drafted alone: guidance is reported with the procedure it guides, so
+when the question supports exactly one procedure code (every fact it needs affirmed, none
+contradicted) and no procedure is drafted, that code is added (a guided liver biopsy: 47000
+beside 76942).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -42,6 +48,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         return
     yield from _guidance(ctx)
     yield from _counted(ctx)
+    yield from _procedure(ctx)
     cat = ctx.catalog
     drafted = set(ctx.codes)
     kept = drafted - ctx.removing  # a partner this round removes implies nothing
@@ -86,7 +93,7 @@ def _guidance(ctx: Context) -> Iterator[Finding]:
             if fitter.has(frame, concept, strong=True) is None:
                 continue
             guides = [
-                g for g in fitter.guidance_codes(modality)
+                g for g in (*fitter.guidance_codes(modality), *_addon_guides(cat, code, modality))
                 if fitter.score(frame, g) >= 1 and any(
                     fitter.vocab.related(a, b) for a in d.actions
                     for b in cat.codes[g].describes.actions)  # type: ignore[union-attr]
@@ -112,6 +119,66 @@ def _guidance(ctx: Context) -> Iterator[Finding]:
                 fix=Fix(f"Add {guide}.", add=(guide,)),
                 on_fail=OnFail.FIX,
             )
+
+
+def _procedure(ctx: Context) -> Iterator[Finding]:
+    """The one procedure the question supports, missing beside a guidance code drafted alone."""
+    frame = ctx.frame
+    if frame is None or frame.empty:
+        return
+    cat = ctx.catalog
+    kept = [c for c in ctx.active() if c not in ctx.removing]
+    services = {c: _service(cat, c) for c in kept}
+    # An add-on guidance code stands on its primary (the add-on rules say which is missing).
+    guides = [c for c, s in services.items() if s == "guidance" and not cat.codes[c].add_on]
+    if not guides or any(s == "procedure" for s in services.values()):
+        return
+    fitter = fitter_for(cat)
+    modalities = [m for m, concept in GUIDANCE_OF.items()
+                  if fitter.has(frame, concept, strong=True) is not None]
+    if len(modalities) != 1 or _ASKS_GUIDANCE_ONLY.search(ctx.context):
+        return  # a choice between modalities, or a question about the guidance code alone
+    procs = fitter.procedures_for(frame)
+    if len(procs) != 1:
+        return
+    proc = procs[0]
+    e = cat.codes[proc]
+    if proc in ctx.codes or any(g in e.included_guidance for g in guides):
+        return  # a code that includes the guidance replaces it: the fit rules say so
+    if any(c != proc and o.family == e.family and not o.add_on and o.active
+           and fitter.score(frame, c) >= 1 for c, o in cat.codes.items()):
+        return  # a near code the question does not rule out: the choice is not ours
+    yield Finding(
+        RuleId.OMISSION_PROCEDURE,
+        Severity.WARNING,
+        (proc,),
+        f"{proc} ({e.label}) is missing beside {', '.join(guides)}: guidance is reported with "
+        f"the procedure it guides, and the question describes {proc}.",
+        sources=e.sources,
+        confidence=e.confidence.value,
+        fix=Fix(f"Add {proc}.", add=(proc,)),
+        on_fail=OnFail.FIX,
+    )
+
+
+# "which guidance code?": the question asks for the guidance code alone.
+_ASKS_GUIDANCE_ONLY = re.compile(r"\bguidance codes?\b")
+
+
+def _service(cat: Catalog, code: str) -> str | None:
+    d = cat.codes[code].describes
+    return d.service if d is not None else None
+
+
+def _addon_guides(cat: Catalog, code: str, modality: str) -> tuple[str, ...]:
+    """Add-on guidance codes of ``modality`` that list ``code`` among their primaries
+    (+77002 beside 20610)."""
+    out = []
+    for g in _addons_of(cat, counted=False).get(code, ()):
+        d = cat.codes[g].describes
+        if d is not None and d.service == "guidance" and modality in d.guidance:
+            out.append(g)
+    return tuple(out)
 
 
 def _guided(cat: Catalog, codes: list[str], modality: str) -> bool:
@@ -157,21 +224,23 @@ def _counted(ctx: Context) -> Iterator[Finding]:
             )
 
 
-_ADDONS: dict[int, tuple[object, dict[str, tuple[str, ...]]]] = {}
+_ADDONS: dict[tuple[int, bool], tuple[object, dict[str, tuple[str, ...]]]] = {}
 
 
-def _addons_of(cat: Catalog) -> dict[str, tuple[str, ...]]:
-    """Counted add-ons by primary code (built once per catalog)."""
-    hit = _ADDONS.get(id(cat))
+def _addons_of(cat: Catalog, *, counted: bool = True) -> dict[str, tuple[str, ...]]:
+    """Add-ons by primary code (``counted``: only those whose description counts a thing);
+    built once per catalog."""
+    key = (id(cat), counted)
+    hit = _ADDONS.get(key)
     if hit is not None and hit[0] is cat:
         return hit[1]
     out: dict[str, list[str]] = {}
     for code, e in cat.codes.items():
         ap = cat.addon_primaries(code)
-        if ap is None or e.describes is None or e.describes.count is None:
+        if ap is None or e.describes is None or (counted and e.describes.count is None):
             continue
         for p in sorted(ap.primaries):
             out.setdefault(p, []).append(code)
     built = {p: tuple(v) for p, v in out.items()}
-    _ADDONS[id(cat)] = (cat, built)
+    _ADDONS[key] = (cat, built)
     return built

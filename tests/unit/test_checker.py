@@ -486,9 +486,10 @@ def test_guidance_other_than_ultrasound_undoes_the_guided_code(cat, question, hi
     out = check_and_repair(asked(question, "20611", history=history), cat)
     status = {v.code: v.status for v in out.verdicts}
     expected = {"20611": CodeStatus.REMOVED, "20610": CodeStatus.CORRECTED}
-    if question.startswith("CT-guided"):
-        # 20610 includes no imaging guidance: the CT guidance is reported with 77012.
-        expected["77012"] = CodeStatus.CORRECTED
+    if question.startswith(("CT-guided", "What if it was done under fluoroscopy")):
+        # 20610 includes no imaging guidance: CT guidance is reported with 77012, and
+        # fluoroscopic guidance with +77002.
+        expected["77012" if question.startswith("CT") else "77002"] = CodeStatus.CORRECTED
     assert status == expected, question
     assert finding(out.first, "fit", "20611")
     guided = check_and_repair(asked("Ultrasound-guided knee injection", "20611"), cat)

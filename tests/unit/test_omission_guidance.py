@@ -92,3 +92,32 @@ def test_the_add_on_carries_the_units_of_the_count() -> None:
 def test_a_count_in_a_planned_sentence_adds_nothing() -> None:
     q = "US-guided FNA of one thyroid nodule today; FNA of two more nodules is planned."
     assert verdicts(q, "10005") == {"10005": "verified"}
+
+
+# --------------------------------------------------------------- add-on guidance codes
+def test_an_add_on_guidance_code_is_added_beside_a_primary_it_lists() -> None:
+    assert verdicts("Knee injection under fluoroscopy.", "20610") == {
+        "20610": "verified", "77002": "corrected"}
+
+
+# --------------------------------------------------------------- guidance drafted alone
+@pytest.mark.parametrize(
+    ("question", "guide", "procedure"),
+    [
+        ("Ultrasound guidance for needle biopsies of liver lesions - which codes?", "76942",
+         "47000"),
+        ("CT-guided needle biopsy of the L2 vertebral body.", "77012", "20225"),
+    ],
+)
+def test_the_one_procedure_the_question_describes_is_added(question, guide, procedure) -> None:
+    assert verdicts(question, guide) == {guide: "verified", procedure: "corrected"}
+
+
+def test_no_procedure_is_added_when_the_question_names_none() -> None:
+    got = verdicts("Ultrasound guidance for a needle placement, what code?", "76942")
+    assert set(got) == {"76942"}
+
+
+def test_a_code_that_includes_the_guidance_replaces_it_instead() -> None:
+    assert verdicts("Ultrasound-guided knee injection", "76942") == {
+        "76942": "removed", "20611": "corrected"}

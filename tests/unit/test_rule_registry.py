@@ -129,6 +129,12 @@ EXAMPLES: dict[str, Callable[[Path], object]] = {
     # the question counts twins: the additional-gestation add-on beside the complete exam
     "omission.count": lambda _: check_and_repair(_asked(
         "Twin pregnancy at 22 weeks, standard complete exam of both fetuses.", "76805"), CAT),
+    # guidance drafted alone: the one procedure the question describes is added
+    "omission.procedure": lambda _: check_and_repair(_asked(
+        "Ultrasound guidance for needle biopsies of liver lesions - which codes?", "76942"), CAT),
+    # fluoroscopy for a joint injection: the add-on guidance code beside 20610
+    "omission.guidance": lambda _: check_and_repair(_asked(
+        "Knee injection under fluoroscopy.", "20610"), CAT),
     # the question never names the catheter placement: its add-on is not verified with it
     "add_on.primary_not_verified": lambda _: check_and_repair(_asked(
         "IVUS of one iliac vessel, which codes?", "36200", "37252"), CAT),
