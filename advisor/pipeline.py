@@ -285,11 +285,14 @@ class Advisor:
         passages, candidates, banner, notice = self._retrieve(query)
         timings["retrieve"] = ms(time.perf_counter() - t0)
 
-        if out_of_scope(query if follow_up else q, self._vocab, candidates, banner is not None):
+        history = last.question if follow_up and last else ""
+        # A question the reading ties to a code of the ruleset (a CT-guided drainage whose code
+        # includes any imaging guidance) is in scope, whatever modality words it uses.
+        if out_of_scope(query if follow_up else q, self._vocab, candidates,
+                        banner is not None) and not supported(self.catalog, q, history):
             yield self._compose.out_of_scope(q, timings, started)
             return
 
-        history = last.question if follow_up and last else ""
         candidates = self._fitting(candidates, q, history)
         ctx = PromptContext(
             question=q, candidates=candidates, passages=passages, earlier=earlier,

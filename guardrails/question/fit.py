@@ -347,17 +347,22 @@ class Fitter:
         )
 
     def supported(self, frame: Frame) -> tuple[str, ...]:
-        """Primary codes the frame fully supports: everything the code's description needs
-        is affirmed and nothing contradicts it. Empty for an empty frame (which says nothing,
-        so every code would "fit")."""
+        """Primary codes the frame fully supports: the question names the kind of study,
+        procedure or device the code is (not only a site), everything the code's description
+        needs is affirmed and nothing contradicts it. Empty for an empty frame (which says
+        nothing, so every code would "fit")."""
         if frame.empty:
             return ()
         hit = self._supported.get(frame)
         if hit is not None:
             return hit
+        kinds = ("exam", "action", "device")
+        said = [f.concept for f in frame.facts if f.affirmed and f.kind in kinds]
         out = tuple(
             c for c, e in self.catalog.codes.items()
             if e.active and not e.add_on and e.describes is not None
+            and any(self.vocab.related(x, y) for x in said
+                    for y in (*e.describes.exams, *e.describes.actions, *e.describes.devices))
             and self.score(frame, c) == 2
         )
         with self._lock:

@@ -62,3 +62,28 @@ def test_a_code_retrieval_missed_reaches_the_prompt(tmp_path, catalog) -> None:
     # It is listed first: the question supports it, and the retrieved codes only partly.
     assert prompt.index("93308") < min(prompt.index(c) for c in found)
     assert {c.code: c.status.value for c in answer.codes} == {"93308": "verified"}
+
+
+@pytest.mark.parametrize("question", [
+    "Knee arthroscopy with partial medial meniscectomy - what do I bill?",
+    "MRI of the brain without contrast, code?",
+    "CT abdomen with contrast",
+    "Chest x-ray two views",
+])
+def test_a_site_alone_supports_no_code(catalog, question) -> None:
+    # The question names where, not what kind of study or procedure: no ultrasound code.
+    assert supported(catalog, question) == []
+
+
+def test_a_question_the_reading_ties_to_a_code_is_in_scope(tmp_path, catalog) -> None:
+    # CT words and no ultrasound word, but the drainage code includes any imaging guidance.
+    q = "Percutaneous catheter drainage of a retroperitoneal fluid collection under CT."
+    assert "49406" in supported(catalog, q)
+    draft = {"codes": [{"code": "49406", "units": 1, "citations": []}],
+             "answer": "Image-guided catheter drainage is 49406."}
+    model = ScriptedChatModel(replies=[draft])
+    adv = Advisor(Settings(data_dir=tmp_path, backend="embedded", llm_timeout_s=5),
+                  catalog=catalog, retriever=FakeRetriever(catalog, [], []), model=model)
+    answer = adv.ask(q)
+    assert answer.path == "draft"
+    assert {c.code: c.status.value for c in answer.codes} == {"49406": "verified"}
