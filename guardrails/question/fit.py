@@ -41,6 +41,8 @@ GUIDANCE_OF = {
     "mr": "guidance_mr",
 }
 MODALITY_OF = {v: k for k, v in GUIDANCE_OF.items()}
+_OTHER_MODALITIES = ("fluoroscopy", "ct", "mr")
+_GENERIC_SCAN = frozenset({"scan", "scans", "scanned", "scanning"})
 _WORDS = {
     "guidance_ultrasound": "ultrasound guidance",
     "guidance_fluoroscopy": "fluoroscopic guidance",
@@ -358,9 +360,16 @@ class Fitter:
             return hit
         kinds = ("exam", "action", "device")
         said = [f.concept for f in frame.facts if f.affirmed and f.kind in kinds]
+        # A study of another modality (a DEXA, a CT) is no ultrasound exam, whatever it is of.
+        # ("scan" alone names no modality: a DEXA scan is not an ultrasound.)
+        named_us = any(f.affirmed and self.vocab.is_a(f.concept, "ultrasound")
+                       and f.text.lower() not in _GENERIC_SCAN for f in frame.facts)
+        other = not named_us and any(self.has(frame, m) is not None
+                                     for m in _OTHER_MODALITIES)
         out = tuple(
             c for c, e in self.catalog.codes.items()
             if e.active and not e.add_on and e.describes is not None
+            and not (other and e.describes.service == "diagnostic")
             and any(self.vocab.related(x, y) for x in said
                     for y in (*e.describes.exams, *e.describes.actions, *e.describes.devices))
             and self.score(frame, c) == 2

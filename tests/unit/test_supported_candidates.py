@@ -69,6 +69,7 @@ def test_a_code_retrieval_missed_reaches_the_prompt(tmp_path, catalog) -> None:
     "MRI of the brain without contrast, code?",
     "CT abdomen with contrast",
     "Chest x-ray two views",
+    "DEXA bone density scan of the hip and spine, code?",
 ])
 def test_a_site_alone_supports_no_code(catalog, question) -> None:
     # The question names where, not what kind of study or procedure: no ultrasound code.
@@ -87,3 +88,8 @@ def test_a_question_the_reading_ties_to_a_code_is_in_scope(tmp_path, catalog) ->
     answer = adv.ask(q)
     assert answer.path == "draft"
     assert {c.code: c.status.value for c in answer.codes} == {"49406": "verified"}
+
+
+def test_an_ultrasound_bone_density_is_still_supported(catalog) -> None:
+    assert supported(catalog, "Quantitative ultrasound bone density of the heel") == ["76977"]
+    assert supported(catalog, "Renal ultrasound; a CT last week showed a stone") == ["76775"]
