@@ -35,6 +35,11 @@ class Concept(Strict):
         (), description="Abbreviations matched only as written (US, TA, MR), so that 'us' the "
         "pronoun is not ultrasound."
     )
+    vague_terms: tuple[str, ...] = Field(
+        (), description="Words that name the concept but are said of others too ('scan' of a "
+        "CT or a DEXA): they are read as the concept, but do not alone name it where the kind "
+        "of study matters."
+    )
     implies: tuple[str, ...] = Field(
         (), description="Concepts a mention of this one also states (TEE: echo of the heart)."
     )

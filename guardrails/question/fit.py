@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from guardrails.question.dimensions import AFTER_GUIDANCE, BEFORE_GUIDANCE
@@ -42,7 +42,6 @@ GUIDANCE_OF = {
 }
 MODALITY_OF = {v: k for k, v in GUIDANCE_OF.items()}
 _OTHER_MODALITIES = ("fluoroscopy", "ct", "mr")
-_GENERIC_SCAN = frozenset({"scan", "scans", "scanned", "scanning"})
 _WORDS = {
     "guidance_ultrasound": "ultrasound guidance",
     "guidance_fluoroscopy": "fluoroscopic guidance",
@@ -62,8 +61,7 @@ class Fitter:
         self.catalog = catalog
         self.vocab: Vocabulary = vocabulary_of(catalog)
         self._cache: dict[tuple[Frame, str], tuple[Misfit, ...]] = {}
-        self._procs: dict[Frame, tuple[str, ...]] = {}
-        self._supported: dict[Frame, tuple[str, ...]] = {}
+        self._per_frame: dict[tuple[str, Frame], tuple[str, ...]] = {}
         self._alts: dict[tuple[Frame, str, int], tuple[str, ...]] = {}
         self._guides: dict[str, tuple[str, ...]] = {}
         self._decides: dict[str, bool] = {}
@@ -355,18 +353,18 @@ class Fitter:
         nothing, so every code would "fit")."""
         if frame.empty:
             return ()
-        hit = self._supported.get(frame)
-        if hit is not None:
-            return hit
+        return self._codes_per_frame("supported", frame, self._build_supported)
+
+    def _build_supported(self, frame: Frame) -> tuple[str, ...]:
         kinds = ("exam", "action", "device")
         said = [f.concept for f in frame.facts if f.affirmed and f.kind in kinds]
         # A study of another modality (a DEXA, a CT) is no ultrasound exam, whatever it is of.
-        # ("scan" alone names no modality: a DEXA scan is not an ultrasound.)
+        # A vague term ('scan', said of CT and DEXA too) names no modality.
         named_us = any(f.affirmed and self.vocab.is_a(f.concept, "ultrasound")
-                       and f.text.lower() not in _GENERIC_SCAN for f in frame.facts)
+                       and f.text.lower() not in self.vocab.vague for f in frame.facts)
         other = not named_us and any(self.has(frame, m) is not None
                                      for m in _OTHER_MODALITIES)
-        out = tuple(
+        return tuple(
             c for c, e in self.catalog.codes.items()
             if e.active and not e.add_on and e.describes is not None
             and not (other and e.describes.service == "diagnostic")
@@ -374,27 +372,31 @@ class Fitter:
                     for y in (*e.describes.exams, *e.describes.actions, *e.describes.devices))
             and self.score(frame, c) == 2
         )
-        with self._lock:
-            if len(self._supported) > 10_000:
-                self._supported.clear()
-            self._supported[frame] = out
-        return out
 
     def procedures_for(self, frame: Frame) -> tuple[str, ...]:
         """Primary procedure codes that fully fit the frame (supported, nothing contradicts)."""
-        hit = self._procs.get(frame)
-        if hit is not None:
-            return hit
-        out = tuple(
+        return self._codes_per_frame("procedures", frame, self._build_procedures)
+
+    def _build_procedures(self, frame: Frame) -> tuple[str, ...]:
+        return tuple(
             c for c, e in self.catalog.codes.items()
             if e.active and not e.add_on and e.describes is not None
             and e.describes.service == "procedure" and e.describes.actions
             and self.score(frame, c) == 2
         )
+
+    def _codes_per_frame(self, what: str, frame: Frame,
+                         build: Callable[[Frame], tuple[str, ...]]) -> tuple[str, ...]:
+        """A catalog scan per frame, cached (bounded: cleared past 10,000 frames)."""
+        key = (what, frame)
+        hit = self._per_frame.get(key)
+        if hit is not None:
+            return hit
+        out = build(frame)
         with self._lock:
-            if len(self._procs) > 10_000:
-                self._procs.clear()
-            self._procs[frame] = out
+            if len(self._per_frame) > 10_000:
+                self._per_frame.clear()
+            self._per_frame[key] = out
         return out
 
     def _guidance_included(self, frame: Frame, e: CodeEntry, d: Describes) -> Iterable[Misfit]:

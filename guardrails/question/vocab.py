@@ -45,6 +45,7 @@ class Vocabulary:
     implies: dict[str, tuple[str, ...]]
     negates: dict[str, str]
     terms: dict[str, tuple[str, ...]]  # lower-case term -> concepts it names
+    vague: frozenset[str]  # lower-case terms that name a concept only vaguely ('scan')
     case_terms: dict[str, tuple[str, ...]]  # term as written -> concepts
     context: tuple[tuple[str, str, str], ...]  # (cue, category, direction)
     context_drop: frozenset[str]  # medspaCy default rules (by literal) left out
@@ -90,12 +91,15 @@ def build(vocab: VocabularyFile) -> Vocabulary:
         up(cid)
     terms: dict[str, dict[str, None]] = {}
     case_terms: dict[str, dict[str, None]] = {}
+    vague: set[str] = set()
     for c in vocab.concepts:
         if c.kind not in MATCHED_KINDS:
             continue
-        for t in c.terms:
+        for t in (*c.terms, *c.vague_terms):
             for form in _plurals(t.lower().strip()):
                 terms.setdefault(form, {})[c.id] = None
+        for t in c.vague_terms:
+            vague.update(_plurals(t.lower().strip()))
         for t in c.case_terms:
             case_terms.setdefault(t.strip(), {})[c.id] = None
     return Vocabulary(
@@ -104,6 +108,7 @@ def build(vocab: VocabularyFile) -> Vocabulary:
         implies={c.id: c.implies for c in vocab.concepts if c.implies},
         negates={c.id: c.negates for c in vocab.concepts if c.negates},
         terms={t: tuple(cs) for t, cs in terms.items()},
+        vague=frozenset(vague),
         case_terms={t: tuple(cs) for t, cs in case_terms.items()},
         context=tuple((r.cue, r.category, r.direction) for r in vocab.context),
         context_drop=frozenset(vocab.context_drop),

@@ -281,6 +281,22 @@ def test_no_exam_term_swallows_an_extent_word():
     assert bad == []
 
 
+def test_a_vague_term_is_read_but_names_no_modality_alone():
+    # "scan" is read as ultrasound, but is said of a CT or a DEXA too: a DEXA scan question
+    # supports no diagnostic ultrasound code, an ultrasound scan question does.
+    from guardrails.question.fit import fitter_for
+    from guardrails.question.vocab import vocabulary_of
+
+    v = vocabulary_of(CAT)
+    assert {"scan", "scans", "scanned"} <= v.vague
+    assert all(t in v.terms for t in v.vague)
+    fitter = fitter_for(CAT)
+    dexa = fitter.supported(read_frame("DEXA scan of the hip for osteoporosis.", CAT))
+    us = fitter.supported(read_frame("Ultrasound scan of the right hip in an infant.", CAT))
+    assert not any(CAT.codes[c].describes.service == "diagnostic" for c in dexa)
+    assert any(CAT.codes[c].describes.service == "diagnostic" for c in us)
+
+
 @pytest.mark.parametrize(
     ("question", "levels"),
     [
