@@ -84,6 +84,9 @@ class Catalog:
     _pairs_by_code: dict[str, list[PairEdit]] = field(default_factory=dict, repr=False)
     _unit_limits: dict[str, UnitLimit] = field(default_factory=dict, repr=False)
     _addons: dict[str, AddOnPrimaries] = field(default_factory=dict, repr=False)
+    _addons_by_primary: dict[bool, dict[str, tuple[str, ...]]] = field(
+        default_factory=dict, repr=False
+    )
 
     # -- lookups -----------------------------------------------------------------------
     def get(self, code: str) -> CodeEntry | None:
@@ -112,6 +115,24 @@ class Catalog:
     def addon_primaries(self, code: str) -> AddOnPrimaries | None:
         """Allowed primaries of an add-on after CMS overlay (None if not an add-on)."""
         return self._addons.get(code)
+
+    def addons_by_primary(self, *, counted: bool = False) -> dict[str, tuple[str, ...]]:
+        """Add-on codes by each primary they may be reported with, after CMS overlay
+        (``counted``: only add-ons whose description counts a thing, one unit each).
+        Built on first use."""
+        hit = self._addons_by_primary.get(counted)
+        if hit is not None:
+            return hit
+        out: dict[str, list[str]] = {}
+        for code, e in self.codes.items():  # in catalog order
+            ap = self._addons.get(code)
+            if ap is None or (counted and (e.describes is None or e.describes.count is None)):
+                continue
+            for p in sorted(ap.primaries):
+                out.setdefault(p, []).append(code)
+        built = {p: tuple(v) for p, v in out.items()}
+        self._addons_by_primary[counted] = built
+        return built
 
     def is_add_on(self, code: str) -> bool:
         """True when the code is an add-on (built-in or CMS add-on file)."""

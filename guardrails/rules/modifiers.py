@@ -82,7 +82,7 @@ def _catalog_rules(ctx: Context) -> Iterator[tuple[str, str, Finding]]:
                     break
                 if cond == "both_sides_code" and covers_both_sides(entry):
                     yield code, mod, Finding(
-                        "modifiers.side",
+                        RuleId.MODIFIERS_SIDE,
                         Severity.WARNING,
                         (code,),
                         f"{code} itself reports both sides; it has no side for -{mod} to name.",

@@ -174,7 +174,7 @@ def _addon_guides(cat: Catalog, code: str, modality: str) -> tuple[str, ...]:
     """Add-on guidance codes of ``modality`` that list ``code`` among their primaries
     (+77002 beside 20610)."""
     out = []
-    for g in _addons_of(cat, counted=False).get(code, ()):
+    for g in cat.addons_by_primary().get(code, ()):
         d = cat.codes[g].describes
         if d is not None and d.service == "guidance" and modality in d.guidance:
             out.append(g)
@@ -201,7 +201,7 @@ def _counted(ctx: Context) -> Iterator[Finding]:
     for primary in sorted(kept):
         if fitter.score(frame, primary) == 0:
             continue
-        for addon in _addons_of(cat).get(primary, ()):
+        for addon in cat.addons_by_primary(counted=True).get(primary, ()):
             a = cat.codes[addon]
             count = a.describes.count if a.describes else None
             if addon in ctx.codes or not a.active or count is None or count.min is None:
@@ -222,25 +222,3 @@ def _counted(ctx: Context) -> Iterator[Finding]:
                         set_units=((addon, units),) if units > 1 else ()),
                 on_fail=OnFail.FIX,
             )
-
-
-_ADDONS: dict[tuple[int, bool], tuple[object, dict[str, tuple[str, ...]]]] = {}
-
-
-def _addons_of(cat: Catalog, *, counted: bool = True) -> dict[str, tuple[str, ...]]:
-    """Add-ons by primary code (``counted``: only those whose description counts a thing);
-    built once per catalog."""
-    key = (id(cat), counted)
-    hit = _ADDONS.get(key)
-    if hit is not None and hit[0] is cat:
-        return hit[1]
-    out: dict[str, list[str]] = {}
-    for code, e in cat.codes.items():
-        ap = cat.addon_primaries(code)
-        if ap is None or e.describes is None or (counted and e.describes.count is None):
-            continue
-        for p in sorted(ap.primaries):
-            out.setdefault(p, []).append(code)
-    built = {p: tuple(v) for p, v in out.items()}
-    _ADDONS[key] = (cat, built)
-    return built

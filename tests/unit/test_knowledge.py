@@ -241,3 +241,15 @@ def test_broken_data_never_half_loads(tmp_path):
     _edit(d, "codes.yaml", lambda x: _code(x, "76700").update(family="nowhere"))
     with pytest.raises(KnowledgeError):
         build_catalog(d)
+
+
+def test_addons_by_primary(catalog):
+    # +77002 (fluoroscopic guidance) is listed with 20610; +19084 counts each further lesion.
+    every = catalog.addons_by_primary()
+    counted = catalog.addons_by_primary(counted=True)
+    assert "77002" in every["20610"] and "77002" not in counted.get("20610", ())
+    assert "19084" in counted["19083"]
+    for primary, addons in every.items():
+        for a in addons:
+            assert primary in catalog.addon_primaries(a).primaries
+    assert catalog.addons_by_primary() is every  # built once
