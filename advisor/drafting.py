@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def request_schema(task: Task, ctx: PromptContext | None) -> dict[str, Any]:
+    """The schema a call asks for: a draft's narrowed to its candidates, else the task's."""
+    if task in (Task.DRAFT, Task.REASK):
+        return draft_schema(ctx)
+    return TEMPLATES[task].schema
+
+
 def call_model(
     model: BaseChatModel,
     task: Task,
@@ -38,8 +45,11 @@ def call_model(
     *,
     timeout_s: float,
     max_tokens: int,
+    constrained: dict[str, Any] | None = None,
 ) -> Generator[str, None, dict[str, Any]]:
-    """One structured model call; yields readable text while it streams, returns the reply."""
+    """One structured model call; yields readable text while it streams, returns the reply.
+    ``constrained``: the request schema when the caller has it already (see
+    :func:`request_schema`)."""
     from advisor.llm import (
         LlamaCppChatModel,
         ModelError,
@@ -53,7 +63,8 @@ def call_model(
     # decoding where the backend has it); replies are validated against the general
     # schema, so an off-list code from a backend that ignores the narrowing still reaches
     # the checker (and is dropped there with a finding).
-    constrained = draft_schema(ctx) if task in (Task.DRAFT, Task.REASK) else tpl.schema
+    if constrained is None:
+        constrained = request_schema(task, ctx)
     schema = tpl.schema
     log.info("model call: %s", task)
     if not isinstance(model, LlamaCppChatModel):

@@ -410,19 +410,21 @@ class Advisor:
         drafted is answered from it, and a new reply is kept.
         """
         key = None
+        schema = None
         if self.replies is not None:
-            from advisor.prompts import TEMPLATES, draft_schema
+            from advisor.drafting import request_schema
+            from advisor.prompts import TEMPLATES
 
-            tpl = TEMPLATES[task]
-            schema = draft_schema(ctx) if task in (Task.DRAFT, Task.REASK) else tpl.schema
+            schema = request_schema(task, ctx)
             key = self.replies.key(str(task), messages, schema,
-                                   min(self.settings.max_tokens, tpl.max_tokens))
+                                   min(self.settings.max_tokens, TEMPLATES[task].max_tokens))
             kept = self.replies.get(key)
             if kept is not None:
                 return kept
         reply = yield from call_model(
             model, task, messages, ctx,
             timeout_s=self.settings.llm_timeout_s, max_tokens=self.settings.max_tokens,
+            constrained=schema,
         )
         if key is not None and self.replies is not None:
             self.replies.put(key, reply)
