@@ -196,7 +196,10 @@ def _covered(fitter: Fitter, frame: Frame, code: str, drafted: Collection[str],
     """True when another drafted code takes the ruled-out code's place already: the one code
     that would replace it, one of several that fit (no single one does), or a primary code of
     the same family and kind of service that the question does not rule out (add-ons stack:
-    a second vessel's code is added beside the first)."""
+    a second vessel's code is added beside the first). A drafted code the question supports
+    less than the replacement does not cover it: a replacement the question fully supports
+    (93307 for a complete echo without Doppler) is not left out for a sibling whose own
+    facts the question never states (a TEE code, when no approach is said)."""
     if best is not None and best in drafted:
         return True
     if best is None and any(a in drafted for a in fitting):
@@ -204,12 +207,13 @@ def _covered(fitter: Fitter, frame: Frame, code: str, drafted: Collection[str],
     e = fitter.catalog.codes[code]
     if e.add_on or e.describes is None:
         return False
+    needed = fitter.score(frame, best) if best is not None else 1
     for c in drafted:
         o = fitter.catalog.get(c)
         if (c != code and o is not None and o.describes is not None and not o.add_on
                 and o.family == e.family and o.kind is e.kind
                 and o.describes.service == e.describes.service
-                and fitter.score(frame, c) >= 1):
+                and fitter.score(frame, c) >= max(needed, 1)):
             return True
     return False
 

@@ -1517,3 +1517,20 @@ def test_codes_a_text_gives_as_alternatives_are_not_a_claim_of_both(cat):
     # one labelled line is not a list of alternatives
     one = check("Complete: 93306 and 93308.", cat)
     assert "pairs.alternatives" not in rules(one)
+
+
+def test_a_fully_supported_replacement_is_not_left_out_for_an_unsupported_sibling(cat):
+    # 93306 is ruled out (no Doppler); 93307 is the code the question fully supports. A
+    # drafted TEE code, whose approach the question never states, does not take its place:
+    # 93307 is added, and the TEE code stays, not verified (nothing contradicts it).
+    out = check_and_repair(asked("Complete echo of the heart; Doppler was not performed.",
+                                 "93306", "93312"), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status["93306"] is CodeStatus.REMOVED
+    assert status["93307"] is CodeStatus.CORRECTED
+    assert status["93312"] is CodeStatus.NOT_VERIFIED
+    # A drafted sibling the question supports as fully covers it: nothing is added.
+    out = check_and_repair(asked("Complete echo of the heart; Doppler was not performed.",
+                                 "93306", "93307"), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status == {"93306": CodeStatus.REMOVED, "93307": CodeStatus.VERIFIED}
