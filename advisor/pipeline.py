@@ -36,6 +36,7 @@ from advisor.scope import (
     described_words,
     is_english,
     is_follow_up,
+    names_codes,
     out_of_scope,
     parse_code_query,
     vocabulary,
@@ -43,7 +44,7 @@ from advisor.scope import (
 from advisor.settings import Backend, Settings
 from guardrails import check_claim, policy
 from guardrails.claims import MalformedCode
-from guardrails.fit import misfits, rank, supported
+from guardrails.fit import misfits, outside, rank, supported
 from guardrails.policy import Round, note
 from guardrails.registry import RuleId
 from guardrails.report import CodeStatus, Finding, Severity
@@ -287,9 +288,14 @@ class Advisor:
 
         history = last.question if follow_up and last else ""
         # A question the reading ties to a code of the ruleset (a CT-guided drainage whose code
-        # includes any imaging guidance) is in scope, whatever modality words it uses.
-        if out_of_scope(query if follow_up else q, self._vocab, candidates,
-                        banner is not None) and not supported(self.catalog, q, history):
+        # includes any imaging guidance) is in scope, whatever modality words it uses; one
+        # whose services no code describes, naming no ultrasound (a knee arthroscopy), is not,
+        # whatever site words it shares with the codes.
+        off_topic = out_of_scope(query if follow_up else q, self._vocab, candidates,
+                                 banner is not None)
+        if not off_topic and not names_codes(q):
+            off_topic = outside(self.catalog, q, history)
+        if off_topic and not supported(self.catalog, q, history):
             yield self._compose.out_of_scope(q, timings, started)
             return
 

@@ -59,6 +59,14 @@ def supported(catalog: Catalog, question: str, history: str = "") -> list[str]:
     return list(codes) if len(codes) <= SUPPORTED_MAX else []
 
 
+def outside(catalog: Catalog, question: str, history: str = "") -> bool:
+    """True when every service the question affirms is one no code of the catalog describes
+    and it names no ultrasound or imaging guidance (a knee arthroscopy)."""
+    if not question.strip():
+        return False
+    return bool(fitter_for(catalog).unserved(read_frame(question, catalog, history)))
+
+
 def rank(catalog: Catalog, codes: Sequence[str], question: str, history: str = "") -> list[str]:
     """``codes`` ordered by fit to the question, best first; ties keep their order."""
     scores = {c: fit_score(catalog, c, question, history) for c in codes}

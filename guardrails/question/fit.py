@@ -66,6 +66,10 @@ class Fitter:
         self._guides: dict[str, tuple[str, ...]] = {}
         self._decides: dict[str, bool] = {}
         self._lock = threading.Lock()
+        # Every exam, action and device concept some code's description names.
+        self._described = frozenset(
+            x for e in catalog.codes.values() if e.describes is not None
+            for x in (*e.describes.exams, *e.describes.actions, *e.describes.devices))
         # Where a code is the unguided form of another, and the reverse.
         self._unguided_of = {
             e.with_us_guidance: c for c, e in catalog.codes.items() if e.with_us_guidance
@@ -372,6 +376,19 @@ class Fitter:
                     for y in (*e.describes.exams, *e.describes.actions, *e.describes.devices))
             and self.score(frame, c) == 2
         )
+
+    def unserved(self, frame: Frame) -> tuple[Fact, ...]:
+        """The services the question affirms when no code describes any of them and it
+        names no ultrasound or imaging guidance (a knee arthroscopy): a question outside
+        the catalog. Empty otherwise."""
+        kinds = ("exam", "action", "device")
+        said = [f for f in frame.facts if f.affirmed and f.kind in kinds]
+        if not said or any(f.kind in ("guidance", "approach") or self.vocab.is_a(
+                f.concept, "ultrasound") for f in frame.facts if f.affirmed):
+            return ()
+        if any(self.vocab.related(f.concept, d) for f in said for d in self._described):
+            return ()
+        return tuple(said)
 
     def procedures_for(self, frame: Frame) -> tuple[str, ...]:
         """Primary procedure codes that fully fit the frame (supported, nothing contradicts)."""

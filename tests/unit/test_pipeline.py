@@ -352,6 +352,27 @@ def test_out_of_scope_question_says_so(settings, catalog, question) -> None:
     assert "pipeline.out_of_scope" in rules(answer)
 
 
+@pytest.mark.parametrize("question", [
+    "Arthroscopic surgery of the right knee with a meniscectomy: billing?",
+    "Laparoscopic appendectomy, what CPT?",
+])
+def test_a_service_no_code_describes_is_out_of_scope(settings, catalog, question) -> None:
+    # Retrieval finds knee codes (the site words match), but the question's service is one
+    # no code of the catalog describes, and it names no ultrasound: nothing is guessed.
+    adv, model, _ = advisor_with(settings, catalog, [])
+    answer = adv.ask(question)
+    assert answer.path == "out_of_scope"
+    assert model.calls == []
+
+
+def test_a_surgery_with_ultrasound_in_it_is_in_scope(settings, catalog) -> None:
+    reply = {"codes": [code("20611", "P1")], "answer": "20611."}
+    adv, model, _ = advisor_with(settings, catalog, [reply])
+    answer = adv.ask("Ultrasound-guided knee injection the week before arthroscopy.")
+    assert answer.path == "draft"
+    assert len(model.calls) == 1
+
+
 def test_follow_up_uses_history_in_query_and_prompt(settings, catalog) -> None:
     first = {"codes": [code("93971", "P1")], "answer": "One leg: 93971."}
     second = {"codes": [code("93970", "P1")], "answer": "Both legs: 93970."}

@@ -93,3 +93,18 @@ def test_a_question_the_reading_ties_to_a_code_is_in_scope(tmp_path, catalog) ->
 def test_an_ultrasound_bone_density_is_still_supported(catalog) -> None:
     assert supported(catalog, "Quantitative ultrasound bone density of the heel") == ["76977"]
     assert supported(catalog, "Renal ultrasound; a CT last week showed a stone") == ["76775"]
+
+
+@pytest.mark.parametrize(("question", "out"), [
+    ("Arthroscopic partial meniscectomy of the left knee.", True),
+    ("Hysterectomy, what code?", True),
+    ("Knee injection with ultrasound guidance, then arthroscopy next month.", False),
+    ("Intraoperative ultrasound during a laparoscopic cholecystectomy.", False),
+    ("Wire localization of a breast lesion before lumpectomy.", False),
+    ("Thyroid nodule, which code?", False),  # no service said: not ruled outside
+    ("Arthroscopy was not done; knee aspiration only.", False),
+])
+def test_a_question_whose_services_no_code_describes_is_outside(catalog, question, out) -> None:
+    from guardrails.fit import outside
+
+    assert outside(catalog, question) is out
