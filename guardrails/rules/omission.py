@@ -127,8 +127,10 @@ def _procedure(ctx: Context) -> Iterator[Finding]:
     if frame is None or frame.empty:
         return
     cat = ctx.catalog
-    kept = [c for c in ctx.active() if c not in ctx.removing]
-    services = {c: _service(cat, c) for c in kept}
+    # Every drafted code, those other rules remove included: a guidance code drafted alone
+    # shows the procedure was left out, even when it is the wrong guidance code (76942 for
+    # an arterial line: the fit rules remove it; the line's own code is still missing).
+    services = {c: _service(cat, c) for c in ctx.active()}
     # An add-on guidance code stands on its primary (the add-on rules say which is missing).
     guides = [c for c, s in services.items() if s == "guidance" and not cat.codes[c].add_on]
     if not guides or any(s == "procedure" for s in services.values()):

@@ -121,3 +121,19 @@ def test_no_procedure_is_added_when_the_question_names_none() -> None:
 def test_a_code_that_includes_the_guidance_replaces_it_instead() -> None:
     assert verdicts("Ultrasound-guided knee injection", "76942") == {
         "76942": "removed", "20611": "corrected"}
+
+
+def test_the_procedure_is_added_when_the_drafted_guidance_code_is_the_wrong_one() -> None:
+    # 76942 does not report vessel access guidance; the fit rules remove it. The arterial
+    # line the question describes is still missing: its code is added, and with it the
+    # vascular access guidance (+76937) the question affirms.
+    got = verdicts("Femoral arterial line placed under real-time ultrasound.", "76942")
+    assert got == {"76942": "removed", "36620": "corrected", "76937": "corrected"}
+
+
+def test_an_arterial_line_is_not_a_vein_puncture() -> None:
+    from guardrails.fit import fit_score
+
+    q = "Radial arterial line with ultrasound guidance."
+    assert fit_score(CAT, "36620", q) == 2
+    assert fit_score(CAT, "36410", q) == 0 and fit_score(CAT, "36000", q) == 0
