@@ -230,11 +230,14 @@ def counts(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         n = frame.count_of(d.count.thing)
         extra = fx.has(frame, "each_additional")
         thing = d.count.thing
-        if n is not None and ((d.count.min is not None and n < d.count.min and not extra)
+        fewer = frame.count_is_minimum(thing)  # 'several': two or more, not fewer than 3
+        if n is not None and ((d.count.min is not None and n < d.count.min and not extra
+                               and not fewer)
                               or (d.count.max is not None and n > d.count.max)):
             yield fx._misfit(e, "count", True,
                                f"{code} is for {_range(d.count.min, d.count.max)} "
-                               f"{thing}(s); the question says {n}.", str(n))
+                               f"{thing}(s); the question says {'at least ' if fewer else ''}"
+                               f"{n}.", str(n))
         elif n is None and not extra and not named and (
             (d.count.min or 0) >= 2
         ) and not fx._several_named(frame, d):

@@ -54,6 +54,7 @@ class Count:
     value: int
     span: tuple[int, int]
     text: str
+    at_least: bool = False  # "several veins", "a second lesion": this many or more
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,13 @@ class Frame:
         """The number of ``thing`` the question states (largest if it says several)."""
         values = [c.value for c in self.counts if c.thing == thing]
         return max(values) if values else None
+
+    def count_is_minimum(self, thing: str) -> bool:
+        """True when the largest count of ``thing`` is a least number ('several veins': two
+        or more), so a code for more of them is not ruled out by it."""
+        n = self.count_of(thing)
+        return n is not None and all(c.at_least for c in self.counts
+                                     if c.thing == thing and c.value == n)
 
     def describe(self) -> str:
         """A short readable summary, for logs and tests."""

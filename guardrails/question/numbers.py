@@ -7,6 +7,7 @@ which knows the assertion scopes.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ WORD_NUMBERS = {
 }
 _NUMBER = r"(\d{1,2}|" + "|".join(sorted((re.escape(w) for w in WORD_NUMBERS), key=len,
                                          reverse=True)) + r")"
+# A number stated as one (not an article): "two", "3", "single", "both".
+_STATED_NUMBER = r"(\d{1,2}|" + "|".join(sorted((re.escape(w) for w in WORD_NUMBERS
+                                                 if w not in ("a", "an")),
+                                                key=len, reverse=True)) + r")"
 
 CODE_NUMBER = re.compile(r"(?<![\w.])(\d{4}[\dT]|[A-HJ-NP-V]\d{4})(?![\w])", re.IGNORECASE)
 
@@ -37,14 +42,59 @@ COUNT_NOUNS: dict[str, tuple[str, ...]] = {
 _NOUN_THING = [(re.compile(r"^(?:" + "|".join(nouns) + r")$"), thing)
                for thing, nouns in COUNT_NOUNS.items()]
 _ALL_NOUNS = "|".join(n for nouns in COUNT_NOUNS.values() for n in nouns)
-# "two thyroid nodules", "3 separate liver lesions", "three muscles"
-_COUNTED = re.compile(
-    r"\b" + _NUMBER + r"\s+(?:(?:separate|distinct|different|additional|more|other|"
-    r"[a-z]+(?:al|ic|ous|ive|ar|ed)|thyroid|liver|breast|renal|kidney|lung|lymph|neck|"
-    r"axillary|lower|upper|extremity|leg|arm|iliac|femoral|coronary|peripheral)[\s-]+){0,3}("
-    + _ALL_NOUNS + r")\b",
+# Words that say how much or how long, not what kind: "in 2 weeks the veins", "a 2 cm nodule".
+_MEASURES = ("weeks?", "wks?", "days?", "months?", "mos?", "years?", "yrs?", "hours?", "hrs?",
+             "minutes?", "mins?", "times?", "cm", "mm", "ml", "cc", "mg", "kg", "inch(?:es)?")
+# Stop words that still describe the counted thing ("two more nodules", "three other veins").
+_KIND_WORDS = ("separate", "distinct", "different", "additional", "more", "other")
+
+
+def _describing_word() -> str:
+    """A word describing a counted thing: any word but a function word (spaCy's English stop
+    words, read on first use) or a measure."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    stop = sorted({w for w in STOP_WORDS if w.isalpha() and w not in _KIND_WORDS}
+                  | set(WORD_NUMBERS), key=len, reverse=True)
+    function = "|".join([*(re.escape(w) for w in stop), *_MEASURES])
+    return r"(?!(?:" + function + r")(?=[\s,.;:]|$))[a-z][a-z'-]*"
+
+
+@functools.cache
+def _several_re() -> re.Pattern[str]:
+    """'several incompetent veins', 'multiple thyroid nodules': two or more of the thing."""
+    return re.compile(
+        r"\b(?:several|multiple|numerous|two or more|2 or more|more than one)\s+(?:"
+        + _describing_word() + r"[\s-]+){0,3}?(" + _ALL_NOUNS + r")\b",
+        re.IGNORECASE,
+    )
+
+
+@functools.cache
+def _counted_re() -> re.Pattern[str]:
+    """A number, up to three words describing the thing, and the counted noun: "two thyroid
+    nodules", "3 separate liver lesions", "two hypoechoic solid nodules", "three incompetent
+    varicose veins". A describing word is any word but a function word (spaCy's English stop
+    words, read here on first use) or a measure; so "in 2 weeks the left leg veins" counts
+    nothing."""
+    word = _describing_word()
+    return re.compile(
+        r"\b" + _STATED_NUMBER + r"\s+(?:" + word + r"[\s-]+){0,3}?(" + _ALL_NOUNS + r")\b",
+        re.IGNORECASE,
+    )
+
+
+# "a nodule", "an enlarged lymph node": an article says one thing is spoken of, not that
+# there is only one (the GSV "and an accessory vein" are two), so it counts only before the
+# noun itself or a few kinds of describing word.
+_ARTICLE_COUNTED = re.compile(
+    r"\b(an?)\s+(?:(?:separate|distinct|different|additional|[a-z]+(?:al|ic|ous|ive|ar|ed)|"
+    r"thyroid|liver|breast|renal|kidney|lung|lymph|neck|axillary|lower|upper|extremity|leg|arm|"
+    r"iliac|femoral|coronary|peripheral)[\s-]+){0,3}(" + _ALL_NOUNS + r")\b",
     re.IGNORECASE,
 )
+
+
 # "one nodule in each lobe", "a lesion in both breasts", "one in each knee"
 _EACH = re.compile(
     r"\b(?:one|a|an|single)\s+(?:[a-z]+\s+){0,3}?(?:in|on|of|at|from)\s+(?:each|both|either)\s+"
@@ -98,13 +148,14 @@ def _value(word: str) -> int:
 
 def counts(text: str) -> Iterator[Number]:
     """Counts of things the text states, in text order."""
-    for m in _COUNTED.finditer(text):
-        thing = thing_of(m.group(2))
-        if thing is None:
-            continue
-        n = _value(m.group(1))
-        if 0 < n <= 50:
-            yield Number(thing, n, m.span(), m.group(0))
+    for rx in (_counted_re(), _ARTICLE_COUNTED):
+        for m in rx.finditer(text):
+            thing = thing_of(m.group(2))
+            if thing is None:
+                continue
+            n = _value(m.group(1))
+            if 0 < n <= 50:
+                yield Number(thing, n, m.span(), m.group(0))
     for m in _EACH.finditer(text):
         head = text[m.start():m.end()].split()
         noun = next((thing_of(w) for w in head[1:4] if thing_of(w)), None)
@@ -112,6 +163,10 @@ def counts(text: str) -> Iterator[Number]:
     for m in _MULTIPLE_RE.finditer(text):
         thing, n = _MULTIPLES[m.group(1).lower()]
         yield Number(thing, n, m.span(), m.group(0))
+    for m in _several_re().finditer(text):
+        thing = thing_of(m.group(1))
+        if thing is not None:
+            yield Number(thing, 2, m.span(), m.group(0), at_least=True)
     for m in _SECOND.finditer(text):
         thing = thing_of(m.group(1))
         if thing is not None:

@@ -306,7 +306,7 @@ def _numbers(text: str, scopes: list[tuple[int, int, str]], turn: int
     counts: list[Count] = []
     for n in numbers.counts(text):
         if _status_at(n.span, scopes) is Status.AFFIRMED:
-            counts.append(Count(n.what, int(n.value), n.span, n.text))
+            counts.append(Count(n.what, int(n.value), n.span, n.text, n.at_least))
     ages = [n.value for n in numbers.ages(text) if _status_at(n.span, scopes) is Status.AFFIRMED]
     weeks = [n.value for n in numbers.gestational_weeks(text)
              if _status_at(n.span, scopes) is Status.AFFIRMED]

@@ -212,11 +212,12 @@ def _counted(ctx: Context) -> Iterator[Finding]:
             if n is None or n < count.min or fitter.score(frame, addon) == 0:
                 continue
             units = n - count.min + 1
+            said = f"at least {n}" if frame.count_is_minimum(count.thing) else str(n)
             yield Finding(
                 RuleId.OMISSION_COUNT,
                 Severity.WARNING,
                 (addon,),
-                f"{addon} ({a.label}) is missing beside {primary}: the question counts {n} "
+                f"{addon} ({a.label}) is missing beside {primary}: the question counts {said} "
                 f"({count.thing}), and {addon} reports each one from number {count.min}.",
                 sources=a.sources,
                 confidence=a.confidence.value,

@@ -132,10 +132,30 @@ def test_us_the_pronoun_is_not_ultrasound():
         ("IVUS of three vessels", "vessel", 3),
         ("Transforaminal injection at two levels", "level", 2),
         ("Biopsy of a single breast lesion", "lesion", 1),
+        # any describing words between the number and the thing
+        ("Core biopsies of two hypoechoic solid breast masses", "lesion", 2),
+        ("Aspiration of 3 small complex cysts", "lesion", 3),
+        ("Sclerotherapy of four incompetent varicose veins", "vessel", 4),
     ],
 )
 def test_counts_in_words_and_digits(question, thing, count):
     assert frame(question).count_of(thing) == count
+
+
+@pytest.mark.parametrize("question", [
+    "Venous duplex today; repeat in 2 weeks the left leg veins.",  # a measure, not a count
+    "Ablation of the GSV and an accessory saphenous vein.",  # an article is not 'only one'
+    "Nodule measuring 2 cm on the right.",
+])
+def test_what_is_not_a_count(question):
+    f = frame(question)
+    assert f.count_of("vessel") is None and f.count_of("lesion") is None
+
+
+def test_several_is_two_or_more():
+    f = frame("Sclerotherapy of several incompetent veins of the left leg")
+    assert f.count_of("vessel") == 2 and f.count_is_minimum("vessel")
+    assert not frame("Sclerotherapy of two veins").count_is_minimum("vessel")
 
 
 def test_a_planned_count_does_not_count():
