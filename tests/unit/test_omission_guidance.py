@@ -129,31 +129,3 @@ def test_the_procedure_is_added_when_the_drafted_guidance_code_is_the_wrong_one(
     # vascular access guidance (+76937) the question affirms.
     got = verdicts("Femoral arterial line placed under real-time ultrasound.", "76942")
     assert got == {"76942": "removed", "36620": "corrected", "76937": "corrected"}
-
-
-def test_an_arterial_line_is_not_a_vein_puncture() -> None:
-    from guardrails.fit import fit_score
-
-    q = "Radial arterial line with ultrasound guidance."
-    assert fit_score(CAT, "36620", q) == 2
-    assert fit_score(CAT, "36410", q) == 0 and fit_score(CAT, "36000", q) == 0
-
-
-def test_several_veins_rule_out_the_single_vein_code_not_the_three_or_more_one() -> None:
-    # 'several': two or more. The single-vein code is ruled out (replaced by the several-veins
-    # code); a code for three or more muscles is not ruled out by 'several muscles'.
-    got = verdicts("Sclerotherapy of several incompetent varicose veins of the right leg.",
-                   "36470")
-    assert got == {"36470": "removed", "36471": "corrected"}
-    assert verdicts("Trigger point injections into several muscles.", "20553") == {
-        "20553": "verified"}
-
-
-@pytest.mark.parametrize(("question", "drafted", "right"), [
-    ("Compounded foam sclerotherapy of one incompetent truncal vein, ultrasound compression.",
-     "36465", "36470"),
-    ("Varithena injection of the great saphenous vein.", "36470", "36465"),
-])
-def test_compounded_and_non_compounded_sclerosants_are_told_apart(question, drafted, right):
-    got = verdicts(question, drafted)
-    assert got[drafted] == "removed" and right in got

@@ -1,0 +1,59 @@
+"""Facts of the catalog's code descriptions, read against questions: what a device, a
+count or a substance the question names rules in or out."""
+
+from __future__ import annotations
+
+import pytest
+
+from guardrails.fit import fit_score
+from guardrails.repair import check_and_repair
+from guardrails.report import Draft, DraftCode
+from knowledge.catalog import load_catalog
+
+CAT = load_catalog()
+
+
+def verdicts(question: str, *codes: str) -> dict[str, str]:
+    draft = Draft(codes=tuple(DraftCode(c, 1, ()) for c in codes), text="", context=question)
+    return {v.code: v.status.value for v in check_and_repair(draft, CAT).verdicts}
+
+
+def test_an_arterial_line_is_not_a_vein_puncture() -> None:
+    q = "Radial arterial line with ultrasound guidance."
+    assert fit_score(CAT, "36620", q) == 2
+    assert fit_score(CAT, "36410", q) == 0 and fit_score(CAT, "36000", q) == 0
+
+
+def test_several_veins_rule_out_the_single_vein_code_not_the_three_or_more_one() -> None:
+    # 'several': two or more. The single-vein code is ruled out (replaced by the several-veins
+    # code); a code for three or more muscles is not ruled out by 'several muscles'.
+    got = verdicts("Sclerotherapy of several incompetent varicose veins of the right leg.",
+                   "36470")
+    assert got == {"36470": "removed", "36471": "corrected"}
+    assert verdicts("Trigger point injections into several muscles.", "20553") == {
+        "20553": "verified"}
+
+
+@pytest.mark.parametrize(("question", "drafted", "right"), [
+    ("Compounded foam sclerotherapy of one incompetent truncal vein, ultrasound compression.",
+     "36465", "36470"),
+    ("Varithena injection of the great saphenous vein.", "36470", "36465"),
+])
+def test_compounded_and_non_compounded_sclerosants_are_told_apart(question, drafted, right):
+    got = verdicts(question, drafted)
+    assert got[drafted] == "removed" and right in got
+
+
+def test_a_follow_up_obstetric_study_is_the_follow_up_code() -> None:
+    # The OB family has a code of its own for a follow-up re-evaluation (76816); the limited
+    # code (heartbeat, position, fluid) does not stand beside it for the same study.
+    got = verdicts("Repeat OB ultrasound to re-evaluate fetal growth, singleton.", "76816",
+                   "76815")
+    assert got == {"76816": "verified", "76815": "removed"}
+    assert verdicts("Limited OB scan for fetal heartbeat and position", "76815") == {
+        "76815": "verified"}
+
+
+def test_a_fetal_vessel_is_not_an_abdominal_or_pelvic_duplex() -> None:
+    q = "Doppler of the fetal middle cerebral artery and umbilical artery."
+    assert fit_score(CAT, "93976", q) == 0 and fit_score(CAT, "93975", q) == 0
