@@ -57,3 +57,9 @@ def test_a_follow_up_obstetric_study_is_the_follow_up_code() -> None:
 def test_a_fetal_vessel_is_not_an_abdominal_or_pelvic_duplex() -> None:
     q = "Doppler of the fetal middle cerebral artery and umbilical artery."
     assert fit_score(CAT, "93976", q) == 0 and fit_score(CAT, "93975", q) == 0
+
+
+def test_a_ganglion_cyst_is_its_own_code_not_a_soft_tissue_aspiration() -> None:
+    assert verdicts("Needle aspiration of a ganglion at the dorsal wrist.", "10160") == {
+        "10160": "removed", "20612": "corrected"}
+    assert fit_score(CAT, "10160", "Needle aspiration of a subcutaneous hematoma.") == 2
