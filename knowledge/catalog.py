@@ -41,6 +41,7 @@ from knowledge.schema import (
     SourcesFile,
     UnitLimit,
 )
+from knowledge.vocab_check import check_vocabulary
 from knowledge.vocab_schema import VocabularyFile
 
 if TYPE_CHECKING:
@@ -438,73 +439,6 @@ def _cross_check(
     return problems
 
 
-# Which concept kinds each `describes` list may name.
-_DESCRIBES_KINDS: dict[str, frozenset[str]] = {
-    "sites": frozenset({"site"}),
-    "exclude_sites": frozenset({"site"}),
-    "actions": frozenset({"action"}),
-    "exams": frozenset({"exam"}),
-    "devices": frozenset({"device"}),
-    "approach": frozenset({"approach"}),
-}
-
-
-def _check_vocabulary(
-    vocab: VocabularyFile, codes_file: CodesFile, nodes: dict[str, Located],
-    origin: CodesOrigin,
-) -> list[str]:
-    """Concepts reference concepts that exist, of the right kind; so do codes' `describes`."""
-    problems: list[str] = []
-
-    def where(fname: str, *loc: int | str) -> str:
-        located = nodes[fname]
-        line = line_of(located, *loc)
-        return f"{located.path}:{line}" if line else str(located.path)
-
-    kinds: dict[str, str] = {}
-    for i, c in enumerate(vocab.concepts):
-        if c.id in kinds:
-            problems.append(f"{where('vocabulary', 'concepts', i)}: duplicate concept {c.id}")
-        kinds[c.id] = c.kind
-    for i, c in enumerate(vocab.concepts):
-        for field_name in ("parents", "implies"):
-            for ref in getattr(c, field_name):
-                if ref not in kinds:
-                    problems.append(
-                        f"{where('vocabulary', 'concepts', i, field_name)}: no concept {ref}"
-                    )
-        for ref in c.parents:
-            if ref in kinds and kinds[ref] != c.kind:
-                problems.append(
-                    f"{where('vocabulary', 'concepts', i, 'parents')}: parent {ref} is a "
-                    f"{kinds[ref]}, not a {c.kind}"
-                )
-        if c.negates is not None and c.negates not in kinds:
-            problems.append(f"{where('vocabulary', 'concepts', i, 'negates')}: no concept "
-                            f"{c.negates}")
-    for i, entry in enumerate(codes_file.codes):
-        d = entry.describes
-        if d is None:
-            continue
-        fkey, j = origin.codes[i]
-        loc = ("codes", j, "describes")
-        for field_name, allowed in _DESCRIBES_KINDS.items():
-            for ref in getattr(d, field_name):
-                if ref == "any" and field_name == "sites":
-                    continue
-                kind = kinds.get(ref)
-                if kind is None:
-                    problems.append(f"{where(fkey, *loc, field_name)}: no concept {ref}")
-                elif kind not in allowed:
-                    problems.append(
-                        f"{where(fkey, *loc, field_name)}: {ref} is a {kind} concept"
-                    )
-        for ref in (*d.requires, *d.contradicted_by, *d.features, *d.requires_absent):
-            if ref not in kinds:
-                problems.append(f"{where(fkey, *loc)}: no concept {ref}")
-    return problems
-
-
 FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "codes": ("codes.yaml", CodesFile),
     "pairs": ("pairs.yaml", PairsFile),
@@ -572,7 +506,7 @@ def build_catalog(data_dir: Path = DATA_DIR, cms: CmsStore | None = None) -> Cat
     problems = _cross_check(
         codes_file, pairs_file, docs_file, mods_file, sources_file, nodes, origin
     )
-    problems += _check_vocabulary(vocab_file, codes_file, nodes, origin)
+    problems += check_vocabulary(vocab_file, codes_file, nodes, origin)
     if problems:
         raise KnowledgeError(problems)
     catalog = Catalog(
