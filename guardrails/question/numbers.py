@@ -115,10 +115,18 @@ _SECOND = re.compile(r"\b(?:second|2nd|another|additional)\s+(?:[a-z]+\s+){0,2}?
 # named level is not counted (it says no more than "one level").
 _LEVEL = r"[CTLS]\d{1,2}(?:\s*[-/]\s*[CTLS]?\d{1,2})?"
 _LEVEL_LIST = re.compile(
-    r"(?<![\w-])" + _LEVEL + r"(?:\s*(?:,\s*(?:and\s+|&\s*)?|\s+and\s+|\s*&\s*)" + _LEVEL
+    r"(?<![\w-])" + _LEVEL + r"(?:\s*(?:,\s*(?:and\s+|&\s*)?|\s+and\s+|\s*[&+]\s*)" + _LEVEL
     + r")+(?![\w-])"
 )
 _LEVEL_ITEM = re.compile(_LEVEL)
+
+
+# Coder shorthand for a count: "IVUS x3 vessels", "x2 nodules", "nodules x 2", "3x lesions".
+_TIMES_COUNTED = re.compile(
+    r"(?<![\w])(?:[x\u00d7]\s?(\d{1,2})|(\d{1,2})\s?[x\u00d7])\s+(?:[a-z]+\s+){0,2}?("
+    + _ALL_NOUNS + r")\b|\b(" + _ALL_NOUNS + r")\s*[x\u00d7]\s?(\d{1,2})(?![\w.])",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +164,11 @@ def counts(text: str) -> Iterator[Number]:
             n = _value(m.group(1))
             if 0 < n <= 50:
                 yield Number(thing, n, m.span(), m.group(0))
+    for m in _TIMES_COUNTED.finditer(text):
+        value = m.group(1) or m.group(2) or m.group(5)
+        thing = thing_of(m.group(3) or m.group(4))
+        if thing is not None and 0 < int(value) <= 50:
+            yield Number(thing, int(value), m.span(), m.group(0))
     for m in _EACH.finditer(text):
         head = text[m.start():m.end()].split()
         noun = next((thing_of(w) for w in head[1:4] if thing_of(w)), None)
@@ -250,20 +263,34 @@ _TRIMESTER_WEEKS = {"first": 10.0, "1st": 10.0, "second": 20.0, "2nd": 20.0, "th
                     "3rd": 32.0}
 
 
-def gestational_weeks(text: str) -> Iterator[Number]:
-    """Gestational ages in weeks ('at 20 weeks', 'GA 11w2d', 'second trimester')."""
-    if not _WEEKS_CONTEXT.search(text):
+def trimester_of(weeks: float) -> int:
+    """The trimester of a gestational age in weeks (ACOG: first to 13 6/7, second to 27 6/7)."""
+    return 1 if weeks < 14 else 2 if weeks < 28 else 3
+
+
+def gestational_weeks(text: str, context: str = "") -> Iterator[Number]:
+    """Gestational ages in weeks ('at 20 weeks', 'GA 11w2d', 'second trimester').
+
+    ``context`` is an earlier turn: a follow-up ('and at 13 weeks?') is read with the
+    pregnancy it names. A stated age outranks a trimester word that agrees with it ('second
+    trimester, 22 weeks' is 22 weeks); one that disagrees is yielded too, so the reader,
+    seeing two ages, knows neither."""
+    if not _WEEKS_CONTEXT.search(text) and not (context and _WEEKS_CONTEXT.search(context)):
         return
+    stated: list[float] = []
     for m in _WEEKS.finditer(text):
         before = text[max(0, m.start() - 12):m.start() + (m.group(0).find(m.group(1)))]
         if _NOT_WEEKS.search(before):
             continue  # "repeat in 4 weeks", "for 2 weeks"
         n = float(m.group(1))
         if 3 <= n <= 43:
+            stated.append(n)
             yield Number("weeks", n, m.span(), m.group(0).strip())
     for m in _TRIMESTER.finditer(text):
-        yield Number("weeks", _TRIMESTER_WEEKS[m.group(1).lower()], m.span(), m.group(0),
-                     at_least=True)
+        value = _TRIMESTER_WEEKS[m.group(1).lower()]
+        if stated and all(trimester_of(n) == trimester_of(value) for n in stated):
+            continue
+        yield Number("weeks", value, m.span(), m.group(0), at_least=True)
 
 
 def code_numbers(text: str) -> tuple[str, ...]:

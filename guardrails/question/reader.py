@@ -13,6 +13,7 @@ per question: repeated reads of the same text come from a small cache.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -301,14 +302,14 @@ def _infer_guidance(facts: list[Fact], doc: Any) -> list[Fact]:
     return out
 
 
-def _numbers(text: str, scopes: list[tuple[int, int, str]], turn: int
+def _numbers(text: str, scopes: list[tuple[int, int, str]], turn: int, context: str = ""
              ) -> tuple[list[Count], list[float], list[float], list[int]]:
     counts: list[Count] = []
     for n in numbers.counts(text):
         if _status_at(n.span, scopes) is Status.AFFIRMED:
             counts.append(Count(n.what, int(n.value), n.span, n.text, n.at_least))
     ages = [n.value for n in numbers.ages(text) if _status_at(n.span, scopes) is Status.AFFIRMED]
-    weeks = [n.value for n in numbers.gestational_weeks(text)
+    weeks = [n.value for n in numbers.gestational_weeks(text, context)
              if _status_at(n.span, scopes) is Status.AFFIRMED]
     return counts, ages, weeks, []
 
@@ -336,12 +337,36 @@ def _sides(facts: list[Fact], doc: Any) -> str | None:
         elif word in ("one", "single") and any(
                 n.idx in sites and not sites[n.idx].text.lower().endswith("s") for n in near):
             one = True
+    named_side = named_side or _side_named(doc.text)
     # 'Bilateral venous duplex, left leg worse': a side named beside 'both' is a detail
     if both and not one:
         return "both"
     if (one or named_side) and not both:
         return "one"
     return None
+
+
+# A side said on its own: 'on the right side', 'left-sided', 'on the left.' (a side before
+# a site word is read above). Both sides named this way say nothing of one side.
+_SIDE_ALONE = re.compile(
+    r"\b(?:on|of|at|to)\s+the\s+(left|right)(?:\s+side)?\b(?=\s*(?:[.,;:?!)]|$|(?:"
+    r"side|and|with|was|is|for|under|using|in|at|of|by|to|who|which|that|but|or|then|"
+    r"today|yesterday)\b))"
+    r"|\b(left|right)[- ]sided\b",
+    re.IGNORECASE,
+)
+
+
+def _side_named(text: str) -> bool:
+    """True when the text names exactly one side on its own ('on the right side')."""
+    if _BOTH_NAMED.search(text):
+        return False
+    named = {(m.group(1) or m.group(2)).lower() for m in _SIDE_ALONE.finditer(text)}
+    return len(named) == 1
+
+
+_BOTH_NAMED = re.compile(r"\b(?:left|right)\s*(?:and|&|/|or)\s*(?:the\s+)?(?:left|right)\b",
+                         re.IGNORECASE)
 
 
 _CACHE: OrderedDict[tuple[int, str, str], Frame] = OrderedDict()
@@ -403,7 +428,7 @@ def _read(question: str, vocab: Vocabulary, history: str,
     facts += _coordinated_guidance(facts, question)
     facts += _named_guidance(question, guides or {}, facts)
     facts += _infer_guidance(facts, doc)
-    counts, ages, weeks, _ = _numbers(question, scopes, 0)
+    counts, ages, weeks, _ = _numbers(question, scopes, 0, history)
     sides = _sides(facts, doc)
     if history.strip():
         old, old_scopes, old_doc = _read_turn(history, vocab, 1)

@@ -60,6 +60,22 @@ def _finding(ctx: Context, code: str, ap: AddOnPrimaries) -> Finding:
             fix=Fix(f"Report {only.code} with {code}.", add=(only.code,)),
             on_fail=OnFail.FIX,
         )
+    elif not others and (instead := _excluded_in_question(ctx, ap)) is not None:
+        # Color/spectral Doppler drafted alone for a complete TTE with Doppler: the question
+        # describes the one primary the add-on is never reported with, whose code already
+        # includes it (93306 includes 93320/93325); that code is the answer.
+        return Finding(
+            RuleId.ADD_ON_EXCLUDED_PRIMARY,
+            Severity.ERROR,
+            (code,),
+            f"{code} is an add-on that is not reported with {instead}; the question "
+            f"describes the service of {instead} ({cat.codes[instead].label}), which "
+            f"includes it. " + (entry.primaries_note or ""),
+            sources=src,
+            confidence=entry.confidence.value,
+            fix=Fix(f"Report {instead} instead of {code}.", remove=(code,), add=(instead,)),
+            on_fail=OnFail.FIX,
+        )
     elif all(cat.is_add_on(c) for c in others) and (asked := _primary_asked(ctx, code)):
         # "Coronary IVUS during PCI, add-on code?": the add-on is the answer asked for;
         # the primary is the procedure the question names, reported with its own code.
@@ -150,6 +166,18 @@ def _cannot_stand(ctx: Context, primary: str) -> bool:
     if chain is None or any(c in chain.primaries for c in ctx.codes):
         return False
     return _primary_asked(ctx, primary) is None
+
+
+def _excluded_in_question(ctx: Context, ap: AddOnPrimaries) -> str | None:
+    """The one excluded primary the question fully supports, when it supports none of the
+    add-on's allowed primaries; else None."""
+    if ctx.frame is None or not ap.excluded:
+        return None
+    supported = set(fitter_for(ctx.catalog).supported(ctx.frame))
+    if supported & set(ap.primaries):
+        return None
+    hits = sorted(c for c in ap.excluded if c in supported)
+    return hits[0] if len(hits) == 1 else None
 
 
 def _primary_asked(ctx: Context, code: str) -> str | None:

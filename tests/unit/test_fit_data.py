@@ -63,3 +63,23 @@ def test_a_ganglion_cyst_is_its_own_code_not_a_soft_tissue_aspiration() -> None:
     assert verdicts("Needle aspiration of a ganglion at the dorsal wrist.", "10160") == {
         "10160": "removed", "20612": "corrected"}
     assert fit_score(CAT, "10160", "Needle aspiration of a subcutaneous hematoma.") == 2
+
+
+def test_stress_echo_with_and_without_ecg_monitoring_are_told_apart() -> None:
+    # 93351 includes the continuous ECG monitoring and supervision; 93350 does not
+    watched = "Treadmill stress echo; I supervised the stress and watched the ECG throughout."
+    assert fit_score(CAT, "93350", watched) == 0
+    assert fit_score(CAT, "93351", watched) >= 1
+    denied = "Stress echo, interpretation only; ECG monitoring was not performed by me."
+    assert fit_score(CAT, "93351", denied) == 0
+
+
+def test_an_add_on_for_a_study_that_already_includes_it_becomes_that_study() -> None:
+    # A complete TTE with spectral and color Doppler is 93306, whose code includes them; the
+    # Doppler add-on drafted alone is replaced by it, not left waiting for a primary.
+    q = "Complete transthoracic echo with spectral and color flow Doppler."
+    got = verdicts(q, "93320")
+    assert got.get("93320") == "removed" and got.get("93306") == "corrected"
+    # where the question supports an allowed primary (a limited TTE), the add-on stays
+    got = verdicts("Limited TTE with limited spectral Doppler.", "93321")
+    assert "93321" in got and "93306" not in got

@@ -136,6 +136,9 @@ def test_us_the_pronoun_is_not_ultrasound():
         ("Core biopsies of two hypoechoic solid breast masses", "lesion", 2),
         ("Aspiration of 3 small complex cysts", "lesion", 3),
         ("Sclerotherapy of four incompetent varicose veins", "vessel", 4),
+        # coder shorthand: a count written with 'x'
+        ("IVUS x3 vessels during the intervention", "vessel", 3),
+        ("US-guided FNA, thyroid nodules x 2", "lesion", 2),
     ],
 )
 def test_counts_in_words_and_digits(question, thing, count):
@@ -187,10 +190,23 @@ def test_age_band(question, band):
         ("Complete OB ultrasound in the first trimester", 10),
         ("OB ultrasound at 20 weeks; repeat in 4 weeks", 20),
         ("Knee pain for 4 weeks, knee ultrasound", None),
+        # a stated age outranks a trimester word that agrees with it; one that disagrees
+        # leaves the age unknown
+        ("Second trimester OB ultrasound at 22 weeks", 22),
+        ("First trimester scan, 12 weeks pregnant", 12),
+        ("Third trimester growth scan at 22 weeks pregnant", None),
     ],
 )
 def test_gestational_age(question, weeks):
     assert frame(question).weeks == weeks
+
+
+def test_a_follow_up_turn_reads_weeks_with_the_earlier_pregnancy():
+    # the follow-up names no pregnancy word of its own; the earlier turn's OB exam does
+    earlier = "Complete OB ultrasound of a singleton pregnancy at 20 weeks."
+    assert frame("And what if it was at 12 weeks instead?", earlier).weeks == 12
+    # without the pregnancy, 'at 12 weeks' is no gestational age
+    assert frame("And what if it was at 12 weeks instead?").weeks is None
 
 
 @pytest.mark.parametrize(
@@ -202,6 +218,11 @@ def test_gestational_age(question, weeks):
         ("Left leg venous duplex for DVT", "one"),
         ("Unilateral carotid duplex", "one"),
         ("Complete abdominal ultrasound", None),
+        # a side said on its own is one side
+        ("Venous duplex of the leg on the right side for swelling", "one"),
+        ("Left-sided breast ultrasound, targeted", "one"),
+        ("Carotid duplex, stenosis on the left.", "one"),
+        ("Duplex of the legs, swelling on the left and right", "both"),
     ],
 )
 def test_sides(question, sides):
@@ -323,8 +344,39 @@ def test_a_vague_term_is_read_but_names_no_modality_alone():
         ("Intercostal nerve blocks at T5 and T6.", 2),
         ("Facet injections at L4-L5 and L5-S1.", 2),
         ("Blocks at C5, C6 and C7.", 3),
+        ("Facet injections L3-4 + L4-5 + L5-S1 under fluoroscopy", 3),
         ("Facet injections at L4-L5 only.", None),
     ],
 )
 def test_named_spinal_levels_are_counted(question, levels):
     assert frame(question).count_of("level") == levels
+
+
+@pytest.mark.parametrize(
+    ("question", "concept", "status"),
+    [
+        # an event after an earlier one is that event's time, not today's service
+        ("Hematoma a week after the biopsy; today a limited ultrasound of the site.",
+         "biopsy", Status.HISTORICAL),
+        # a service someone else performed is not this claim's
+        ("The TEE was done by another physician; I did the TTE.", "transesophageal",
+         Status.OTHER),
+    ],
+)
+def test_timing_and_other_performer_cues(question, concept, status):
+    assert status in status_of(question, concept)
+    assert not frame(question).affirms(concept)
+
+
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("US-guided thora for a pleural effusion", "thoracentesis"),
+        ("Prostate ultrasound through the rectum", "transrectal"),
+        ("Femoral nerve blk under ultrasound", "nerve_block"),
+        ("Lumbar facet inj at two levels with fluoro", "facet_injection"),
+        ("Stress echo; I supervised and watched the ECG throughout", "ecg_monitoring"),
+    ],
+)
+def test_shorthand_is_read(question, concept):
+    assert frame(question).affirms(concept)
