@@ -64,7 +64,12 @@ def outside(catalog: Catalog, question: str, history: str = "") -> bool:
     and it names no ultrasound or imaging guidance (a knee arthroscopy)."""
     if not question.strip():
         return False
-    return bool(fitter_for(catalog).unserved(read_frame(question, catalog, history)))
+    frame = read_frame(question, catalog, history)
+    if not frame.codes and not any(f.kind not in ("cue", "count") for f in frame.facts):
+        # The reading finds nothing a code could describe, in any status: no site, study,
+        # procedure, device or feature (an office visit's E/M level).
+        return True
+    return bool(fitter_for(catalog).unserved(frame))
 
 
 def rank(catalog: Catalog, codes: Sequence[str], question: str, history: str = "") -> list[str]:

@@ -39,9 +39,12 @@ GUIDANCE_OF = {
     "fluoroscopy": "guidance_fluoroscopy",
     "ct": "guidance_ct",
     "mr": "guidance_mr",
+    # stereotactic (mammographic) guidance of a breast procedure: not ultrasound (19081 ff.)
+    "mammography": "guidance_stereotactic",
 }
 MODALITY_OF = {v: k for k, v in GUIDANCE_OF.items()}
 _OTHER_MODALITIES = ("fluoroscopy", "ct", "mr")
+_OTHER_STUDIES = (*_OTHER_MODALITIES, "mammography")
 _WORDS = {
     "guidance_ultrasound": "ultrasound guidance",
     "guidance_fluoroscopy": "fluoroscopic guidance",
@@ -382,10 +385,20 @@ class Fitter:
         names no ultrasound or imaging guidance (a knee arthroscopy): a question outside
         the catalog. Empty otherwise."""
         kinds = ("exam", "action", "device")
-        said = [f for f in frame.facts if f.affirmed and f.kind in kinds]
-        if not said or any(f.kind in ("guidance", "approach") or self.vocab.is_a(
-                f.concept, "ultrasound") for f in frame.facts if f.affirmed):
+        affirmed = [f for f in frame.facts if f.affirmed]
+        if any(f.kind in ("guidance", "approach") or self.vocab.is_a(f.concept, "ultrasound")
+               for f in affirmed):
             return ()
+        others = [f for f in affirmed if f.kind == "modality" and f.concept in _OTHER_STUDIES]
+        # an exam word beside another modality's word names that study ('screening
+        # mammogram', 'CT scan'), not an ultrasound exam
+        said = [f for f in affirmed if f.kind in kinds
+                and not (f.kind == "exam" and any(_adjacent(frame.text, f, o) for o in others))]
+        if not said:
+            # A study of another modality and no procedure (an MRI of the knee, a chest
+            # x-ray, a mammogram): no ultrasound code describes it, whatever ultrasound the
+            # question says was not done, is planned or was done before.
+            return tuple(others)
         if any(self.vocab.related(f.concept, d) for f in said for d in self._described):
             return ()
         return tuple(said)
@@ -550,6 +563,14 @@ def _modalities(guidance: Iterable[str]) -> set[str]:
     return out
 _FITTERS: dict[int, tuple[Catalog, Fitter]] = {}
 _FLOCK = threading.Lock()
+
+
+def _adjacent(text: str, a: Fact, b: Fact) -> bool:
+    """True when two facts of the question's own turn are said next to each other."""
+    if a.turn or b.turn:
+        return False
+    first, second = sorted((a.span, b.span))
+    return first[1] <= second[0] and not text[first[1]:second[0]].strip(" -/")
 
 
 def fitter_for(catalog: Catalog) -> Fitter:

@@ -46,6 +46,7 @@ _OVERRIDING_KINDS = frozenset({
 })
 # Words after a site that say only that site was examined ("gallbladder only").
 _ONLY = frozenset({"only", "alone", "just", "solely", "exclusively"})
+_NOT_ONLY = frozenset({"the", "an", "a", "not", "her", "his", "its", "their", "my"})
 _NEAR = 6  # tokens: how close a site must be to a service word to be the service's site
 
 
@@ -206,7 +207,12 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         # only' is not a limited study of the heart)
         if status is Status.AFFIRMED and any(f.kind == "site" and not f.inferred
                                              for f in made):
-            window = [t.lower_ for t in doc[max(0, ent.start - 3):ent.start]]
+            # 'I only looked at the liver': up to four words before; 'the only finding in
+            # the liver' and 'not only' say nothing of the extent
+            before = doc[max(0, ent.start - 4):ent.start]
+            window = [t.lower_ for t in before
+                      if not (t.lower_ == "only" and t.i > 0
+                              and doc[t.i - 1].lower_ in _NOT_ONLY)]
             window += [t.lower_ for t in doc[ent.end:ent.end + 2]]
             if _ONLY & set(window):
                 facts.append(Fact("limited", "extent", Status.AFFIRMED,
@@ -283,7 +289,7 @@ def _coordinated_guidance(facts: list[Fact], text: str) -> list[Fact]:
     return out
 
 
-def _infer_guidance(facts: list[Fact], doc: Any) -> list[Fact]:
+def _infer_guidance(facts: list[Fact], doc: Any, known: Any = frozenset()) -> list[Fact]:
     """'Knee injection with ultrasound': a modality named in the sentence of an affirmed
     procedure says (less firmly) that it guided the procedure."""
     if any(f.kind == "guidance" and f.affirmed for f in facts):
@@ -296,7 +302,8 @@ def _infer_guidance(facts: list[Fact], doc: Any) -> list[Fact]:
     actions = {sentence(f) for f in facts if f.kind == "action" and f.affirmed
                and f.concept not in ("surgery",)}
     for f in facts:
-        if f.kind == "modality" and f.affirmed and sentence(f) in actions:
+        if (f.kind == "modality" and f.affirmed and sentence(f) in actions
+                and f"guidance_{f.concept}" in known):
             out.append(Fact(f"guidance_{f.concept}", "guidance", Status.AFFIRMED, f.span,
                             f.text, f.turn, inferred=True))
     return out
@@ -427,13 +434,13 @@ def _read(question: str, vocab: Vocabulary, history: str,
     facts, scopes, doc = _read_turn(question, vocab, 0)
     facts += _coordinated_guidance(facts, question)
     facts += _named_guidance(question, guides or {}, facts)
-    facts += _infer_guidance(facts, doc)
+    facts += _infer_guidance(facts, doc, vocab.kinds)
     counts, ages, weeks, _ = _numbers(question, scopes, 0, history)
     sides = _sides(facts, doc)
     if history.strip():
         old, old_scopes, old_doc = _read_turn(history, vocab, 1)
         old += _coordinated_guidance(old, history)
-        old += _infer_guidance(old, old_doc)
+        old += _infer_guidance(old, old_doc, vocab.kinds)
         said_now = {f.kind for f in facts if f.affirmed}
         # A follow-up that names new sites keeps the earlier turn's vessel kind ('venous
         # duplex of one leg' then 'what about both legs?': still veins).

@@ -83,3 +83,49 @@ def test_an_add_on_for_a_study_that_already_includes_it_becomes_that_study() -> 
     # where the question supports an allowed primary (a limited TTE), the add-on stays
     got = verdicts("Limited TTE with limited spectral Doppler.", "93321")
     assert "93321" in got and "93306" not in got
+
+
+@pytest.mark.parametrize("question", [
+    # another modality's study, with ultrasound only negated, planned or in the past
+    "CPT for a CT of the abdomen with contrast? An abdominal ultrasound was not done.",
+    "Lumbar spine MRI without contrast; an ultrasound-guided injection may follow next month.",
+    "Bilateral screening mammogram with tomosynthesis, code?",
+    # nothing a code could describe
+    "Which E/M level fits a 40 minute new patient visit?",
+])
+def test_questions_no_ultrasound_code_describes_are_outside(question: str) -> None:
+    from guardrails.fit import outside
+
+    assert outside(CAT, question)
+
+
+@pytest.mark.parametrize("question", [
+    "Ultrasound-guided core biopsy of a breast mass seen on mammogram, code?",
+    "CT-guided drainage of a liver abscess with a catheter left in.",
+    "What documentation does a limited exam need?",
+])
+def test_questions_a_code_describes_are_not_outside(question: str) -> None:
+    from guardrails.fit import outside
+
+    assert not outside(CAT, question)
+
+
+def test_stereotactic_guidance_is_not_ultrasound_guidance() -> None:
+    # 19083 includes ultrasound guidance; a stereotactic (mammographic) biopsy is another code
+    assert fit_score(CAT, "19083", "Stereotactic core biopsy of breast calcifications.") == 0
+    assert fit_score(CAT, "19083", "Ultrasound-guided core biopsy of a breast mass.") == 2
+
+
+def test_a_sclerosant_product_names_the_sclerotherapy() -> None:
+    # Varithena is a non-compounded foam sclerosant: the injection is 36465, which includes
+    # the ultrasound compression, so 76942 is not added (karenzupko_36465)
+    got = verdicts("Varithena injection of the right GSV with US compression.", "76942")
+    assert got.get("76942") == "removed" and got.get("36465") == "corrected"
+    assert fit_score(CAT, "36465", "Foam sclerotherapy of one truncal vein, non-compounded.") == 2
+
+
+def test_complete_and_limited_spectral_doppler_follow_the_study() -> None:
+    got = verdicts("Limited TTE with a limited spectral Doppler exam.", "93308", "93320")
+    assert got.get("93320") == "removed" and got.get("93321") == "corrected"
+    assert fit_score(CAT, "93320", "Complete TTE with complete spectral Doppler.") >= 1
+    assert fit_score(CAT, "93321", "Complete TTE with complete spectral Doppler.") == 0

@@ -380,3 +380,15 @@ def test_timing_and_other_performer_cues(question, concept, status):
 )
 def test_shorthand_is_read(question, concept):
     assert frame(question).affirms(concept)
+
+
+@pytest.mark.parametrize(
+    ("question", "limited"),
+    [
+        ("I only scanned the gallbladder today.", True),
+        ("Abdominal ultrasound: the only finding in the liver was a cyst.", False),
+        ("Not only the liver but the whole abdomen was scanned.", False),
+    ],
+)
+def test_only_before_a_site_says_limited(question, limited):
+    assert frame(question).affirms("limited") is limited
