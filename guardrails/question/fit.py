@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from guardrails.question.dimensions import AFTER_GUIDANCE, BEFORE_GUIDANCE
-from guardrails.question.frame import Fact, Frame
+from guardrails.question.frame import Fact, Frame, adjacent
 from guardrails.question.misfit import _VESSEL_WORDS, Misfit
 from guardrails.question.vocab import Vocabulary, vocabulary_of
-from knowledge.schema import CodeEntry, Confidence, Describes, Kind
+from knowledge.schema import CodeEntry, Confidence, Describes, Kind, PairRelation
 
 if TYPE_CHECKING:
     from knowledge.catalog import Catalog
@@ -393,7 +393,7 @@ class Fitter:
         # an exam word beside another modality's word names that study ('screening
         # mammogram', 'CT scan'), not an ultrasound exam
         said = [f for f in affirmed if f.kind in kinds
-                and not (f.kind == "exam" and any(_adjacent(frame.text, f, o) for o in others))]
+                and not (f.kind == "exam" and any(adjacent(frame.text, f, o) for o in others))]
         if not said:
             # A study of another modality and no procedure (an MRI of the knee, a chest
             # x-ray, a mammogram): no ultrasound code describes it, whatever ultrasound the
@@ -439,6 +439,28 @@ class Fitter:
         including = [c for c in procs
                      if modality in _modalities((self.catalog.codes[c].describes
                                                  or Describes()).guidance)]
+        # A procedure whose pair rule reports its guidance with another code (the tunneled
+        # pleural catheter 32550: 75989, not 76942)
+        elsewhere = {c: p for c in procs if c not in including
+                     and (p := self.catalog.pair(c, e.code)) is not None
+                     and p.relation is PairRelation.BUNDLED and p.replacement
+                     and e.code not in p.replacement}
+        if elsewhere and len(including) + len(elsewhere) == len(procs):
+            # the guidance code the pair names (the procedure's own code is the omission
+            # rule's to add, where the question affirms it)
+            instead = tuple(dict.fromkeys(x for p in elsewhere.values() for x in p.replacement
+                                          if x not in procs))
+            yield Misfit(
+                e.code, "guidance_included", True,
+                f"The question's procedure is reported with {', '.join(elsewhere)}, whose "
+                f"imaging guidance is reported with {' or '.join(instead) or 'no other code'}, "
+                f"not {e.code}.",
+                alternatives=instead,
+                sources=tuple(dict.fromkeys(s for p in elsewhere.values() for s in p.sources)),
+                confidence=min((p.confidence for p in elsewhere.values()),
+                               key=_CONF_ORDER.index),
+            )
+            return
         if including and len(including) == len(procs):
             yield Misfit(
                 e.code, "guidance_included", True,
@@ -563,14 +585,6 @@ def _modalities(guidance: Iterable[str]) -> set[str]:
     return out
 _FITTERS: dict[int, tuple[Catalog, Fitter]] = {}
 _FLOCK = threading.Lock()
-
-
-def _adjacent(text: str, a: Fact, b: Fact) -> bool:
-    """True when two facts of the question's own turn are said next to each other."""
-    if a.turn or b.turn:
-        return False
-    first, second = sorted((a.span, b.span))
-    return first[1] <= second[0] and not text[first[1]:second[0]].strip(" -/")
 
 
 def fitter_for(catalog: Catalog) -> Fitter:

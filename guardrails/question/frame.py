@@ -138,3 +138,11 @@ class Frame:
         if self.sides:
             parts.append(f"sides:{self.sides}")
         return ", ".join(parts)
+
+
+def adjacent(text: str, a: Fact, b: Fact) -> bool:
+    """True when two facts of the question's own turn are said next to each other."""
+    if a.turn or b.turn:
+        return False
+    first, second = sorted((a.span, b.span))
+    return first[1] <= second[0] and not text[first[1]:second[0]].strip(" -/")

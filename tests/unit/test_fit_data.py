@@ -129,3 +129,13 @@ def test_complete_and_limited_spectral_doppler_follow_the_study() -> None:
     assert got.get("93320") == "removed" and got.get("93321") == "corrected"
     assert fit_score(CAT, "93320", "Complete TTE with complete spectral Doppler.") >= 1
     assert fit_score(CAT, "93321", "Complete TTE with complete spectral Doppler.") == 0
+
+
+def test_a_guidance_code_the_procedure_reports_with_another_code_is_replaced() -> None:
+    # The tunneled pleural catheter 32550 reports its imaging guidance with 75989, not 76942
+    # (pair rule pleural_catheter_guidance_75989); 32557 is the non-tunneled catheter.
+    q = "Tunneled pleural catheter (PleurX) placed with ultrasound guidance; guidance code?"
+    got = verdicts(q, "76942")
+    assert got.get("76942") == "removed" and got.get("75989") == "corrected"
+    assert fit_score(CAT, "32557", q) == 0 and fit_score(CAT, "32550", q) == 2
+    assert fit_score(CAT, "32557", "Indwelling pleural catheter placement with ultrasound.") == 2
