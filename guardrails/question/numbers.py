@@ -254,7 +254,8 @@ _WEEKS = re.compile(
 )
 _WEEKS_CONTEXT = re.compile(
     r"pregnan|gestation|\bga\b|\bega\b|\bob\b|obstetric|fetus|fetal|\biup\b|trimester|"
-    r"singleton|twins?|triplets?|nuchal|crown|\bcrl\b|\blmp\b|\bedd\b|gravid|prenatal|antenatal",
+    r"singleton|twins?|triplets?|nuchal|crown|\bcrl\b|\blmp\b|\bedd\b|gravid|prenatal|antenatal|"
+    r"anatom(?:y|ic) (?:scan|survey)",
     re.IGNORECASE,
 )
 _NOT_WEEKS = re.compile(r"\b(?:in|for|every|within|after|over|past|last|next)\s*$", re.IGNORECASE)

@@ -392,3 +392,34 @@ def test_shorthand_is_read(question, concept):
 )
 def test_only_before_a_site_says_limited(question, limited):
     assert frame(question).affirms("limited") is limited
+
+
+@pytest.mark.parametrize(
+    ("question", "pregnant"),
+    [
+        # a last menstrual period is recorded for any patient; a negative test negates
+        ("Pelvic ultrasound for pain; LMP 3 weeks ago.", None),
+        ("Transvaginal pelvic scan, negative pregnancy test.", False),
+        ("Anatomy survey at 20 weeks, what code?", True),
+    ],
+)
+def test_what_says_pregnant_and_what_does_not(question, pregnant):
+    f = frame(question)
+    if pregnant is None:
+        assert not f.affirms("pregnant") and Status.NEGATED not in status_of(question, "pregnant")
+    else:
+        assert f.affirms("pregnant") is pregnant
+        if not pregnant:
+            assert Status.NEGATED in status_of(question, "pregnant")
+
+
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("Needle asp of a subcut seroma with US", "aspiration"),
+        ("Needle asp of a subcut seroma with US", "soft_tissue"),
+        ("Fem nerve block under ultrasound for a hip fracture", "femoral_nerve"),
+    ],
+)
+def test_clinical_abbreviations_are_read(question, concept):
+    assert frame(question).affirms(concept)
