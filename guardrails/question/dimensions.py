@@ -29,7 +29,17 @@ def sites(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         heads = [f for f in frame.facts if f.affirmed and f.head and not f.inferred
                  and d.service == "diagnostic"
                  and f.concept not in _VESSEL_WORDS and f.concept != "soft_tissue"]
-        if heads and not named and not any(
+        # a site the code's data excludes, and that is not among its own kinds of site (a
+        # ganglion cyst is not a joint, whatever joint it sits by): the question's service
+        # is not this code's, whatever else it names
+        barred = [f for f in sites if any(v.is_a(f.concept, x) for x in d.exclude_sites)
+                  and not any(v.related(f.concept, s) for s in d.sites)]
+        if barred and not named:
+            yield fx._misfit(
+                e, "site", True,
+                f"{code} is not for {_words(d.exclude_sites)}; the question is about "
+                f"'{barred[0].text}'.", barred[0].text)
+        elif heads and not named and not any(
             v.related(h.concept, s) for h in heads for s in d.sites
         ):
             # the site the exam or procedure is said of ('renal ultrasound') is not one

@@ -46,6 +46,7 @@ _OVERRIDING_KINDS = frozenset({
 })
 # Words after a site that say only that site was examined ("gallbladder only").
 _ONLY = frozenset({"only", "alone", "just", "solely", "exclusively"})
+_FULL = frozenset({"full", "fully"})
 _NOT_ONLY = frozenset({"the", "an", "a", "not", "her", "his", "its", "their", "my"})
 _NEAR = 6  # tokens: how close a site must be to a service word to be the service's site
 
@@ -217,6 +218,14 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
             if _ONLY & set(window):
                 facts.append(Fact("limited", "extent", Status.AFFIRMED,
                                   (ent.start_char, ent.end_char), ent.text, turn))
+        # 'a full transthoracic echo', 'full abdominal ultrasound': 'full' said of the
+        # study is its complete form ('a full bladder' is said of a site, not a study)
+        if status is Status.AFFIRMED and any(f.kind in ("exam", "approach") for f in made):
+            before = [t for t in doc[max(0, ent.start - 3):ent.start]]
+            hit = next((t for t in before if t.lower_ in _FULL), None)
+            if hit is not None and not any(t.is_punct for t in before if t.i > hit.i):
+                facts.append(Fact("complete", "extent", Status.AFFIRMED,
+                                  (hit.idx, hit.idx + len(hit.text)), hit.text, turn))
     facts += _overlapping_actions(doc, vocab, turn, facts)
     # A site said near a service word is the service's own site.
     near: set[int] = set()
@@ -418,7 +427,9 @@ def _guidance_codes(catalog: Catalog) -> dict[str, str]:
 def _named_guidance(question: str, guides: dict[str, str], facts: list[Fact]) -> list[Fact]:
     """'Can I bill 36556 and 76937 for a PICC?': a guidance code named as billed says its
     imaging guided the service (unless the question's own words say otherwise)."""
-    said = {f.concept for f in facts if f.kind == "guidance"}
+    # guidance only planned or only the asker's reading of a code says nothing either way
+    said = {f.concept for f in facts if f.kind == "guidance"
+            and f.status is not Status.HYPOTHETICAL}
     out: list[Fact] = []
     for m in numbers.CODE_NUMBER.finditer(question):
         concept = guides.get(m.group(1).upper())
@@ -429,9 +440,38 @@ def _named_guidance(question: str, guides: dict[str, str], facts: list[Fact]) ->
     return out
 
 
+# Words that name a code rather than the service: 'the screening code 76706', 'the add-on
+# code +93320', '76706 (screening)'. They say what the asker thinks the code is, not what
+# was done, so they are read as the question's hypothesis, not as facts of the service.
+_CODE = r"\+?(?:\d{4}[\dT]|[A-HJ-NP-V]\d{4})\b"
+_NAMING = (
+    re.compile(r"\b(?:the|a|an|that|this)\s+((?:[a-z][\w/-]*,?\s+){1,4}?)(?:cpt\s+)?"
+               r"codes?\s*[:(]?\s*" + _CODE, re.IGNORECASE),
+    re.compile(_CODE + r"\s*\(([^)(]{1,60})\)", re.IGNORECASE),
+)
+
+
+def _naming_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of words that describe a code the question names (see _NAMING)."""
+    return [m.span(1) for rx in _NAMING for m in rx.finditer(text)]
+
+
+def _about_codes(facts: list[Fact], spans: list[tuple[int, int]]) -> list[Fact]:
+    """Facts said inside a code's description are the asker's hypothesis, not the service."""
+    if not spans:
+        return facts
+    return [
+        Fact(f.concept, f.kind, Status.HYPOTHETICAL, f.span, f.text, f.turn, f.inferred,
+             f.near_action, f.head)
+        if f.affirmed and any(s <= f.span[0] and f.span[1] <= e for s, e in spans) else f
+        for f in facts
+    ]
+
+
 def _read(question: str, vocab: Vocabulary, history: str,
           guides: dict[str, str] | None = None) -> Frame:
     facts, scopes, doc = _read_turn(question, vocab, 0)
+    facts = _about_codes(facts, _naming_spans(question))
     facts += _coordinated_guidance(facts, question)
     facts += _named_guidance(question, guides or {}, facts)
     facts += _infer_guidance(facts, doc, vocab.kinds)
@@ -439,6 +479,7 @@ def _read(question: str, vocab: Vocabulary, history: str,
     sides = _sides(facts, doc)
     if history.strip():
         old, old_scopes, old_doc = _read_turn(history, vocab, 1)
+        old = _about_codes(old, _naming_spans(history))
         old += _coordinated_guidance(old, history)
         old += _infer_guidance(old, old_doc, vocab.kinds)
         said_now = {f.kind for f in facts if f.affirmed}

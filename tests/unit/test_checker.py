@@ -1209,6 +1209,9 @@ def test_distinct_service_modifier_with_no_edit_to_bypass_is_dropped(cat):
     ("PICC line with ultrasound guidance in a 2-year-old", ("36556",), ["36572"]),
     # a tunneled catheter for a question that says non-tunneled
     ("Non-tunneled central line in an adult, no imaging", ("36558",), ["36556"]),
+    # a ganglion cyst is not a joint, whatever joint it sits by (20612 is its own code)
+    ("Aspiration of a wrist ganglion cyst with a needle", ("20605",), ["20612"]),
+    ("Knee ganglion cyst injected under ultrasound", ("20611",), ["20612", "76942"]),
 ])
 def test_question_words_that_name_a_different_service(cat, question, drafted, kept):
     out = check_and_repair(asked(question, *drafted), cat)

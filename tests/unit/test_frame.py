@@ -423,3 +423,60 @@ def test_what_says_pregnant_and_what_does_not(question, pregnant):
 )
 def test_clinical_abbreviations_are_read(question, concept):
     assert frame(question).affirms(concept)
+
+
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("What if I skipped the Doppler entirely?", "doppler"),
+        ("Complete TTE; the Doppler was left out.", "doppler"),
+        ("Renal ultrasound, omitting the Doppler of the renal arteries.", "doppler"),
+        ("Echo without contrast, forgoing the strain imaging.", "strain"),
+    ],
+)
+def test_verbs_of_leaving_out_negate(question, concept):
+    assert Status.NEGATED in status_of(question, concept)
+    assert not frame(question).affirms(concept)
+
+
+@pytest.mark.parametrize(
+    ("question", "concept", "affirmed"),
+    [
+        # the words name the code asked about, not the service done
+        ("Rescan of a known aneurysm. Is that the screening code 76706?", "screening", False),
+        ("Gallbladder only; can I bill the complete code 76700?", "complete", False),
+        ("Can I report 76700 (complete) for a gallbladder scan?", "complete", False),
+        # said of the service, the same words are facts
+        ("Screening ultrasound for AAA in a 67-year-old smoker: 76706?", "screening", True),
+        ("Complete abdominal ultrasound, is it 76700?", "complete", True),
+    ],
+)
+def test_words_that_describe_a_named_code_are_not_facts_of_the_service(
+        question, concept, affirmed):
+    assert frame(question).affirms(concept) is affirmed
+
+
+def test_a_guidance_code_named_still_says_its_guidance_when_its_words_are_a_label():
+    f = frame("Bill 76942 (ultrasound guidance) with the knee injection?")
+    assert f.affirms("guidance_ultrasound")
+
+
+@pytest.mark.parametrize(
+    ("question", "complete"),
+    [
+        ("I did a full transthoracic echo with Doppler.", True),
+        ("Full abdominal ultrasound of all the organs.", True),
+        ("Pelvic ultrasound with a full bladder.", False),
+    ],
+)
+def test_full_said_of_a_study_is_complete(question, complete):
+    assert frame(question).affirms("complete") is complete
+
+
+def test_a_full_bladder_is_a_preparation_not_the_organ_examined():
+    f = frame("Pelvic ultrasound with a full bladder.")
+    assert not any(x.concept == "bladder" for x in f.facts)
+
+
+def test_a_rescan_is_a_follow_up():
+    assert frame("Rescanning her known gallbladder polyp today.").affirms("follow_up")
