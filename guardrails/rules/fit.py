@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
-from guardrails.question.fit import GUIDANCE_OF, Fitter, fitter_for
+from guardrails.question.fit import GUIDANCE_OF, Fitter, _modalities, fitter_for
 from guardrails.question.frame import Frame
 from guardrails.question.misfit import Misfit
 from guardrails.registry import RuleId
@@ -78,7 +78,7 @@ def _finding_for(
 ) -> Finding | None:
     found = fitter.assess(frame, code)
     if not found:
-        return None
+        return _unanchored_guidance(fitter, frame, code, drafted)
     first = found[0]
     if first.contradiction:
         return _contradiction(fitter, frame, first, drafted)
@@ -230,6 +230,56 @@ def _closest(fitter: Fitter, frame: Frame, code: str, fitting: tuple[str, ...],
     if len(scored) > 1 and scored[0][0] == scored[1][0]:
         return None
     return scored[0][1]
+
+
+def _unanchored_guidance(fitter: Fitter, frame: Frame, code: str,
+                         drafted: Collection[str]) -> Finding | None:
+    """A guidance code drafted with no procedure code, for a question whose procedure the
+    reading cannot pin to one code, when every code the question fits best includes that
+    guidance itself (0216T, 20611, 10005, 49083 ...): the guidance code is not verified,
+    and those codes are named. A procedure code drafted beside it is judged with it by the
+    pair rules instead."""
+    cat = fitter.catalog
+    e = cat.codes[code]
+    d = e.describes
+    if d is None or d.service != "guidance" or e.add_on or code in frame.codes:
+        return None
+    modality = d.guidance[0] if d.guidance else e.modality
+    if modality is None or modality not in GUIDANCE_OF:
+        return None
+    for c in drafted:
+        o = cat.get(c)
+        if c != code and o is not None and o.describes is not None and (
+                o.describes.service == "procedure"):
+            return None
+    # The procedure codes the question could be about: of an action it affirms, not
+    # contradicted; those it supports best decide.
+    acts = [f.concept for f in frame.facts if f.affirmed and f.kind == "action"]
+    scored = [(fitter.score(frame, c), c) for c, o in cat.codes.items()
+              if o.active and not o.add_on and o.describes is not None
+              and o.describes.service == "procedure"
+              and any(fitter.vocab.related(a, b) for a in acts for b in o.describes.actions)]
+    best = max((sc for sc, _ in scored), default=0)
+    top = [c for sc, c in scored if sc == best and sc >= 1]
+    if not top or any(modality not in _modalities(cat.codes[c].describes.guidance)  # type: ignore[union-attr]
+           for c in top):
+        # no code of the catalog is for the question's procedure, or one that may be
+        # reports its guidance separately
+        return None
+    including = tuple(top[:3])
+    return Finding(
+        UNSUPPORTED,
+        Severity.WARNING,
+        (code,),
+        f"{code} ({e.label}) is not verified: it is reported beside the procedure's own "
+        "code, and the question's procedure could not be matched to a code that leaves the "
+        f"{modality} guidance to be reported separately."
+        + _alternatives_text(including, cat),
+        sources=e.sources,
+        confidence=e.confidence.value,
+        fix=Fix("Confirm from the note which procedure was done.", alternatives=including),
+        on_fail=OnFail.WARN,
+    )
 
 
 def _unsupported(fitter: Fitter, frame: Frame, code: str, found: tuple[Misfit, ...]) -> Finding:

@@ -1537,3 +1537,19 @@ def test_a_fully_supported_replacement_is_not_left_out_for_an_unsupported_siblin
                                  "93306", "93307"), cat)
     status = {v.code: v.status for v in out.verdicts}
     assert status == {"93306": CodeStatus.REMOVED, "93307": CodeStatus.VERIFIED}
+
+
+def test_guidance_code_alone_for_a_procedure_that_may_include_it_is_not_verified(cat):
+    # The reading finds an injection at the lumbar facets but not the facet-injection code
+    # itself; the procedures that fit best (0216T) include the ultrasound guidance, so 76942
+    # alone is not verified, with them named, and it is not removed (unknown is not wrong).
+    q = "Right L4-L5 and L5-S1 facet joints injected under ultrasound guidance."
+    r = check(asked(q, "76942"), cat)
+    assert r.verdict_for("76942").status is CodeStatus.NOT_VERIFIED
+    f = finding(r, "fit.unsupported", "76942")
+    assert f.fix is not None and "0216T" in f.fix.alternatives
+    # a procedure whose code leaves the guidance separate keeps it verified
+    r = check(asked("US-guided plantar fascia injection", "20550", "76942"), cat)
+    assert r.verdict_for("76942").status is CodeStatus.VERIFIED
+    r = check(asked("Ultrasound guided liver biopsy", "76942"), cat)
+    assert not any(f.rule == "fit.unsupported" and "76942" in f.codes for f in r.findings)
