@@ -54,6 +54,12 @@ def check_vocabulary(
                     f"{where('vocabulary', 'concepts', i, 'parents')}: parent {ref} is a "
                     f"{kinds[ref]}, not a {c.kind}"
                 )
+        for j, pair in enumerate(c.formed_by):
+            want = ("action", "site")
+            if c.kind != "action" or len(pair) != 2 or any(
+                    kinds.get(ref) != k for ref, k in zip(pair, want, strict=False)):
+                problems.append(f"{where('vocabulary', 'concepts', i, 'formed_by')}: pair "
+                                f"{j} must name an existing action and site of an action")
         if c.negates is not None and c.negates not in kinds:
             problems.append(f"{where('vocabulary', 'concepts', i, 'negates')}: no concept "
                             f"{c.negates}")

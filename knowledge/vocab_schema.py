@@ -46,6 +46,11 @@ class Concept(Strict):
     negates: str | None = Field(
         None, description="The concept this one says is absent (non-tunneled: not tunneled)."
     )
+    formed_by: tuple[tuple[str, str], ...] = Field(
+        (), description="For an action: the (action, site) pairs it is by definition (a "
+        "facet injection is an injection of a facet joint), so that 'the facet joints were "
+        "injected' is read as the facet injection when both are said in one sentence."
+    )
 
 
 class ContextCue(Strict):

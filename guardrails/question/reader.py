@@ -227,6 +227,7 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
                 facts.append(Fact("complete", "extent", Status.AFFIRMED,
                                   (hit.idx, hit.idx + len(hit.text)), hit.text, turn))
     facts += _overlapping_actions(doc, vocab, turn, facts)
+    facts += _composed(facts, doc, vocab, turn)
     # A site said near a service word is the service's own site.
     near: set[int] = set()
     for ent, _made in sites:
@@ -249,6 +250,37 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         for f in facts
     ]
     return facts, _scopes(doc), doc
+
+
+def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list[Fact]:
+    """Actions that are by definition an action at a site (vocabulary ``formed_by``): 'the
+    facet joints were injected' is the facet injection, 'fluid aspirated from the pleural
+    space' the thoracentesis, when the action and the site are said in one sentence with
+    the same status and nothing names the compound already."""
+    if not vocab.formed_by:
+        return []
+    sent_of = {t.idx: t.sent.start_char for t in doc}
+
+    def sentence(f: Fact) -> int:
+        return sent_of.get(f.span[0], -1)
+
+    acts = [f for f in facts if f.kind == "action" and not f.inferred]
+    sites = [f for f in facts if f.kind == "site"]
+    out: list[Fact] = []
+    for compound, action, site in vocab.formed_by:
+        if any(vocab.is_a(f.concept, compound) for f in facts + out):
+            continue
+        for a in acts:
+            if not vocab.is_a(a.concept, action):
+                continue
+            s = next((x for x in sites if vocab.is_a(x.concept, site)
+                      and x.status is a.status and sentence(x) == sentence(a)), None)
+            if s is not None:
+                for c in vocab.closure(compound):
+                    out.append(Fact(c, vocab.kinds.get(c, ""), a.status, a.span, a.text,
+                                    turn, inferred=c != compound))
+                break
+    return out
 
 
 def _overlapping_actions(doc: Any, vocab: Vocabulary, turn: int, facts: list[Fact]

@@ -50,6 +50,7 @@ class Vocabulary:
     context: tuple[tuple[str, str, str], ...]  # (cue, category, direction)
     context_drop: frozenset[str]  # medspaCy default rules (by literal) left out
     comma_ends: tuple[str, ...]  # ConText categories a comma ends
+    formed_by: tuple[tuple[str, str, str], ...] = ()  # (compound action, action, site)
 
     def is_a(self, concept: str, other: str) -> bool:
         """True when ``concept`` is ``other`` or narrower (a knee is a joint)."""
@@ -113,6 +114,7 @@ def build(vocab: VocabularyFile) -> Vocabulary:
         context=tuple((r.cue, r.category, r.direction) for r in vocab.context),
         context_drop=frozenset(vocab.context_drop),
         comma_ends=tuple(vocab.comma_ends),
+        formed_by=tuple((c.id, a, site) for c in vocab.concepts for a, site in c.formed_by),
     )
 
 

@@ -1540,14 +1540,13 @@ def test_a_fully_supported_replacement_is_not_left_out_for_an_unsupported_siblin
 
 
 def test_guidance_code_alone_for_a_procedure_that_may_include_it_is_not_verified(cat):
-    # The reading finds an injection at the lumbar facets but not the facet-injection code
-    # itself; the procedures that fit best (0216T) include the ultrasound guidance, so 76942
-    # alone is not verified, with them named, and it is not removed (unknown is not wrong).
-    q = "Right L4-L5 and L5-S1 facet joints injected under ultrasound guidance."
-    r = check(asked(q, "76942"), cat)
+    # A joint injection, no joint named: no one code fits, and every joint code that fits
+    # best (20604, 20606, 20611) includes the ultrasound guidance, so 76942 alone is not
+    # verified, with them named, and it is not removed (unknown is not wrong).
+    r = check(asked("Ultrasound-guided injection of a joint.", "76942"), cat)
     assert r.verdict_for("76942").status is CodeStatus.NOT_VERIFIED
     f = finding(r, "fit.unsupported", "76942")
-    assert f.fix is not None and "0216T" in f.fix.alternatives
+    assert f.fix is not None and set(f.fix.alternatives) == {"20604", "20606", "20611"}
     # a procedure whose code leaves the guidance separate keeps it verified
     r = check(asked("US-guided plantar fascia injection", "20550", "76942"), cat)
     assert r.verdict_for("76942").status is CodeStatus.VERIFIED

@@ -480,3 +480,30 @@ def test_a_full_bladder_is_a_preparation_not_the_organ_examined():
 
 def test_a_rescan_is_a_follow_up():
     assert frame("Rescanning her known gallbladder polyp today.").affirms("follow_up")
+
+
+@pytest.mark.parametrize(
+    ("question", "compound"),
+    [
+        ("The L4-5 facet joints were injected under ultrasound.", "facet_injection"),
+        ("I injected three cervical facet joints.", "facet_injection"),
+        ("We aspirated fluid from the right pleural space.", "thoracentesis"),
+        ("Ascites aspirated at the bedside.", "paracentesis"),
+        ("Pericardial effusion aspirated under echo.", "pericardiocentesis"),
+        ("Biopsy of a bone lesion in the iliac crest.", "bone_biopsy"),
+    ],
+)
+def test_an_action_at_a_site_is_the_procedure_it_defines(question, compound):
+    assert frame(question).affirms(compound)
+
+
+@pytest.mark.parametrize(
+    ("question", "compound"),
+    [
+        # not in one sentence, or not with the same status: not the compound
+        ("Knee injected today. Lumbar facet arthropathy on the MRI.", "facet_injection"),
+        ("Pleural effusion seen; no fluid was aspirated.", "thoracentesis"),
+    ],
+)
+def test_an_action_and_a_site_apart_are_not_composed(question, compound):
+    assert not frame(question).affirms(compound)

@@ -211,6 +211,10 @@ CROSS = [
      "doppler is a feature concept"),
     ("vocabulary.yaml", lambda x: x["concepts"][0].update(parents=["no_such_parent"]),
      "no concept no_such_parent"),
+    # an action defined as an action at a site names an existing action and site
+    ("vocabulary.yaml",
+     lambda x: next(c for c in x["concepts"] if c["id"] == "facet_injection").update(
+         formed_by=[["injection", "no_such_site"]]), "must name an existing action and site"),
     ("codes.yaml", lambda x: _code(x, "76506").update(sources=["AMA_CPT"]),
      "76506 cites only AMA_CPT"),
     ("pairs.yaml", lambda x: x["rules"][0].update(sources=["AMA_CPT"]), "not this rule"),
