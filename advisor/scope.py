@@ -36,7 +36,8 @@ _OTHER_MODALITY_RE = re.compile(
 # codes and the procedures that include them, so "CT-guided FNA" is in scope; "knee MRI" is not.
 _GUIDANCE_RE = re.compile(r"\bguid(?:ed|ance|ing)\b|\bfluoro\w*", re.IGNORECASE)
 _FOLLOW_UP_RE = re.compile(
-    r"^\s*(?:and|also|what\s+about|how\s+about|what\s+if|if|same|but|or|then|plus|now)\b",
+    r"^\s*(?:and|also|what\s+about|how\s+about|what\s+if|if|same|but|or|then|plus|now|"
+    r"actually|correction|instead|wait|sorry|okay\s+so|ok\s+so)\b",
     re.IGNORECASE,
 )
 _WORD_RE = re.compile(r"[a-z]{4,}")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from advisor.pipeline import Advisor
-from advisor.scope import claim_in_question, described_words, is_english
+from advisor.scope import claim_in_question, described_words, is_english, is_follow_up
 from advisor.settings import Settings
 from knowledge.catalog import load_catalog
 
@@ -169,3 +169,13 @@ def test_codes_are_checked_whatever_the_language(advisor: Advisor) -> None:
     answer = advisor.ask("¿Puedo facturar 20610 y 76942 juntos?")
     assert answer.path == "lookup"
     assert shown(answer) == {"20611": "corrected"}
+
+
+@pytest.mark.parametrize(("question", "follows"), [
+    ("Correction from the note: 'PICC, right basilic vein, adult patient.' What changes?", True),
+    ("Actually it was the left knee, does the code change?", True),
+    ("And if it was done under fluoroscopy?", True),
+    ("Ultrasound-guided thoracentesis on the right with a pigtail left in place: codes?", False),
+])
+def test_a_turn_that_leans_on_the_earlier_one_is_a_follow_up(question, follows):
+    assert is_follow_up(question) is follows
