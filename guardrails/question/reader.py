@@ -524,9 +524,19 @@ def _read(question: str, vocab: Vocabulary, history: str,
         denied_now = [f.concept for f in facts if f.status is Status.NEGATED and not f.inferred]
         old = [f for f in old if not any(vocab.is_a(f.concept, c) or vocab.is_a(c, f.concept)
                                          for c in denied_now)]
+        # A general word for the procedure now says no more than the earlier turn's narrower
+        # one ('FNA of a nodule', then 'what if I also sampled another?': still an FNA).
+        acts_now = [f.concept for f in facts
+                    if f.affirmed and not f.inferred and f.kind == "action"]
+
+        def narrower(f: Fact) -> bool:
+            return f.kind == "action" and bool(acts_now) and all(
+                vocab.is_a(f.concept, g) for g in acts_now)
+
         facts += [f for f in old if f.kind not in said_now or f.kind not in _OVERRIDING_KINDS
                   or (f.kind == "site" and not vessels_now
-                      and f.concept in ("vein", "artery"))]
+                      and f.concept in ("vein", "artery"))
+                  or (f.affirmed and narrower(f))]
         o_counts, o_ages, o_weeks, _ = _numbers(history, old_scopes, 1)
         counts = counts or o_counts
         ages = ages or o_ages

@@ -507,3 +507,26 @@ def test_an_action_at_a_site_is_the_procedure_it_defines(question, compound):
 )
 def test_an_action_and_a_site_apart_are_not_composed(question, compound):
     assert not frame(question).affirms(compound)
+
+
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("Left kidney lower pole biopsied with a 16 g needle, two cores.", "core_biopsy"),
+        ("Injected polidocanol foam into the great saphenous vein.", "sclerotherapy"),
+        ("The GSV was closed with vein glue.", "adhesive_closure"),
+        ("Bupivacaine injected around the suprascapular nerve.", "nerve_block"),
+    ],
+)
+def test_procedure_words_said_as_verbs_drugs_or_at_a_site(question, concept):
+    assert frame(question).affirms(concept)
+
+
+def test_a_general_word_in_a_follow_up_keeps_the_earlier_specific_procedure():
+    f = frame("What if I also sampled another nodule at the same visit?",
+              history="Ultrasound-guided FNA of a thyroid nodule?")
+    assert f.affirms("fna")
+    # a different specific procedure now replaces the earlier one
+    f = frame("What if it was a core biopsy instead?",
+              history="Ultrasound-guided FNA of a thyroid nodule?")
+    assert f.affirms("core_biopsy") and not f.affirms("fna")
