@@ -530,3 +530,16 @@ def test_a_general_word_in_a_follow_up_keeps_the_earlier_specific_procedure():
     f = frame("What if it was a core biopsy instead?",
               history="Ultrasound-guided FNA of a thyroid nodule?")
     assert f.affirms("core_biopsy") and not f.affirms("fna")
+
+
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("Diagnostic tap of the belly fluid at the bedside.", "paracentesis"),
+        ("Calcific tendinitis barbotage of the shoulder.", "procedure"),
+        ("Ropivacaine infiltrated along the wound.", "injection"),
+        ("800 mL of fluid was withdrawn from the pleural space.", "thoracentesis"),
+    ],
+)
+def test_lay_words_for_a_site_and_needle_procedure_verbs(question, concept):
+    assert frame(question).affirms(concept)
