@@ -448,8 +448,8 @@ class Fitter:
         if elsewhere and len(including) + len(elsewhere) == len(procs):
             # the guidance code the pair names (the procedure's own code is the omission
             # rule's to add, where the question affirms it)
-            instead = tuple(dict.fromkeys(x for p in elsewhere.values() for x in p.replacement
-                                          if x not in procs))
+            instead = tuple(dict.fromkeys(x for p in elsewhere.values()
+                                          for x in p.replacement or () if x not in procs))
             yield Misfit(
                 e.code, "guidance_included", True,
                 f"The question's procedure is reported with {', '.join(elsewhere)}, whose "

@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from guardrails.question import numbers
@@ -259,7 +260,7 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
     the same status and nothing names the compound already."""
     if not vocab.formed_by:
         return []
-    sent_of = {t.idx: t.sent.start_char for t in doc}
+    sent_of: dict[int, int] = {t.idx: t.sent.start_char for t in doc}
 
     def sentence(f: Fact) -> int:
         return sent_of.get(f.span[0], -1)
@@ -330,9 +331,10 @@ def _coordinated_guidance(facts: list[Fact], text: str) -> list[Fact]:
     return out
 
 
-def _infer_guidance(facts: list[Fact], doc: Any, known: Any = frozenset()) -> list[Fact]:
+def _infer_guidance(facts: list[Fact], doc: Any, known: Collection[str]) -> list[Fact]:
     """'Knee injection with ultrasound': a modality named in the sentence of an affirmed
-    procedure says (less firmly) that it guided the procedure."""
+    procedure says (less firmly) that it guided the procedure. ``known``: the vocabulary's
+    concept ids (only a guidance concept it has is inferred)."""
     if any(f.kind == "guidance" and f.affirmed for f in facts):
         return []
     out: list[Fact] = []
