@@ -119,6 +119,17 @@ _LEVEL_LIST = re.compile(
     + r")+(?![\w-])"
 )
 _LEVEL_ITEM = re.compile(_LEVEL)
+# Limb levels of a physiologic arterial study (segmental pressures, PVR) named in a list:
+# "at the thigh, calf and ankle", "ankle and toe". Each named region is one level; a single
+# one is not counted.
+_LIMB_LEVEL = (r"(?:high|low|upper|lower|mid)?[- ]?thighs?|above[- ]the[- ]knee|above[- ]knee|"
+               r"below[- ]the[- ]knee|below[- ]knee|calf|calves|ankles?|metatarsals?|"
+               r"transmetatarsal|(?:great\s+)?toes?|digits?|upper\s+arms?|forearms?|wrists?|"
+               r"fingers?")
+_LIMB_LEVEL_LIST = re.compile(
+    r"\b(?:" + _LIMB_LEVEL + r")(?:\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*[&+/]\s*)(?:the\s+)?(?:"
+    + _LIMB_LEVEL + r"))+\b", re.IGNORECASE)
+_LIMB_ITEM = re.compile(_LIMB_LEVEL, re.IGNORECASE)
 
 
 # Coder shorthand for a count: "IVUS x3 vessels", "x2 nodules", "nodules x 2", "3x lesions".
@@ -188,6 +199,11 @@ def counts(text: str) -> Iterator[Number]:
         items = _LEVEL_ITEM.findall(m.group(0))
         yield Number("level", len(dict.fromkeys(i.replace(" ", "") for i in items)), m.span(),
                      m.group(0))
+    for m in _LIMB_LEVEL_LIST.finditer(text):
+        items = [i.lower().strip(" -").rstrip("s") for i in _LIMB_ITEM.findall(m.group(0))]
+        n = len(dict.fromkeys(items))
+        if n >= 2:
+            yield Number("level", n, m.span(), m.group(0))
 
 
 _NUM = r"(\d{1,3}(?:\.\d)?)"

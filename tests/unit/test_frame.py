@@ -543,3 +543,16 @@ def test_a_general_word_in_a_follow_up_keeps_the_earlier_specific_procedure():
 )
 def test_lay_words_for_a_site_and_needle_procedure_verbs(question, concept):
     assert frame(question).affirms(concept)
+
+
+@pytest.mark.parametrize(
+    ("question", "levels"),
+    [
+        ("Segmental pressures and PVR at thigh, calf and ankle, both legs.", 3),
+        ("Pressures at the high thigh, low thigh, calf and ankle bilaterally.", 4),
+        ("Ankle and toe pressures, both feet.", 2),
+        ("ABI at the ankle only.", None),
+    ],
+)
+def test_limb_levels_named_in_a_list_are_counted(question, levels):
+    assert frame(question).count_of("level") == levels
