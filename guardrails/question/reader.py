@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from guardrails.question import numbers
@@ -253,6 +253,12 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
     return facts, _scopes(doc), doc
 
 
+def _sentence_of(doc: Any) -> Callable[[Fact], int]:
+    """A fact's sentence (its start offset; -1 when the fact's span starts no token)."""
+    sent_of: dict[int, int] = {t.idx: t.sent.start_char for t in doc}
+    return lambda f: sent_of.get(f.span[0], -1)
+
+
 def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list[Fact]:
     """Actions that are by definition an action at a site (vocabulary ``formed_by``): 'the
     facet joints were injected' is the facet injection, 'fluid aspirated from the pleural
@@ -260,10 +266,7 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
     the same status and nothing names the compound already."""
     if not vocab.formed_by:
         return []
-    sent_of: dict[int, int] = {t.idx: t.sent.start_char for t in doc}
-
-    def sentence(f: Fact) -> int:
-        return sent_of.get(f.span[0], -1)
+    sentence = _sentence_of(doc)
 
     acts = [f for f in facts if f.kind == "action" and not f.inferred]
     sites = [f for f in facts if f.kind == "site"]
@@ -338,10 +341,7 @@ def _infer_guidance(facts: list[Fact], doc: Any, known: Collection[str]) -> list
     if any(f.kind == "guidance" and f.affirmed for f in facts):
         return []
     out: list[Fact] = []
-    sent_of: dict[int, int] = {t.idx: t.sent.start_char for t in doc}
-
-    def sentence(f: Fact) -> int:
-        return sent_of.get(f.span[0], -1)
+    sentence = _sentence_of(doc)
     actions = {sentence(f) for f in facts if f.kind == "action" and f.affirmed
                and f.concept not in ("surgery",)}
     for f in facts:
