@@ -226,7 +226,8 @@ class CodeEntry(Sourced):
     modality: Literal["ultrasound", "fluoroscopy", "ct", "mr"] | None = Field(
         None,
         description="For a guidance code: the imaging it reports. A question that names other "
-        "imaging only (CT guidance) rules the code out.",
+        "imaging only (CT guidance) rules the code out. For a study: its imaging when not "
+        "ultrasound (unset: an ultrasound study).",
     )
     extent: Extent = Field(Extent.SINGLE, description="Complete, limited or no split.")
     counterpart: Code | None = Field(None, description="The complete/limited partner code.")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from guardrails.question.frame import Frame
 from guardrails.question.misfit import _BAND, _VESSEL_WORDS, Misfit, _range, _words
-from knowledge.schema import AgeBand, CodeEntry, Describes, Extent
+from knowledge.schema import AgeBand, CodeEntry, Describes, Extent, Kind
 
 if TYPE_CHECKING:
     from guardrails.question.fit import Fitter
@@ -298,8 +298,34 @@ def extent(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
                                f"the {one}", need="complete")
 
 
+def exam_said(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+              ) -> Iterable[Misfit]:
+    """A diagnostic exam where the question speaks of its modality only as the guidance of
+    a procedure ('US-guided ...') and names no exam: the question does not say a diagnostic
+    study was done (a guided procedure's imaging is its guidance, NCCI Ch. IX). Silence: not
+    verified, never removed."""
+    if named or e.kind is not Kind.DIAGNOSTIC or d.service not in (None, "diagnostic"):
+        return
+    from guardrails.question.fit import GUIDANCE_OF
+
+    modality = e.modality or "ultrasound"  # a study names its modality only when not US
+    own = GUIDANCE_OF.get(modality)
+    guides = [f for f in frame.facts if f.affirmed and f.kind == "guidance"
+              and f.concept == own and not f.inferred]
+    if not guides or any(f.affirmed and f.kind == "exam" for f in frame.facts):
+        return
+    spans = {f.span for f in guides}
+    if any(f.affirmed and f.kind == "modality" and f.concept == modality
+           and f.span not in spans for f in frame.facts):
+        return  # the modality is said apart from the guidance ('I also scanned ...')
+    yield fx._misfit(
+        e, "exam", False,
+        f"the question names {modality} only as the guidance of a procedure and does not "
+        f"say a diagnostic study was done", need="exam")
+
+
 # The dimensions in the order they are judged (guidance comes after the first four).
 BEFORE_GUIDANCE: tuple[Callable[..., Iterable[Misfit]], ...] = (sites, vessel, approach, kinds)
 AFTER_GUIDANCE: tuple[Callable[..., Iterable[Misfit]], ...] = (
-    features, concepts, age, weeks, counts, sides, extent,
+    features, concepts, age, weeks, counts, sides, extent, exam_said,
 )

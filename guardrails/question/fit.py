@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from guardrails.question.dimensions import AFTER_GUIDANCE, BEFORE_GUIDANCE
 from guardrails.question.frame import Fact, Frame, adjacent
-from guardrails.question.misfit import _VESSEL_WORDS, Misfit
+from guardrails.question.misfit import _VESSEL_WORDS, Misfit, _modalities, included_modalities
 from guardrails.question.vocab import Vocabulary, vocabulary_of
 from knowledge.schema import CodeEntry, Confidence, Describes, Kind, PairRelation
 
@@ -437,8 +437,7 @@ class Fitter:
         if not procs:
             return
         including = [c for c in procs
-                     if modality in _modalities((self.catalog.codes[c].describes
-                                                 or Describes()).guidance)]
+                     if modality in included_modalities(self.catalog.codes[c], self.catalog)]
         # A procedure whose pair rule reports its guidance with another code (the tunneled
         # pleural catheter 32550: 75989, not 76942)
         elsewhere = {c: p for c in procs if c not in including
@@ -571,18 +570,8 @@ _KIN_SERVICES = {
     "screening": ("screening", "diagnostic"),
     "diagnostic": ("diagnostic", "screening"),
 }
-_ALL_IMAGING = frozenset({"ultrasound", "fluoroscopy", "ct", "mr"})
 
 
-def _modalities(guidance: Iterable[str]) -> set[str]:
-    """The imaging modalities a code's included guidance covers ('imaging': all of them)."""
-    out: set[str] = set()
-    for g in guidance:
-        if g == "imaging":
-            out |= _ALL_IMAGING
-        elif g != "none":
-            out.add(g)
-    return out
 _FITTERS: dict[int, tuple[Catalog, Fitter]] = {}
 _FLOCK = threading.Lock()
 

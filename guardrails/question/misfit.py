@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from knowledge.schema import Confidence
+from knowledge.schema import CodeEntry, Confidence
+
+if TYPE_CHECKING:
+    from knowledge.catalog import Catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +44,32 @@ def _range(lo: int | None, hi: int | None) -> str:
     if lo is not None:
         return f"{lo} or more"
     return f"at most {hi}"
+
+
+_ALL_IMAGING = frozenset({"ultrasound", "fluoroscopy", "ct", "mr"})
+
+
+def _modalities(guidance: Iterable[str]) -> set[str]:
+    """The imaging modalities a code's included guidance covers ('imaging': all of them)."""
+    out: set[str] = set()
+    for g in guidance:
+        if g == "imaging":
+            out |= _ALL_IMAGING
+        elif g != "none":
+            out.add(g)
+    return out
+
+
+def included_modalities(entry: CodeEntry, catalog: Catalog) -> set[str]:
+    """The imaging a procedure code includes: its description's guidance, and the modality
+    of each guidance code its data lists as included (33016 lists 76942, 77002 ...)."""
+    out = _modalities(entry.describes.guidance) if entry.describes is not None else set()
+    for g in entry.included_guidance:
+        ge = catalog.get(g)
+        if ge is None:
+            continue
+        gd = ge.describes
+        m = gd.guidance[0] if gd is not None and gd.guidance else ge.modality
+        if m is not None:
+            out |= _modalities((m,))
+    return out

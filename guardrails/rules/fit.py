@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
-from guardrails.question.fit import GUIDANCE_OF, Fitter, _modalities, fitter_for
+from guardrails.question.fit import GUIDANCE_OF, Fitter, fitter_for
 from guardrails.question.frame import Frame
-from guardrails.question.misfit import Misfit
+from guardrails.question.misfit import Misfit, included_modalities
 from guardrails.registry import RuleId
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
@@ -261,8 +261,7 @@ def _unanchored_guidance(fitter: Fitter, frame: Frame, code: str,
               and any(fitter.vocab.related(a, b) for a in acts for b in o.describes.actions)]
     best = max((sc for sc, _ in scored), default=0)
     top = [c for sc, c in scored if sc == best and sc >= 1]
-    if not top or any(modality not in _modalities(cat.codes[c].describes.guidance)  # type: ignore[union-attr]
-           for c in top):
+    if not top or any(modality not in included_modalities(cat.codes[c], cat) for c in top):
         # no code of the catalog is for the question's procedure, or one that may be
         # reports its guidance separately
         return None

@@ -1552,3 +1552,26 @@ def test_guidance_code_alone_for_a_procedure_that_may_include_it_is_not_verified
     assert r.verdict_for("76942").status is CodeStatus.VERIFIED
     r = check(asked("Ultrasound guided liver biopsy", "76942"), cat)
     assert not any(f.rule == "fit.unsupported" and "76942" in f.codes for f in r.findings)
+
+
+def test_a_diagnostic_exam_where_ultrasound_is_named_only_as_guidance_is_not_verified(cat):
+    # 'under ultrasound guidance' says the imaging guided a procedure, not that a diagnostic
+    # study was done: the diagnostic code is not verified, and not removed (no affirmed
+    # contradiction; the procedure itself is not read here).
+    r = check(asked("Abdomen done under ultrasound guidance.", "76705"), cat)
+    assert r.verdict_for("76705").status is CodeStatus.NOT_VERIFIED
+    assert "only as the guidance" in finding(r, "fit.unsupported", "76705").message
+    # ultrasound said apart from the guidance ('I also scanned ...') is a study of its own
+    r = check(asked("Ultrasound-guided needle placement; I also scanned the abdomen, "
+                    "limited, and found ascites.", "76705"), cat)
+    assert not any(f.rule == "fit.unsupported" and "76705" in f.codes for f in r.findings)
+
+
+def test_guidance_the_data_lists_as_included_counts_as_included(cat):
+    # 33016's description names no guidance, but its data lists 76942 among the guidance
+    # codes it includes: 76942 drafted for an ultrasound-guided pericardiocentesis is the
+    # procedure's own code, not a separate guidance line.
+    out = check_and_repair(asked("Pericardiocentesis under ultrasound guidance.", "76942"), cat)
+    status = {v.code: v.status for v in out.verdicts}
+    assert status.get("76942") is not CodeStatus.VERIFIED
+    assert status.get("33016") is CodeStatus.CORRECTED
