@@ -55,11 +55,11 @@ def check_vocabulary(
                     f"{kinds[ref]}, not a {c.kind}"
                 )
         for j, pair in enumerate(c.formed_by):
-            want = ("action", "site")
-            if c.kind != "action" or len(pair) != 2 or any(
-                    kinds.get(ref) != k for ref, k in zip(pair, want, strict=False)):
+            if c.kind != "action" or len(pair) != 2 or kinds.get(pair[0]) not in (
+                    "action", "cue") or kinds.get(pair[1]) != "site":
                 problems.append(f"{where('vocabulary', 'concepts', i, 'formed_by')}: pair "
-                                f"{j} must name an existing action and site of an action")
+                                f"{j} must name an existing action and site of an action (or "
+                                "a cue that names the action beside the site)")
         if c.negates is not None and c.negates not in kinds:
             problems.append(f"{where('vocabulary', 'concepts', i, 'negates')}: no concept "
                             f"{c.negates}")

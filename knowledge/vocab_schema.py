@@ -49,7 +49,9 @@ class Concept(Strict):
     formed_by: tuple[tuple[str, str], ...] = Field(
         (), description="For an action: the (action, site) pairs it is by definition (a "
         "facet injection is an injection of a facet joint), so that 'the facet joints were "
-        "injected' is read as the facet injection when both are said in one sentence."
+        "injected' is read as the facet injection when both are said in one sentence. The "
+        "first may be a cue: a short word that names the action only beside its site ('para' "
+        "with ascites is a paracentesis; alone, in an obstetric history, it is parity)."
     )
 
 

@@ -268,7 +268,9 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
         return []
     sentence = _sentence_of(doc)
 
-    acts = [f for f in facts if f.kind == "action" and not f.inferred]
+    # an action word, or a cue that names the action only beside its site ('para')
+    acts = [f for f in facts if not f.inferred and (
+        f.kind == "action" or (f.kind == "cue" and f.concept in vocab.forming_cues))]
     sites = [f for f in facts if f.kind == "site"]
     out: list[Fact] = []
     for compound, action, site in vocab.formed_by:

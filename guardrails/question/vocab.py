@@ -52,6 +52,11 @@ class Vocabulary:
     comma_ends: tuple[str, ...]  # ConText categories a comma ends
     formed_by: tuple[tuple[str, str, str], ...] = ()  # (compound action, action, site)
 
+    @property
+    def forming_cues(self) -> frozenset[str]:
+        """Cue concepts that name an action only beside its site (formed_by: 'para')."""
+        return frozenset(a for _, a, _ in self.formed_by if self.kinds.get(a) == "cue")
+
     def is_a(self, concept: str, other: str) -> bool:
         """True when ``concept`` is ``other`` or narrower (a knee is a joint)."""
         return other in self.ancestors.get(concept, frozenset((concept,)))

@@ -509,6 +509,13 @@ def test_an_action_and_a_site_apart_are_not_composed(question, compound):
     assert not frame(question).affirms(compound)
 
 
+def test_a_short_word_names_its_procedure_only_beside_the_site():
+    # 'para' beside ascites is a paracentesis; in an obstetric history it is parity
+    assert frame("US-guided para for ascites.").affirms("paracentesis")
+    assert not frame("G2 para 1 at 20 weeks, complete anatomy scan.").affirms("paracentesis")
+    assert not frame("Para 2, here for a pelvic ultrasound.").affirms("paracentesis")
+
+
 @pytest.mark.parametrize(
     ("question", "concept"),
     [
@@ -556,3 +563,12 @@ def test_lay_words_for_a_site_and_needle_procedure_verbs(question, concept):
 )
 def test_limb_levels_named_in_a_list_are_counted(question, levels):
     assert frame(question).count_of("level") == levels
+
+
+@pytest.mark.parametrize("question", ["TVUS at 7 weeks to confirm an IUP.",
+                                      "TRUS of the prostate for volume."])
+def test_an_approach_abbreviation_names_the_ultrasound_study_too(question):
+    # TVUS, TRUS: transvaginal / transrectal ultrasound, the approach and the study
+    f = frame(question)
+    assert f.affirms("sonography")
+    assert any(x.kind == "approach" and x.affirmed for x in f.facts)
