@@ -72,6 +72,14 @@ def test_prior_study_is_historical():
     assert frame(q).affirms("ruq")
 
 
+def test_a_study_at_another_visit_is_historical():
+    q = "Knee arthroscopy today. A knee ultrasound was done at a prior visit."
+    assert status_of(q, "sonography") == {Status.HISTORICAL}
+    q = "At her last visit a renal ultrasound was done; today a limited renal ultrasound."
+    assert Status.HISTORICAL in status_of(q, "sonography")
+    assert frame(q).affirms("limited") and frame(q).affirms("sonography")
+
+
 def test_family_member_is_another_experiencer():
     q = "Family history of congenital heart disease; adult TTE for murmur."
     assert status_of(q, "congenital") == {Status.OTHER}
