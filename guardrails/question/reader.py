@@ -107,6 +107,12 @@ def pipeline(vocab: Vocabulary) -> Any:
             [ConTextRule(cue, category, direction=direction)
              for cue, category, direction in vocab.context]
             + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
+            # English passive negation after the thing it denies: 'a detailed scan was not
+            # requested', 'Doppler not recorded' (any past participle, not a word list)
+            + [ConTextRule("not <participle>", "NEGATED_EXISTENCE", direction="BACKWARD",
+                           pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
+                                    {"LOWER": "not"},
+                                    {"LOWER": {"REGEX": _PARTICIPLE}}])]
         )
         rules = [
             TargetRule(term, "CONCEPT", metadata={"concepts": concepts})
@@ -131,6 +137,9 @@ def pipeline(vocab: Vocabulary) -> Any:
         _PIPELINES[id(vocab)] = (vocab, nlp)
         return nlp
 
+
+_BE = ("was", "were", "is", "are", "been", "be")
+_PARTICIPLE = r"^(?:[a-z]{3,}ed|done|seen|taken|given|made|shown|drawn|kept|sent|run|held)$"
 
 _FETAL_ROOTS = ("fetus", "pregnancy_site", "pregnant", "fetal_echo", "nt_measurement",
                 "biophysical_profile", "sonography", "ultrasound", "echocardiography",

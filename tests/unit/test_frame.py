@@ -72,6 +72,20 @@ def test_prior_study_is_historical():
     assert frame(q).affirms("ruq")
 
 
+@pytest.mark.parametrize(
+    ("question", "concept"),
+    [
+        ("Twins at 22 weeks, complete exam; a detailed anatomy scan was not requested.",
+         "detailed"),
+        ("Complete echo, Doppler not recorded.", "doppler"),
+        ("Knee injection. Ultrasound was not employed.", "ultrasound"),
+    ],
+)
+def test_not_with_any_past_participle_denies_what_precedes(question, concept):
+    # English passive negation, read by grammar (not + a past participle), not a word list
+    assert status_of(question, concept) == {Status.NEGATED}
+
+
 def test_a_study_at_another_visit_is_historical():
     q = "Knee arthroscopy today. A knee ultrasound was done at a prior visit."
     assert status_of(q, "sonography") == {Status.HISTORICAL}
