@@ -44,7 +44,9 @@ _NOUN_THING = [(re.compile(r"^(?:" + "|".join(nouns) + r")$"), thing)
 _ALL_NOUNS = "|".join(n for nouns in COUNT_NOUNS.values() for n in nouns)
 # Words that say how much or how long, not what kind: "in 2 weeks the veins", "a 2 cm nodule".
 _MEASURES = ("weeks?", "wks?", "days?", "months?", "mos?", "years?", "yrs?", "hours?", "hrs?",
-             "minutes?", "mins?", "times?", "cm", "mm", "ml", "cc", "mg", "kg", "inch(?:es)?")
+             "minutes?", "mins?", "times?", "cm", "mm", "ml", "cc", "mg", "kg", "inch(?:es)?",
+             # a clock-face position locates a breast lesion ('2 o'clock mass'): no count
+             "o['\u2019]?clock", "clock")
 # Stop words that still describe the counted thing ("two more nodules", "three other veins").
 _KIND_WORDS = ("separate", "distinct", "different", "additional", "more", "other")
 
@@ -151,6 +153,11 @@ class Number:
     at_least: bool = False  # "a second lesion": two or more
 
 
+_LABELLED = re.compile(r"\b(" + _ALL_NOUNS + r")\s+(?:#\s*)?(?-i:([A-Z]|\d))(?![\w'\u2019.])"
+                       r"(?!\s*(?:" + "|".join(_MEASURES) + r"|x|by)\b)",
+                       re.IGNORECASE)
+
+
 def thing_of(noun: str) -> str | None:
     """The count thing a noun counts ('nodules' -> lesion), or None."""
     noun = noun.lower()
@@ -199,6 +206,17 @@ def counts(text: str) -> Iterator[Number]:
         items = _LEVEL_ITEM.findall(m.group(0))
         yield Number("level", len(dict.fromkeys(i.replace(" ", "") for i in items)), m.span(),
                      m.group(0))
+    # lesions told apart by labels ('lesion A ... lesion B', 'nodule #1 and nodule #2')
+    labels: dict[str, dict[str, tuple[int, int]]] = {}
+    for m in _LABELLED.finditer(text):
+        thing = thing_of(m.group(1))
+        if thing is not None:
+            labels.setdefault(thing, {}).setdefault(m.group(2).upper(), m.span())
+    for thing, seen in labels.items():
+        if len(seen) >= 2:
+            spans = list(seen.values())
+            yield Number(thing, len(seen), (spans[0][0], spans[-1][1]),
+                         text[spans[0][0]:spans[-1][1]])
     for m in _LIMB_LEVEL_LIST.finditer(text):
         items = [i.lower().strip(" -").rstrip("s") for i in _LIMB_ITEM.findall(m.group(0))]
         n = len(dict.fromkeys(items))

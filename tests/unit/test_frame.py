@@ -161,6 +161,9 @@ def test_us_the_pronoun_is_not_ultrasound():
         # coder shorthand: a count written with 'x'
         ("IVUS x3 vessels during the intervention", "vessel", 3),
         ("US-guided FNA, thyroid nodules x 2", "lesion", 2),
+        # lesions told apart by labels
+        ("Lesion A at 10 o'clock and lesion B at 7 o'clock, each core biopsied", "lesion", 2),
+        ("Nodule #1 in the right lobe and nodule #2 in the left, FNA of both", "lesion", 2),
     ],
 )
 def test_counts_in_words_and_digits(question, thing, count):
@@ -171,6 +174,8 @@ def test_counts_in_words_and_digits(question, thing, count):
     "Venous duplex today; repeat in 2 weeks the left leg veins.",  # a measure, not a count
     "Ablation of the GSV and an accessory saphenous vein.",  # an article is not 'only one'
     "Nodule measuring 2 cm on the right.",
+    "Left breast 2 o'clock mass, core needle biopsy.",  # a clock-face position
+    "Thyroid nodule 1 cm and cyst 2 cm seen; FNA.",  # a size after the noun, no label
 ])
 def test_what_is_not_a_count(question):
     f = frame(question)
