@@ -220,8 +220,10 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
                                              for f in made):
             # 'I only looked at the liver': up to four words before; 'the only finding in
             # the liver' and 'not only' say nothing of the extent
-            before = doc[max(0, ent.start - 4):ent.start]
-            window = [t.lower_ for t in before
+            before = doc[max(0, ent.start - 6):ent.start]
+            # the clause the site is in: nothing across punctuation
+            cut = max((t.i + 1 for t in before if t.is_punct), default=before.start)
+            window = [t.lower_ for t in doc[cut:ent.start]
                       if not (t.lower_ == "only" and t.i > 0
                               and doc[t.i - 1].lower_ in _NOT_ONLY)]
             window += [t.lower_ for t in doc[ent.end:ent.end + 2]]

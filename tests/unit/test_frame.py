@@ -415,6 +415,9 @@ def test_shorthand_is_read(question, concept):
         ("I only scanned the gallbladder today.", True),
         ("Abdominal ultrasound: the only finding in the liver was a cyst.", False),
         ("Not only the liver but the whole abdomen was scanned.", False),
+        # 'only' reaches the site through the clause, not across punctuation
+        ("I only looked at the one lump in her left breast.", True),
+        ("Only one view was needed, then the whole breast was scanned.", False),
     ],
 )
 def test_only_before_a_site_says_limited(question, limited):
