@@ -544,6 +544,9 @@ def test_a_short_word_names_its_procedure_only_beside_the_site():
     assert frame("US-guided para for ascites.").affirms("paracentesis")
     assert not frame("G2 para 1 at 20 weeks, complete anatomy scan.").affirms("paracentesis")
     assert not frame("Para 2, here for a pelvic ultrasound.").affirms("paracentesis")
+    # 'NB' beside a nerve is a nerve block; alone (nota bene, newborn) nothing
+    assert frame("US-guided genicular NB, right knee.").affirms("nerve_block")
+    assert not frame("NB: newborn, head ultrasound.").affirms("nerve_block")
 
 
 @pytest.mark.parametrize(
