@@ -55,11 +55,13 @@ def check_vocabulary(
                     f"{kinds[ref]}, not a {c.kind}"
                 )
         for j, pair in enumerate(c.formed_by):
-            if c.kind != "action" or len(pair) != 2 or kinds.get(pair[0]) not in (
-                    "action", "cue") or kinds.get(pair[1]) != "site":
+            first = ("action", "cue") if c.kind == "action" else ("site",)
+            if c.kind not in ("action", "site") or len(pair) != 2 or kinds.get(
+                    pair[0]) not in first or kinds.get(pair[1]) != "site":
                 problems.append(f"{where('vocabulary', 'concepts', i, 'formed_by')}: pair "
                                 f"{j} must name an existing action and site of an action (or "
-                                "a cue that names the action beside the site)")
+                                "a cue that names the action beside the site), or two sites "
+                                "of a site")
         if c.negates is not None and c.negates not in kinds:
             problems.append(f"{where('vocabulary', 'concepts', i, 'negates')}: no concept "
                             f"{c.negates}")

@@ -51,7 +51,9 @@ class Concept(Strict):
         "facet injection is an injection of a facet joint), so that 'the facet joints were "
         "injected' is read as the facet injection when both are said in one sentence. The "
         "first may be a cue: a short word that names the action only beside its site ('para' "
-        "with ascites is a paracentesis; alone, in an obstetric history, it is parity)."
+        "with ascites is a paracentesis; alone, in an obstetric history, it is parity). For a "
+        "site: the two sites it is by definition (the sacroiliac joint's nerves are the "
+        "nerves of the sacroiliac joint)."
     )
 
 

@@ -274,23 +274,27 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
     """Actions that are by definition an action at a site (vocabulary ``formed_by``): 'the
     facet joints were injected' is the facet injection, 'fluid aspirated from the pleural
     space' the thoracentesis, when the action and the site are said in one sentence with
-    the same status and nothing names the compound already."""
+    the same status and nothing names the compound already. Sites likewise: 'the nerves of
+    the sacroiliac joint' are the sacroiliac joint's nerves."""
     if not vocab.formed_by:
         return []
     sentence = _sentence_of(doc)
 
-    # an action word, or a cue that names the action only beside its site ('para')
+    # an action word, or a cue that names the action only beside its site ('para'); for a
+    # site formed by two sites, the first site ('the nerves of the SI joint')
     acts = [f for f in facts if not f.inferred and (
-        f.kind == "action" or (f.kind == "cue" and f.concept in vocab.forming_cues))]
+        f.kind in ("action", "site") or (f.kind == "cue" and f.concept in vocab.forming_cues))]
     sites = [f for f in facts if f.kind == "site"]
     out: list[Fact] = []
     for compound, action, site in vocab.formed_by:
         if any(vocab.is_a(f.concept, compound) for f in facts + out):
             continue
+        compound_site = vocab.kinds.get(compound) == "site"
         for a in acts:
-            if not vocab.is_a(a.concept, action):
+            # a site part is the word itself ('nerves'), not a narrower one ('femoral nerve')
+            if not vocab.is_a(a.concept, action) or (compound_site and a.concept != action):
                 continue
-            s = next((x for x in sites if vocab.is_a(x.concept, site)
+            s = next((x for x in sites if vocab.is_a(x.concept, site) and x is not a
                       and x.status is a.status and sentence(x) == sentence(a)), None)
             if s is not None:
                 for c in vocab.closure(compound):

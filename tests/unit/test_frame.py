@@ -539,6 +539,14 @@ def test_an_action_and_a_site_apart_are_not_composed(question, compound):
     assert not frame(question).affirms(compound)
 
 
+def test_a_site_defined_by_two_sites_is_read_from_both():
+    # the nerves of the sacroiliac joint are the sacroiliac joint's nerves (64625's site)
+    assert frame("RFA of the nerves to the sacroiliac joint.").affirms("sacroiliac_nerve")
+    # a narrower nerve beside the site is that nerve, not the compound
+    f = frame("Femoral nerve block for knee surgery.")
+    assert not f.affirms("genicular_nerve") and f.affirms("femoral_nerve")
+
+
 def test_a_short_word_names_its_procedure_only_beside_the_site():
     # 'para' beside ascites is a paracentesis; in an obstetric history it is parity
     assert frame("US-guided para for ascites.").affirms("paracentesis")
