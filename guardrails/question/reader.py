@@ -217,19 +217,9 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         # (a site the words name, not one an exam word implies: 'stress echo interpretation
         # only' is not a limited study of the heart)
         if status is Status.AFFIRMED and any(f.kind == "site" and not f.inferred
-                                             for f in made):
-            # 'I only looked at the liver': up to four words before; 'the only finding in
-            # the liver' and 'not only' say nothing of the extent
-            before = doc[max(0, ent.start - 6):ent.start]
-            # the clause the site is in: nothing across punctuation
-            cut = max((t.i + 1 for t in before if t.is_punct), default=before.start)
-            window = [t.lower_ for t in doc[cut:ent.start]
-                      if not (t.lower_ == "only" and t.i > 0
-                              and doc[t.i - 1].lower_ in _NOT_ONLY)]
-            window += [t.lower_ for t in doc[ent.end:ent.end + 2]]
-            if _ONLY & set(window):
-                facts.append(Fact("limited", "extent", Status.AFFIRMED,
-                                  (ent.start_char, ent.end_char), ent.text, turn))
+                                             for f in made) and _only_said(doc, ent):
+            facts.append(Fact("limited", "extent", Status.AFFIRMED,
+                              (ent.start_char, ent.end_char), ent.text, turn))
         # 'a full transthoracic echo', 'full abdominal ultrasound': 'full' said of the
         # study is its complete form ('a full bladder' is said of a site, not a study)
         if status is Status.AFFIRMED and any(f.kind in ("exam", "approach") for f in made):
@@ -262,6 +252,19 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         for f in facts
     ]
     return facts, _scopes(doc), doc
+
+
+def _only_said(doc: Any, ent: Any) -> bool:
+    """'only' said of a site: in its clause up to six words before ('I only looked at the
+    liver'), or right after it ('gallbladder only'); 'the only finding in the liver' and
+    'not only' say nothing of the extent."""
+    before = doc[max(0, ent.start - 6):ent.start]
+    # the clause the site is in: nothing across punctuation
+    cut = max((t.i + 1 for t in before if t.is_punct), default=before.start)
+    window = [t.lower_ for t in doc[cut:ent.start]
+              if not (t.lower_ == "only" and t.i > 0 and doc[t.i - 1].lower_ in _NOT_ONLY)]
+    window += [t.lower_ for t in doc[ent.end:ent.end + 2]]
+    return bool(_ONLY & set(window))
 
 
 def _sentence_of(doc: Any) -> Callable[[Fact], int]:
