@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from guardrails.question.frame import Frame
-from guardrails.question.misfit import _BAND, _VESSEL_WORDS, Misfit, _range, _words
+from guardrails.question.misfit import (
+    _BAND,
+    _VESSEL_WORDS,
+    GUIDANCE_OF,
+    Misfit,
+    _range,
+    _words,
+)
 from knowledge.schema import AgeBand, CodeEntry, Describes, Extent, Kind
 
 if TYPE_CHECKING:
@@ -306,8 +313,6 @@ def exam_said(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
     verified, never removed."""
     if named or e.kind is not Kind.DIAGNOSTIC or d.service not in (None, "diagnostic"):
         return
-    from guardrails.question.fit import GUIDANCE_OF
-
     modality = e.modality or "ultrasound"  # a study names its modality only when not US
     own = GUIDANCE_OF.get(modality)
     guides = [f for f in frame.facts if f.affirmed and f.kind == "guidance"

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING
 
 from guardrails.question.dimensions import AFTER_GUIDANCE, BEFORE_GUIDANCE
 from guardrails.question.frame import Fact, Frame, adjacent
-from guardrails.question.misfit import _VESSEL_WORDS, Misfit, _modalities, included_modalities
+from guardrails.question.misfit import (
+    _VESSEL_WORDS,
+    GUIDANCE_OF,
+    Misfit,
+    _modalities,
+    included_modalities,
+)
 from guardrails.question.vocab import Vocabulary, vocabulary_of
 from knowledge.schema import CodeEntry, Confidence, Describes, Kind, PairRelation
 
@@ -34,14 +40,6 @@ if TYPE_CHECKING:
     from knowledge.catalog import Catalog
 
 # The guidance concept that names each modality, and back.
-GUIDANCE_OF = {
-    "ultrasound": "guidance_ultrasound",
-    "fluoroscopy": "guidance_fluoroscopy",
-    "ct": "guidance_ct",
-    "mr": "guidance_mr",
-    # stereotactic (mammographic) guidance of a breast procedure: not ultrasound (19081 ff.)
-    "mammography": "guidance_stereotactic",
-}
 MODALITY_OF = {v: k for k, v in GUIDANCE_OF.items()}
 _OTHER_MODALITIES = ("fluoroscopy", "ct", "mr")
 _OTHER_STUDIES = (*_OTHER_MODALITIES, "mammography")

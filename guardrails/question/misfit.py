@@ -46,6 +46,15 @@ def _range(lo: int | None, hi: int | None) -> str:
     return f"at most {hi}"
 
 
+# The guidance concept that names each modality.
+GUIDANCE_OF = {
+    "ultrasound": "guidance_ultrasound",
+    "fluoroscopy": "guidance_fluoroscopy",
+    "ct": "guidance_ct",
+    "mr": "guidance_mr",
+    # stereotactic (mammographic) guidance of a breast procedure: not ultrasound (19081 ff.)
+    "mammography": "guidance_stereotactic",
+}
 _ALL_IMAGING = frozenset({"ultrasound", "fluoroscopy", "ct", "mr"})
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
-from guardrails.question.fit import GUIDANCE_OF, Fitter, fitter_for
+from guardrails.question.fit import Fitter, fitter_for
 from guardrails.question.frame import Frame
-from guardrails.question.misfit import Misfit, included_modalities
+from guardrails.question.misfit import GUIDANCE_OF, Misfit, included_modalities
 from guardrails.registry import RuleId
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context

@@ -30,7 +30,8 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from guardrails.question.fit import GUIDANCE_OF, fitter_for
+from guardrails.question.fit import fitter_for
+from guardrails.question.misfit import GUIDANCE_OF
 from guardrails.registry import RuleId
 from guardrails.report import Finding, Fix, OnFail, Severity
 from guardrails.rules.base import Context
