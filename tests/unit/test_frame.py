@@ -132,6 +132,8 @@ def test_fetal_findings_are_the_fetus_and_the_exam_stays_obstetric():
         ("Transvaginal scan to confirm an IUP", "pregnant"),
         ("U/S of the knee", "ultrasound"),
         ("TVUS for pelvic pain", "transvaginal"),
+        ("SI jt inj under fluoro", "sacroiliac_joint"),
+        ("GON block under US", "occipital_nerve"),
     ],
 )
 def test_abbreviations_are_read(question, concept):
