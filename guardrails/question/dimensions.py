@@ -5,6 +5,7 @@ that dimension: contradictions (the question affirms the opposite) and silences.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from guardrails.question.frame import Frame
@@ -12,6 +13,7 @@ from guardrails.question.misfit import (
     _BAND,
     _VESSEL_WORDS,
     GUIDANCE_OF,
+    NCCI_DIAGNOSTIC_WITH_GUIDANCE,
     Misfit,
     _range,
     _words,
@@ -323,10 +325,12 @@ def exam_said(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
     if any(f.affirmed and f.kind == "modality" and f.concept == modality
            and f.span not in spans for f in frame.facts):
         return  # the modality is said apart from the guidance ('I also scanned ...')
-    yield fx._misfit(
+    # The reason is NCCI's, not the code's description: cite it.
+    yield replace(fx._misfit(
         e, "exam", False,
         f"the question names {modality} only as the guidance of a procedure and does not "
-        f"say a diagnostic study was done", need="exam")
+        f"say a diagnostic study was done", need="exam"),
+        sources=NCCI_DIAGNOSTIC_WITH_GUIDANCE)
 
 
 # The dimensions in the order they are judged (guidance comes after the first four).

@@ -29,6 +29,7 @@ from guardrails.question.frame import Fact, Frame, adjacent
 from guardrails.question.misfit import (
     _VESSEL_WORDS,
     GUIDANCE_OF,
+    NCCI_DIAGNOSTIC_WITH_GUIDANCE,
     Misfit,
     _modalities,
     included_modalities,
@@ -51,8 +52,6 @@ _WORDS = {
     "guidance_none": "no imaging guidance",
     "guidance_imaging": "imaging guidance",
 }
-# Rule sources for the two reading rules that are policy, not code descriptions.
-NCCI_DIAGNOSTIC_WITH_GUIDANCE = ("NCCI_IX_H9_medlearn2018", "NCCI_IX_H9_priority")
 
 
 class Fitter:

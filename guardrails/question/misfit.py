@@ -46,6 +46,11 @@ def _range(lo: int | None, hi: int | None) -> str:
     return f"at most {hi}"
 
 
+# Rule sources for the reading rules that are policy, not code descriptions: the imaging of
+# a guided procedure is its guidance, and a diagnostic study beside it needs its own
+# indication (NCCI Policy Manual Ch. IX).
+NCCI_DIAGNOSTIC_WITH_GUIDANCE = ("NCCI_IX_H9_medlearn2018", "NCCI_IX_H9_priority")
+
 # The guidance concept that names each modality.
 GUIDANCE_OF = {
     "ultrasound": "guidance_ultrasound",

@@ -285,13 +285,16 @@ def _unsupported(fitter: Fitter, frame: Frame, code: str, found: tuple[Misfit, .
     alts = tuple(a for a in fitter.alternatives(frame, code) if fitter.score(frame, a) == 2)
     gaps = "; ".join(dict.fromkeys(m.message for m in found))
     entry = fitter.catalog.codes[code]
+    # Each gap cites its own rule: the code's description for most, NCCI for a study the
+    # question names only as guidance.
+    sources = tuple(dict.fromkeys(s for m in found for s in m.sources)) or entry.sources
     return Finding(
         UNSUPPORTED,
         Severity.WARNING,
         (code,),
         f"{code} ({entry.label}) is not verified: {gaps}."
         + _alternatives_text(alts, fitter.catalog),
-        sources=entry.sources,
+        sources=sources,
         confidence=entry.confidence.value,
         fix=Fix("Confirm from the note what was done.", alternatives=alts),
         on_fail=OnFail.WARN,

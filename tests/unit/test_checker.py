@@ -1560,7 +1560,10 @@ def test_a_diagnostic_exam_where_ultrasound_is_named_only_as_guidance_is_not_ver
     # contradiction; the procedure itself is not read here).
     r = check(asked("Abdomen done under ultrasound guidance.", "76705"), cat)
     assert r.verdict_for("76705").status is CodeStatus.NOT_VERIFIED
-    assert "only as the guidance" in finding(r, "fit.unsupported", "76705").message
+    f = finding(r, "fit.unsupported", "76705")
+    assert "only as the guidance" in f.message
+    # the reason is NCCI's (a guided procedure's imaging is its guidance), and it is cited
+    assert set(f.sources) == {"NCCI_IX_H9_medlearn2018", "NCCI_IX_H9_priority"}
     # ultrasound said apart from the guidance ('I also scanned ...') is a study of its own
     r = check(asked("Ultrasound-guided needle placement; I also scanned the abdomen, "
                     "limited, and found ascites.", "76705"), cat)
