@@ -51,11 +51,8 @@ class Vocabulary:
     context_drop: frozenset[str]  # medspaCy default rules (by literal) left out
     comma_ends: tuple[str, ...]  # ConText categories a comma ends
     formed_by: tuple[tuple[str, str, str], ...] = ()  # (compound action, action, site)
-
-    @property
-    def forming_cues(self) -> frozenset[str]:
-        """Cue concepts that name an action only beside its site (formed_by: 'para')."""
-        return frozenset(a for _, a, _ in self.formed_by if self.kinds.get(a) == "cue")
+    # Cue concepts that name an action only beside its site (formed_by: 'para'); built once.
+    forming_cues: frozenset[str] = frozenset()
 
     def is_a(self, concept: str, other: str) -> bool:
         """True when ``concept`` is ``other`` or narrower (a knee is a joint)."""
@@ -108,6 +105,7 @@ def build(vocab: VocabularyFile) -> Vocabulary:
             vague.update(_plurals(t.lower().strip()))
         for t in c.case_terms:
             case_terms.setdefault(t.strip(), {})[c.id] = None
+    formed_by = tuple((c.id, a, site) for c in vocab.concepts for a, site in c.formed_by)
     return Vocabulary(
         kinds=kinds,
         ancestors=ancestors,
@@ -119,7 +117,8 @@ def build(vocab: VocabularyFile) -> Vocabulary:
         context=tuple((r.cue, r.category, r.direction) for r in vocab.context),
         context_drop=frozenset(vocab.context_drop),
         comma_ends=tuple(vocab.comma_ends),
-        formed_by=tuple((c.id, a, site) for c in vocab.concepts for a, site in c.formed_by),
+        formed_by=formed_by,
+        forming_cues=frozenset(a for _, a, _ in formed_by if kinds.get(a) == "cue"),
     )
 
 
