@@ -44,7 +44,7 @@ from advisor.scope import (
 from advisor.settings import Backend, Settings
 from guardrails import check_claim, policy
 from guardrails.claims import MalformedCode
-from guardrails.fit import misfits, outside, rank, supported
+from guardrails.fit import fit_score, misfits, outside, supported
 from guardrails.policy import Round, note
 from guardrails.registry import RuleId
 from guardrails.report import CodeStatus, Finding, Severity
@@ -67,6 +67,9 @@ __all__ = [
     "is_follow_up",
     "parse_code_query",
 ]
+
+# The note beside a candidate in the draft prompt, by its fit score (guardrails.fit).
+FIT_NOTE = {2: "fits", 1: "", 0: "ruled out"}
 
 log = logging.getLogger(__name__)
 
@@ -469,5 +472,8 @@ class Advisor:
             if code not in offered and entry is not None:
                 offered[code] = Candidate(code=code, label=entry.label, score=top,
                                           why="fits what the question describes")
-        order = rank(self.catalog, list(offered), q, history)
-        return [offered[code] for code in order]
+        # The fit rides to the prompt: a small model told which codes the question supports
+        # and which it rules out picks among near codes better than from labels alone.
+        scores = {c: fit_score(self.catalog, c, q, history) for c in offered}
+        order = sorted(offered, key=lambda c: -scores[c])
+        return [offered[c].model_copy(update={"fit": FIT_NOTE[scores[c]]}) for c in order]

@@ -133,7 +133,8 @@ def draft_schema(ctx: PromptContext | None) -> dict[str, Any]:
 _DRAFT_SYSTEM = (
     "You are a CPT coding assistant for ultrasound services. Choose codes ONLY from the "
     "candidate list; never invent a code. Pick the fewest codes (usually one or two) that "
-    "describe the service: "
+    "describe the service, preferring codes marked as fitting the question over codes it "
+    "rules out: "
     "a code whose label already includes imaging guidance is billed without a separate "
     "guidance code; an add-on code needs its primary code. For each code give units, "
     "modifiers when the question calls for them (e.g. RT, LT, 50, 26; often none) and the ids "
@@ -248,13 +249,22 @@ def focus(text: str, question: str, codes: Sequence[str], limit: int) -> str:
     return " … ".join(trim(sentences[i], limit) for i in sorted(keep))
 
 
+# How a candidate's fit to the question (read by the checker's frame) is shown to the model.
+FIT_WORDS = {"fits": " (fits the question)", "ruled out": " (the question rules it out)"}
+
+
+def _fit_note(c: CandidateLike) -> str:
+    return FIT_WORDS.get(getattr(c, "fit", ""), "")
+
+
 def _variable_part(ctx: PromptContext) -> str:
     lines: list[str] = []
     if ctx.earlier:
         lines.append(f"Earlier in this conversation: {trim(ctx.earlier, 300)}")
     lines.append("Candidate codes:")
     if ctx.candidates:
-        lines.extend(f"- {c.code}: {trim(c.label, LABEL_CHARS)}" for c in ctx.candidates)
+        lines.extend(f"- {c.code}: {trim(c.label, LABEL_CHARS)}{_fit_note(c)}"
+                     for c in ctx.candidates)
     else:
         lines.append("- (none)")
     lines.append("Passages:")

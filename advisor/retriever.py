@@ -120,6 +120,9 @@ class Candidate(BaseModel):
     why: str = Field(description="Why it is a candidate.")
     score: float = Field(description="Ranking score (higher is better).")
     active: bool = Field(True, description="False for a deleted code.")
+    fit: str = Field(
+        "", description="How the code fits the question as read: 'fits', 'ruled out' or ''."
+    )
 
 
 class RetrievalResult(BaseModel):

@@ -415,6 +415,12 @@ def test_candidates_the_question_rules_out_come_last_never_dropped(settings, cat
     # limited one) stay on the list, after the code that fits
     assert {"76705", "93306"} <= set(offered[1:])
     assert statuses(answer) == {"93308": "verified"}
+    # and the model is told which fit and which the question rules out
+    lines = {ln.split(":")[0].strip("- "): ln for ln in prompt_of(model, 0).splitlines()
+             if ln.startswith("- ")}
+    assert lines["93308"].endswith("(fits the question)")
+    assert lines["93306"].endswith("(the question rules it out)")
+    assert lines["76705"].endswith("(the question rules it out)")
 
 
 def test_a_ruled_out_candidate_brings_the_code_that_fits_in_its_place(settings,
