@@ -5,7 +5,8 @@
 else; :mod:`guardrails.question.fit` compares a frame with what a code describes.
 """
 
+from guardrails.question.context import ReaderUnavailable
 from guardrails.question.frame import Count, Fact, Frame, Status
-from guardrails.question.reader import ReaderUnavailable, read_frame
+from guardrails.question.reader import read_frame
 
 __all__ = ["Count", "Fact", "Frame", "ReaderUnavailable", "Status", "read_frame"]

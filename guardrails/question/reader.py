@@ -5,9 +5,10 @@ medspaCy's sentence splitter (PyRuSH), target matcher (the vocabulary's terms) a
 matched concepts become facts with their status. Numbers (ages, weeks, counts) are read by
 :mod:`guardrails.question.numbers` and kept only where no ConText cue reaches them.
 
-The pipeline is built once per process per vocabulary (about a second) and only when a
-question is first read, so lookups and claim checks never pay for it. A frame is read once
-per question: repeated reads of the same text come from a small cache.
+The pipeline (:mod:`guardrails.question.context`) is built once per process per vocabulary
+(about a second) and only when a question is first read, so lookups and claim checks never
+pay for it. A frame is read once per question: repeated reads of the same text come from a
+small cache.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from guardrails.question import numbers
+from guardrails.question.context import (
+    ACTION_MATCHERS,
+    pipeline,
+    scopes_of,
+    status_at,
+    status_of,
+)
 from guardrails.question.frame import Count, Fact, Frame, Status
 from guardrails.question.vocab import Vocabulary, vocabulary_of
 from knowledge.schema import AgeBand
@@ -29,15 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# ConText categories -> status, strongest first (a negated family fact is still family).
-_CATEGORY_STATUS = (
-    ("FAMILY", Status.OTHER),
-    ("OTHER_EXPERIENCER", Status.OTHER),
-    ("NEGATED_EXISTENCE", Status.NEGATED),
-    ("HYPOTHETICAL", Status.HYPOTHETICAL),
-    ("HISTORICAL", Status.HISTORICAL),
-    ("POSSIBLE_EXISTENCE", Status.UNCERTAIN),
-)
 # Kinds whose words say what was done (a site near one of them is the service's site).
 _SERVICE_KINDS = frozenset({"action", "exam", "device", "approach", "guidance", "service"})
 # Kinds where the turn asked now replaces what the earlier turn said.
@@ -52,95 +51,6 @@ _NOT_ONLY = frozenset({"the", "an", "a", "not", "her", "his", "its", "their", "m
 _NEAR = 6  # tokens: how close a site must be to a service word to be the service's site
 
 
-class ReaderUnavailable(RuntimeError):
-    """The clinical NLP packages are missing: the frame cannot be read."""
-
-    retryable = False
-
-
-_ACTIONS: dict[int, Any] = {}
-_PIPELINES: dict[int, tuple[Vocabulary, Any]] = {}
-_BUILD_LOCK = threading.Lock()
-
-
-def _quiet() -> None:
-    # PyRuSH logs every sentence decision through loguru at DEBUG: silence it.
-    try:
-        from loguru import logger
-
-        logger.disable("PyRuSH")
-        logger.disable("medspacy")
-    except ImportError:  # pragma: no cover - loguru comes with PyRuSH
-        pass
-    for name in ("medspacy", "PyRuSH", "spacy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def pipeline(vocab: Vocabulary) -> Any:
-    """The medspaCy pipeline for ``vocab``, built on first use."""
-    hit = _PIPELINES.get(id(vocab))
-    if hit is not None and hit[0] is vocab:
-        return hit[1]
-    with _BUILD_LOCK:
-        hit = _PIPELINES.get(id(vocab))
-        if hit is not None and hit[0] is vocab:
-            return hit[1]
-        _quiet()
-        try:
-            import medspacy  # type: ignore[import-untyped]
-            from medspacy.context import ConTextRule  # type: ignore[import-untyped]
-            from medspacy.target_matcher import TargetRule  # type: ignore[import-untyped]
-        except ImportError as exc:
-            raise ReaderUnavailable(
-                "The question reader needs medspaCy (installed by `make install`; by hand: "
-                "see the Makefile's install step). " + str(exc)
-            ) from exc
-        _quiet()
-        nlp = medspacy.load(medspacy_enable=["medspacy_pyrush", "medspacy_target_matcher"])
-        context = nlp.add_pipe("medspacy_context", config={
-            "rules": None,
-            "terminating_types": {c: ["COMMA"] for c in vocab.comma_ends},
-        })
-        defaults = ConTextRule.from_json(context.DEFAULT_RULES_FILEPATH)
-        context.add([r for r in defaults if r.literal not in vocab.context_drop])
-        context.add(
-            [ConTextRule(cue, category, direction=direction)
-             for cue, category, direction in vocab.context]
-            + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
-            # English passive negation after the thing it denies: 'a detailed scan was not
-            # requested', 'Doppler not recorded' (any past participle, not a word list)
-            + [ConTextRule("not <participle>", "NEGATED_EXISTENCE", direction="BACKWARD",
-                           pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
-                                    {"LOWER": "not"},
-                                    {"LOWER": {"REGEX": _PARTICIPLE}}])]
-        )
-        rules = [
-            TargetRule(term, "CONCEPT", metadata={"concepts": concepts})
-            for term, concepts in vocab.terms.items()
-        ]
-        rules += [
-            TargetRule(term, "CONCEPT", pattern=[{"TEXT": t} for t in term.split()],
-                       metadata={"concepts": concepts})
-            for term, concepts in vocab.case_terms.items()
-        ]
-        nlp.get_pipe("medspacy_target_matcher").add(rules)
-        # The target matcher keeps one of two overlapping terms ('SI joint' over 'joint
-        # injection', 'genicular nerve block' over 'nerve block'); what a procedure does is
-        # read again from every term of an action, overlapping or inside another.
-        from spacy.matcher import PhraseMatcher
-
-        actions = PhraseMatcher(nlp.vocab, attr="LOWER")
-        for term, concepts in vocab.terms.items():
-            if any(vocab.kinds.get(c) == "action" for c in concepts):
-                actions.add(term, [nlp.make_doc(term)])
-        _ACTIONS[id(nlp)] = actions
-        _PIPELINES[id(vocab)] = (vocab, nlp)
-        return nlp
-
-
-_BE = ("was", "were", "is", "are", "been", "be")
-_PARTICIPLE = r"^(?:[a-z]{3,}ed|done|seen|taken|given|made|shown|drawn|kept|sent|run|held)$"
-
 _FETAL_ROOTS = ("fetus", "pregnancy_site", "pregnant", "fetal_echo", "nt_measurement",
                 "biophysical_profile", "sonography", "ultrasound", "echocardiography",
                 "doppler", "diagnostic_exam", "extent", "complete", "limited", "detailed")
@@ -152,32 +62,6 @@ def _fetal(vocab: Vocabulary, concept: str) -> bool:
     if kind in ("extent", "approach", "modality", "guidance", "cue", "count"):
         return True
     return any(vocab.is_a(concept, root) for root in _FETAL_ROOTS)
-
-
-def _status_of(categories: set[str]) -> Status:
-    for category, status in _CATEGORY_STATUS:
-        if category in categories:
-            return status
-    return Status.AFFIRMED
-
-
-def _scopes(doc: Any) -> list[tuple[int, int, str]]:
-    """(start char, end char, category) of every ConText cue's reach."""
-    out = []
-    graph = getattr(doc._, "context_graph", None)
-    for mod in getattr(graph, "modifiers", ()) or ():
-        if mod.direction.upper() == "TERMINATE":
-            continue
-        s, e = mod.scope_span
-        if e <= s:
-            continue
-        out.append((doc[s].idx, doc[e - 1].idx + len(doc[e - 1]), mod.category.upper()))
-    return out
-
-
-def _status_at(span: tuple[int, int], scopes: list[tuple[int, int, str]]) -> Status:
-    cats = {cat for s, e, cat in scopes if s <= span[0] and span[1] <= e}
-    return _status_of(cats)
 
 
 def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], list[Any], Any]:
@@ -192,7 +76,7 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         meta = getattr(rule, "metadata", None) or {}
         concepts = meta.get("concepts", ())
         cats = {m.category.upper() for m in getattr(ent._, "modifiers", ())}
-        status = _status_of(cats)
+        status = status_of(cats)
         made: list[Fact] = []
         for concept in concepts:
             for c in vocab.closure(concept):
@@ -251,7 +135,7 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         if f.kind == "site" and f.span[0] in near | head else f
         for f in facts
     ]
-    return facts, _scopes(doc), doc
+    return facts, scopes_of(doc), doc
 
 
 def _only_said(doc: Any, ent: Any) -> bool:
@@ -310,14 +194,14 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
 def _overlapping_actions(doc: Any, vocab: Vocabulary, turn: int, facts: list[Fact]
                          ) -> list[Fact]:
     """Action facts from terms the target matcher dropped for an overlapping one."""
-    matcher = _ACTIONS.get(id(pipeline(vocab)))
+    matcher = ACTION_MATCHERS.get(id(pipeline(vocab)))
     if matcher is None:
         return []
     have = {(f.concept, f.span) for f in facts}
     # Only where the overlapping term named no action itself ('genicular nerve block', a
     # site): inside 'radiofrequency ablation' the bare 'ablation' says less, not more.
     acted = [f.span for f in facts if f.kind == "action"]
-    scopes = _scopes(doc)
+    scopes = scopes_of(doc)
     out: list[Fact] = []
     for match_id, start, end in matcher(doc):
         span = doc[start:end]
@@ -325,7 +209,7 @@ def _overlapping_actions(doc: Any, vocab: Vocabulary, turn: int, facts: list[Fac
         if any(s <= chars[0] and chars[1] <= e for s, e in acted):
             continue
         term = doc.vocab.strings[match_id]
-        status = _status_at(chars, scopes)
+        status = status_at(chars, scopes)
         for concept in vocab.terms.get(term, ()):
             for c in vocab.closure(concept):
                 if vocab.kinds.get(c) == "action" and (c, chars) not in have:
@@ -376,11 +260,11 @@ def _numbers(text: str, scopes: list[tuple[int, int, str]], turn: int, context: 
              ) -> tuple[list[Count], list[float], list[float], list[int]]:
     counts: list[Count] = []
     for n in numbers.counts(text):
-        if _status_at(n.span, scopes) is Status.AFFIRMED:
+        if status_at(n.span, scopes) is Status.AFFIRMED:
             counts.append(Count(n.what, int(n.value), n.span, n.text, n.at_least))
-    ages = [n.value for n in numbers.ages(text) if _status_at(n.span, scopes) is Status.AFFIRMED]
+    ages = [n.value for n in numbers.ages(text) if status_at(n.span, scopes) is Status.AFFIRMED]
     weeks = [n.value for n in numbers.gestational_weeks(text, context)
-             if _status_at(n.span, scopes) is Status.AFFIRMED]
+             if status_at(n.span, scopes) is Status.AFFIRMED]
     return counts, ages, weeks, []
 
 

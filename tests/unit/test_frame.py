@@ -86,6 +86,27 @@ def test_not_with_any_past_participle_denies_what_precedes(question, concept):
     assert status_of(question, concept) == {Status.NEGATED}
 
 
+@pytest.mark.parametrize(
+    ("question", "done", "denied"),
+    [
+        ("The injection was not done by palpation: ultrasound guided the needle.",
+         "injection", "guidance_none"),
+        ("The biopsy was not performed under ultrasound guidance.", "biopsy",
+         "guidance_ultrasound"),
+        ("The thyroid biopsy was not done with ultrasound; palpation guided it.", "biopsy",
+         "ultrasound"),
+    ],
+)
+def test_not_with_a_participle_and_a_means_denies_the_means_only(question, done, denied):
+    # 'not done by palpation' says how it was not done: the procedure is affirmed, the
+    # means is denied, and what follows the means' own clause is not reached
+    f = frame(question)
+    assert f.affirms(done)
+    assert status_of(question, denied) == {Status.NEGATED}
+    if "ultrasound guided the needle" in question:
+        assert f.affirms("guidance_ultrasound")
+
+
 def test_a_study_at_another_visit_is_historical():
     q = "Knee arthroscopy today. A knee ultrasound was done at a prior visit."
     assert status_of(q, "sonography") == {Status.HISTORICAL}

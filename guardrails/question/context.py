@@ -1,0 +1,175 @@
+"""The medspaCy pipeline of the question reader, and how far its ConText cues reach.
+
+The pipeline is medspaCy's sentence splitter (PyRuSH), its target matcher (the
+vocabulary's terms) and ConText with its default rules plus the vocabulary's cues. It is
+built once per process per vocabulary, on first use, so lookups and claim checks never
+pay for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from guardrails.question.frame import Status
+from guardrails.question.vocab import Vocabulary
+
+# ConText categories -> status, strongest first (a negated family fact is still family).
+_CATEGORY_STATUS = (
+    ("FAMILY", Status.OTHER),
+    ("OTHER_EXPERIENCER", Status.OTHER),
+    ("NEGATED_EXISTENCE", Status.NEGATED),
+    ("HYPOTHETICAL", Status.HYPOTHETICAL),
+    ("HISTORICAL", Status.HISTORICAL),
+    ("POSSIBLE_EXISTENCE", Status.UNCERTAIN),
+)
+
+
+class ReaderUnavailable(RuntimeError):
+    """The clinical NLP packages are missing: the frame cannot be read."""
+
+    retryable = False
+
+
+ACTION_MATCHERS: dict[int, Any] = {}
+_PIPELINES: dict[int, tuple[Vocabulary, Any]] = {}
+_BUILD_LOCK = threading.Lock()
+
+
+def _quiet() -> None:
+    # PyRuSH logs every sentence decision through loguru at DEBUG: silence it.
+    try:
+        from loguru import logger
+
+        logger.disable("PyRuSH")
+        logger.disable("medspacy")
+    except ImportError:  # pragma: no cover - loguru comes with PyRuSH
+        pass
+    for name in ("medspacy", "PyRuSH", "spacy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def pipeline(vocab: Vocabulary) -> Any:
+    """The medspaCy pipeline for ``vocab``, built on first use."""
+    hit = _PIPELINES.get(id(vocab))
+    if hit is not None and hit[0] is vocab:
+        return hit[1]
+    with _BUILD_LOCK:
+        hit = _PIPELINES.get(id(vocab))
+        if hit is not None and hit[0] is vocab:
+            return hit[1]
+        _quiet()
+        try:
+            import medspacy  # type: ignore[import-untyped]
+            from medspacy.context import ConTextRule  # type: ignore[import-untyped]
+            from medspacy.target_matcher import TargetRule  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise ReaderUnavailable(
+                "The question reader needs medspaCy (installed by `make install`; by hand: "
+                "see the Makefile's install step). " + str(exc)
+            ) from exc
+        _quiet()
+        nlp = medspacy.load(medspacy_enable=["medspacy_pyrush", "medspacy_target_matcher"])
+        context = nlp.add_pipe("medspacy_context", config={
+            "rules": None,
+            "terminating_types": {c: ["COMMA"] for c in vocab.comma_ends},
+        })
+        defaults = ConTextRule.from_json(context.DEFAULT_RULES_FILEPATH)
+        context.add([r for r in defaults if r.literal not in vocab.context_drop])
+        context.add(
+            [ConTextRule(cue, category, direction=direction)
+             for cue, category, direction in vocab.context]
+            + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
+            # English passive negation after the thing it denies: 'a detailed scan was not
+            # requested', 'Doppler not recorded' (any past participle, not a word list)
+            # English passive negation after the thing it denies: 'a detailed scan was not
+            # requested', 'Doppler not recorded' (any past participle, not a word list) ...
+            # except when a manner or means follows: the negation is then of that ('the
+            # injection was not done by palpation' says how it was not done, not that it was
+            # not done).
+            + [ConTextRule(_PASSIVE_NOT, "NEGATED_EXISTENCE", direction="BIDIRECTIONAL",
+                           pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
+                                    {"LOWER": "not"},
+                                    {"LOWER": {"REGEX": _PARTICIPLE}}],
+                           on_modifies=_passive_not_modifies)]
+        )
+        rules = [
+            TargetRule(term, "CONCEPT", metadata={"concepts": concepts})
+            for term, concepts in vocab.terms.items()
+        ]
+        rules += [
+            TargetRule(term, "CONCEPT", pattern=[{"TEXT": t} for t in term.split()],
+                       metadata={"concepts": concepts})
+            for term, concepts in vocab.case_terms.items()
+        ]
+        nlp.get_pipe("medspacy_target_matcher").add(rules)
+        # The target matcher keeps one of two overlapping terms ('SI joint' over 'joint
+        # injection', 'genicular nerve block' over 'nerve block'); what a procedure does is
+        # read again from every term of an action, overlapping or inside another.
+        from spacy.matcher import PhraseMatcher
+
+        actions = PhraseMatcher(nlp.vocab, attr="LOWER")
+        for term, concepts in vocab.terms.items():
+            if any(vocab.kinds.get(c) == "action" for c in concepts):
+                actions.add(term, [nlp.make_doc(term)])
+        ACTION_MATCHERS[id(nlp)] = actions
+        _PIPELINES[id(vocab)] = (vocab, nlp)
+        return nlp
+
+
+_BE = ("was", "were", "is", "are", "been", "be")
+# Prepositions that open a manner or means after a participle ('done by palpation', 'placed
+# under ultrasound', 'performed with fluoroscopy'), and how many tokens that phrase reaches.
+_MEANS = ("by", "with", "under", "using", "via", "through")
+_MEANS_REACH = 4
+_PASSIVE_NOT = "not <participle>"
+
+
+def _means_after(doc: Any, end: int) -> bool:
+    """True when a manner or means phrase opens right after token ``end``."""
+    return end < len(doc) and doc[end].lower_ in _MEANS
+
+
+def _passive_not_modifies(target: Any, modifier: Any, _between: Any) -> bool:
+    """'X was not <participle>' denies X; 'X was not <participle> by/with/under Y' denies
+    only the means Y, said within a few words."""
+    doc = modifier.doc
+    means = _means_after(doc, modifier.end)
+    if target.start >= modifier.end:
+        return (means and target.start - modifier.end < _MEANS_REACH
+                and not any(t.is_punct for t in doc[modifier.end:target.start]))
+    return not means
+_PARTICIPLE = r"^(?:[a-z]{3,}ed|done|seen|taken|given|made|shown|drawn|kept|sent|run|held)$"
+
+def status_of(categories: set[str]) -> Status:
+    for category, status in _CATEGORY_STATUS:
+        if category in categories:
+            return status
+    return Status.AFFIRMED
+
+
+def scopes_of(doc: Any) -> list[tuple[int, int, str]]:
+    """(start char, end char, category) of every ConText cue's reach."""
+    out = []
+    graph = getattr(doc._, "context_graph", None)
+    for mod in getattr(graph, "modifiers", ()) or ():
+        if mod.direction.upper() == "TERMINATE":
+            continue
+        s, e = mod.scope_span
+        if mod.rule.literal == _PASSIVE_NOT:  # one side of the cue (see its on_modifies)
+            start, end = mod.modifier_span
+            if _means_after(doc, end):
+                stop = next((t.i for t in doc[end:e] if t.is_punct), e)
+                s, e = end, min(stop, end + _MEANS_REACH + 3)
+            else:
+                s, e = s, start
+        if e <= s:
+            continue
+        out.append((doc[s].idx, doc[e - 1].idx + len(doc[e - 1]), mod.category.upper()))
+    return out
+
+
+def status_at(span: tuple[int, int], scopes: list[tuple[int, int, str]]) -> Status:
+    cats = {cat for s, e, cat in scopes if s <= span[0] and span[1] <= e}
+    return status_of(cats)
