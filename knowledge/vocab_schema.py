@@ -43,6 +43,11 @@ class Concept(Strict):
     implies: tuple[str, ...] = Field(
         (), description="Concepts a mention of this one also states (TEE: echo of the heart)."
     )
+    may_be: tuple[str, ...] = Field(
+        (), description="For an action word said loosely of narrower actions that are not its "
+        "children: what it may also describe ('drained' is said of a needle aspiration too). "
+        "Such a word does not rule those actions out; it does not say they were done either."
+    )
     negates: str | None = Field(
         None, description="The concept this one says is absent (non-tunneled: not tunneled)."
     )

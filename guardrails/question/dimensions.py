@@ -133,7 +133,10 @@ def kinds(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         # a laser ablation though both are ablations.
         facts = [f for f in facts if not f.inferred] or facts
         ok = [f for f in facts if any(v.related(f.concept, w) for w in wanted)]
-        if facts and not ok:
+        # a loose word ('drained') may describe the code's action too: silence, not contrary
+        loose = [f for f in facts if any(v.is_a(w, m) for m in v.may_be.get(f.concept, ())
+                                         for w in wanted)]
+        if facts and not ok and not loose:
             strong = [f for f in facts if not f.inferred] or facts
             yield fx._misfit(
                 e, dim, True,

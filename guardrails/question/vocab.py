@@ -44,6 +44,7 @@ class Vocabulary:
     ancestors: dict[str, frozenset[str]]
     implies: dict[str, tuple[str, ...]]
     negates: dict[str, str]
+    may_be: dict[str, tuple[str, ...]]  # a loose action word -> what it may also describe
     terms: dict[str, tuple[str, ...]]  # lower-case term -> concepts it names
     vague: frozenset[str]  # lower-case terms that name a concept only vaguely ('scan')
     case_terms: dict[str, tuple[str, ...]]  # term as written -> concepts
@@ -111,6 +112,7 @@ def build(vocab: VocabularyFile) -> Vocabulary:
         ancestors=ancestors,
         implies={c.id: c.implies for c in vocab.concepts if c.implies},
         negates={c.id: c.negates for c in vocab.concepts if c.negates},
+        may_be={c.id: c.may_be for c in vocab.concepts if c.may_be},
         terms={t: tuple(cs) for t, cs in terms.items()},
         vague=frozenset(vague),
         case_terms={t: tuple(cs) for t, cs in case_terms.items()},
