@@ -152,10 +152,9 @@ def _invalid_codes(
         DraftCode(c.code, max(1, c.units), tuple(c.modifiers)) for c in codes if c.code not in why
     )
     if lines:
-        # Judged as the checker judges an answer: with the question it answers.
-        report = check(
-            Draft(codes=lines, context=question.lower(), history=history.lower()), catalog
-        )
+        # Judged as the checker judges an answer: with the question it answers, as written
+        # (abbreviations such as TV or GON are read only in their written case).
+        report = check(Draft(codes=lines, context=question, history=history), catalog)
         for f in report.findings:
             if f.severity is Severity.INFO:
                 continue

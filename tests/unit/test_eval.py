@@ -202,6 +202,11 @@ def test_unflagged_invalid_is_decided_by_the_checker() -> None:
     assert score_question(case, view([("92978", "verified")]), CAT).unflagged_invalid == [
         "92978"
     ]
+    # ... as written: an abbreviation read only in its written case (TV, transvaginal) is
+    # read by the scorer's check as by the pipeline's
+    pelvis = q(question="Complete TA + TV pelvic US same session, non-OB: codes?")
+    s = score_question(pelvis, view([("76856", "verified"), ("76830", "verified")]), CAT)
+    assert s.unflagged_invalid == []
     knee = q(question="Ultrasound-guided knee injection: codes?")
     m = aggregate_questions([score_question(case, view([("76943", "verified")]), CAT),
                              score_question(knee, view([("20611", "verified")]), CAT)])
