@@ -1578,3 +1578,17 @@ def test_guidance_the_data_lists_as_included_counts_as_included(cat):
     status = {v.code: v.status for v in out.verdicts}
     assert status.get("76942") is not CodeStatus.VERIFIED
     assert status.get("33016") is CodeStatus.CORRECTED
+
+
+def test_a_loose_drainage_word_leaves_an_aspiration_code_unverified_not_removed(cat):
+    # 'drained' is said of a needle aspiration too (vocabulary may_be): it does not rule the
+    # aspiration code out, nor does it say an aspiration was done
+    r = check(asked("Ganglion cyst of the wrist drained with a needle.", "20612"), cat)
+    assert r.verdict_for("20612").status is CodeStatus.NOT_VERIFIED
+    assert not any(f.rule == "fit.action" for f in r.findings)
+    # an incision and drainage is a drainage of its own kind: it still rules it out
+    r = check(asked("Incision and drainage of a ganglion cyst of the wrist.", "20612"), cat)
+    assert r.verdict_for("20612").status is CodeStatus.REMOVED
+    # and a question that says aspiration supports it
+    r = check(asked("Ganglion cyst of the wrist aspirated with a needle.", "20612"), cat)
+    assert r.verdict_for("20612").status is CodeStatus.VERIFIED
