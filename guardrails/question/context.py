@@ -93,6 +93,12 @@ def pipeline(vocab: Vocabulary) -> Any:
                                     {"LOWER": "not"},
                                     {"LOWER": {"REGEX": _PARTICIPLE}}],
                            on_modifies=_passive_not_modifies)]
+            # 'not a blind injection': the negation of a noun phrase whose head has words
+            # before it is of the first of them (the injection was done, not blind)
+            + [ConTextRule(_NOT_A, "NEGATED_EXISTENCE", direction="FORWARD",
+                           pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
+                                    {"LOWER": "not"}, {"LOWER": {"IN": ["a", "an"]}}],
+                           on_modifies=_not_a_modifies)]
         )
         rules = [
             TargetRule(term, "CONCEPT", metadata={"concepts": concepts})
@@ -149,6 +155,29 @@ def status_of(categories: set[str]) -> Status:
     return Status.AFFIRMED
 
 
+_NOT_A = "not a <noun phrase>"
+
+
+def _phrase_after(doc: Any, end: int) -> list[Any]:
+    """The targets said one after another (a hyphen between at most) from token ``end``."""
+    run: list[Any] = []
+    for ent in sorted(doc.ents, key=lambda x: x.start):
+        at = run[-1].end if run else end
+        if ent.start == at or (ent.start == at + 1 and doc[at].text == "-"):
+            run.append(ent)
+        elif ent.start > at:
+            break
+    return run
+
+
+def _not_a_modifies(target: Any, modifier: Any, _between: Any) -> bool:
+    """'not a X Y': only X, where the phrase names a head Y after it; else as 'not'."""
+    run = _phrase_after(modifier.doc, modifier.end)
+    if len(run) < 2:
+        return True
+    return bool(target.start == run[0].start)
+
+
 def scopes_of(doc: Any) -> list[tuple[int, int, str]]:
     """(start char, end char, category) of every ConText cue's reach."""
     out = []
@@ -157,7 +186,9 @@ def scopes_of(doc: Any) -> list[tuple[int, int, str]]:
         if mod.direction.upper() == "TERMINATE":
             continue
         s, e = mod.scope_span
-        if mod.rule.literal == _PASSIVE_NOT:  # one side of the cue (see its on_modifies)
+        if mod.rule.literal == _NOT_A and len(run := _phrase_after(doc, mod.modifier_span[1])) > 1:
+            s, e = mod.modifier_span[0], run[0].end  # the first word of the phrase only
+        elif mod.rule.literal == _PASSIVE_NOT:  # one side of the cue (see its on_modifies)
             start, end = mod.modifier_span
             if _means_after(doc, end):
                 stop = next((t.i for t in doc[end:e] if t.is_punct), e)

@@ -107,6 +107,30 @@ def test_not_with_a_participle_and_a_means_denies_the_means_only(question, done,
         assert f.affirms("guidance_ultrasound")
 
 
+@pytest.mark.parametrize(
+    ("question", "denied", "done"),
+    [
+        ("This was not a blind injection; ultrasound guided it into the bursa.",
+         "guidance_none", "injection"),
+        ("Not a complete abdominal ultrasound: the liver only.", "complete", "sonography"),
+        ("It was not a knee injection but a hip injection.", "knee", "injection"),
+    ],
+)
+def test_not_a_modified_noun_denies_the_modifier_not_the_head(question, denied, done):
+    # 'not a blind injection' presupposes the injection: the negation is of its first word
+    assert Status.NEGATED in status_of(question, denied)
+    assert frame(question).affirms(done)
+
+
+def test_not_a_single_noun_is_still_denied():
+    assert status_of("Not a DVT study candidate; no biopsy either.", "biopsy") == {
+        Status.NEGATED}
+    assert status_of("Patient is not a candidate for biopsy.", "biopsy") == {Status.NEGATED}
+    # the denied 'a knee' is no count of joints
+    counts = frame("It was not a knee injection but a hip injection.").counts
+    assert [c.text for c in counts] == ["a hip"]
+
+
 def test_a_study_at_another_visit_is_historical():
     q = "Knee arthroscopy today. A knee ultrasound was done at a prior visit."
     assert status_of(q, "sonography") == {Status.HISTORICAL}
