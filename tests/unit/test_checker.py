@@ -1592,3 +1592,12 @@ def test_a_loose_drainage_word_leaves_an_aspiration_code_unverified_not_removed(
     # and a question that says aspiration supports it
     r = check(asked("Ganglion cyst of the wrist aspirated with a needle.", "20612"), cat)
     assert r.verdict_for("20612").status is CodeStatus.VERIFIED
+
+
+def test_the_limited_ob_exam_needs_the_question_to_say_limited(cat):
+    # silence on extent verifies neither OB form: 76801 needs complete, 76815 limited
+    q = "First trimester OB ultrasound at 9 weeks, single gestation, transabdominal."
+    for code in ("76801", "76815"):
+        assert check(asked(q, code), cat).verdict_for(code).status is CodeStatus.NOT_VERIFIED
+    q = "Quick limited OB scan at 30 weeks for fetal heart activity and position."
+    assert check(asked(q, "76815"), cat).verdict_for("76815").status is CodeStatus.VERIFIED
