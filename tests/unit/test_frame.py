@@ -660,3 +660,9 @@ def test_an_approach_abbreviation_names_the_ultrasound_study_too(question):
     f = frame(question)
     assert f.affirms("sonography")
     assert any(x.kind == "approach" and x.affirmed for x in f.facts)
+
+
+def test_an_axillary_lymph_node_is_a_node_in_the_axilla():
+    f = frame("Axillary lymph node core biopsy with ultrasound.")
+    assert f.affirms("lymph_node") and f.affirms("axilla")
+    assert frame("Tendon sheath injection for trigger finger.").affirms("tendon_sheath")
