@@ -304,7 +304,7 @@ def _sides(facts: list[Fact], doc: Any) -> str | None:
 # a site word is read above). Both sides named this way say nothing of one side.
 _SIDE_ALONE = re.compile(
     r"\b(?:on|of|at|to)\s+the\s+(left|right)(?:\s+side)?\b(?=\s*(?:[.,;:?!)]|$|(?:"
-    r"side|and|with|was|is|for|under|using|in|at|of|by|to|who|which|that|but|or|then|"
+    r"side|only|and|with|was|is|for|under|using|in|at|of|by|to|who|which|that|but|or|then|"
     r"today|yesterday)\b))"
     r"|\b(left|right)[- ]sided\b",
     re.IGNORECASE,

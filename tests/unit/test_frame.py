@@ -294,6 +294,7 @@ def test_a_follow_up_turn_reads_weeks_with_the_earlier_pregnancy():
         ("Complete abdominal ultrasound", None),
         # a side said on its own is one side
         ("Venous duplex of the leg on the right side for swelling", "one"),
+        ("Carotid duplex on the right only, after a prior left endarterectomy.", "one"),
         ("Left-sided breast ultrasound, targeted", "one"),
         ("Carotid duplex, stenosis on the left.", "one"),
         ("Duplex of the legs, swelling on the left and right", "both"),
