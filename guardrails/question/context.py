@@ -89,7 +89,10 @@ def pipeline(vocab: Vocabulary) -> Any:
             # injection was not done by palpation' says how it was not done, not that it was
             # not done).
             + [ConTextRule(_PASSIVE_NOT, "NEGATED_EXISTENCE", direction="BIDIRECTIONAL",
-                           pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
+                           # 'X was considered but not done': 'but' joins two predicates of
+                           # one subject here; it ends no scope
+                           pattern=[{"LOWER": "but", "OP": "?"},
+                                    {"LOWER": {"IN": list(_BE)}, "OP": "?"},
                                     {"LOWER": "not"},
                                     {"LOWER": {"REGEX": _PARTICIPLE}}],
                            on_modifies=_passive_not_modifies)]

@@ -79,6 +79,9 @@ def test_prior_study_is_historical():
          "detailed"),
         ("Complete echo, Doppler not recorded.", "doppler"),
         ("Knee injection. Ultrasound was not employed.", "ultrasound"),
+        # 'but' joins two predicates of one subject: it ends no scope here
+        ("Paracentesis was considered but not done; limited abdominal ultrasound.",
+         "paracentesis"),
     ],
 )
 def test_not_with_any_past_participle_denies_what_precedes(question, concept):
