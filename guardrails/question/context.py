@@ -136,8 +136,12 @@ _PASSIVE_NOT = "not <participle>"
 
 
 def _means_after(doc: Any, end: int) -> bool:
-    """True when a manner or means phrase opens right after token ``end``."""
-    return end < len(doc) and doc[end].lower_ in _MEANS
+    """True when a manner or means phrase opens right after token ``end``: a preposition of
+    means followed by a term the vocabulary reads ('by palpation', 'under ultrasound', 'with
+    contrast'). An agent ('not performed by me') is no means: the act itself is denied."""
+    if end >= len(doc) or doc[end].lower_ not in _MEANS:
+        return False
+    return any(ent.start in (end, end + 1) for ent in doc.ents)
 
 
 def _passive_not_modifies(target: Any, modifier: Any, _between: Any) -> bool:
