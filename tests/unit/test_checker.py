@@ -1601,3 +1601,12 @@ def test_the_limited_ob_exam_needs_the_question_to_say_limited(cat):
         assert check(asked(q, code), cat).verdict_for(code).status is CodeStatus.NOT_VERIFIED
     q = "Quick limited OB scan at 30 weeks for fetal heart activity and position."
     assert check(asked(q, "76815"), cat).verdict_for("76815").status is CodeStatus.VERIFIED
+
+
+def test_a_tendon_sheath_beside_a_joint_is_not_the_joint(cat):
+    # a tendon sheath injection at the wrist is 20550, not the wrist joint's 20606 (the joint
+    # codes' data exclude the tendon sheath, as they exclude a ganglion cyst)
+    q = "Tendon sheath injection at the wrist with ultrasound."
+    assert check(asked(q, "20606"), cat).verdict_for("20606").status is not CodeStatus.VERIFIED
+    assert check(asked(q, "20550", "76942"), cat).verdict_for("20550").status is (
+        CodeStatus.VERIFIED)
