@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from typing import Any
 
 from guardrails.question.frame import Status
@@ -82,26 +83,20 @@ def pipeline(vocab: Vocabulary) -> Any:
              for cue, category, direction in vocab.context]
             + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
             # English passive negation after the thing it denies: 'a detailed scan was not
-            # requested', 'Doppler not recorded' (any past participle, not a word list)
-            # English passive negation after the thing it denies: 'a detailed scan was not
             # requested', 'Doppler not recorded' (any past participle, not a word list) ...
-            # except when a manner or means follows: the negation is then of that ('the
-            # injection was not done by palpation' says how it was not done, not that it was
-            # not done).
+            # except when a means follows: the negation is then of the means ('the
+            # injection was not done by palpation' says how it was not done).
             + [ConTextRule(_PASSIVE_NOT, "NEGATED_EXISTENCE", direction="BIDIRECTIONAL",
-                           # 'X was considered but not done': 'but' joins two predicates of
-                           # one subject here; it ends no scope
-                           pattern=[{"LOWER": "but", "OP": "?"},
-                                    {"LOWER": {"IN": list(_BE)}, "OP": "?"},
+                           pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
                                     {"LOWER": "not"},
                                     {"LOWER": {"REGEX": _PARTICIPLE}}],
                            on_modifies=_passive_not_modifies)]
-            # 'not a blind injection': the negation of a noun phrase whose head has words
-            # before it is of the first of them (the injection was done, not blind)
+            # 'not a blind injection': the negation of a phrase whose first word says how
+            # (guidance, extent, approach, a feature) is of that word: the injection was done
             + [ConTextRule(_NOT_A, "NEGATED_EXISTENCE", direction="FORWARD",
                            pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
                                     {"LOWER": "not"}, {"LOWER": {"IN": ["a", "an"]}}],
-                           on_modifies=_not_a_modifies)]
+                           on_modifies=partial(_not_a_modifies, vocab))]
         )
         rules = [
             TargetRule(term, "CONCEPT", metadata={"concepts": concepts})
@@ -128,41 +123,52 @@ def pipeline(vocab: Vocabulary) -> Any:
 
 
 _BE = ("was", "were", "is", "are", "been", "be")
-# Prepositions that open a manner or means after a participle ('done by palpation', 'placed
-# under ultrasound', 'performed with fluoroscopy'), and how many tokens that phrase reaches.
-_MEANS = ("by", "with", "under", "using", "via", "through")
-_MEANS_REACH = 4
-_PASSIVE_NOT = "not <participle>"
-
-
-def _means_after(doc: Any, end: int) -> bool:
-    """True when a manner or means phrase opens right after token ``end``: a preposition of
-    means followed by a term the vocabulary reads ('by palpation', 'under ultrasound', 'with
-    contrast'). An agent ('not performed by me') is no means: the act itself is denied."""
-    if end >= len(doc) or doc[end].lower_ not in _MEANS:
-        return False
-    return any(ent.start in (end, end + 1) for ent in doc.ents)
-
-
-def _passive_not_modifies(target: Any, modifier: Any, _between: Any) -> bool:
-    """'X was not <participle>' denies X; 'X was not <participle> by/with/under Y' denies
-    only the means Y, said within a few words."""
-    doc = modifier.doc
-    means = _means_after(doc, modifier.end)
-    if target.start >= modifier.end:
-        return (means and target.start - modifier.end < _MEANS_REACH
-                and not any(t.is_punct for t in doc[modifier.end:target.start]))
-    return not means
 _PARTICIPLE = r"^(?:[a-z]{3,}ed|done|seen|taken|given|made|shown|drawn|kept|sent|run|held)$"
+_PASSIVE_NOT = "not <participle>"
+_NOT_A = "not a <noun phrase>"
+# Prepositions that open a means after a participle ('done by palpation', 'placed under
+# ultrasound', 'performed with fluoroscopy') ...
+_MEANS = frozenset({"by", "with", "under", "using", "via", "through"})
+# ... but not after a verb of seeing: 'flow was not seen with color Doppler' denies the flow,
+# and the Doppler was done
+_PERCEIVED = frozenset({"seen", "visualized", "visualised", "identified", "detected",
+                        "demonstrated", "noted", "found", "observed", "appreciated",
+                        "shown", "imaged", "evident"})
+# Words that open another clause: a means phrase ends before them ('... with ultrasound
+# because the patient declined').
+_CLAUSE = frozenset({"because", "since", "as", "but", "so", "although", "though", "while",
+                     "when", "after", "before", "due"})
+# The first word of a 'not a X Y' phrase that the negation is of, by its kind.
+_HOW_KINDS = frozenset({"guidance", "extent", "approach", "feature"})
+
 
 def status_of(categories: set[str]) -> Status:
+    """The status ConText categories give, the strongest first."""
     for category, status in _CATEGORY_STATUS:
         if category in categories:
             return status
     return Status.AFFIRMED
 
 
-_NOT_A = "not a <noun phrase>"
+def _means_reach(doc: Any, end: int) -> int | None:
+    """Where the means phrase opening at token ``end`` ends (exclusive), or None when none
+    opens there: a preposition of means after a verb of doing, followed by a term the
+    vocabulary reads ('by palpation', 'under ultrasound', 'with contrast'). An agent ('not
+    performed by me') is no means: the act itself is denied."""
+    if (end >= len(doc) or doc[end].lower_ not in _MEANS or end == 0
+            or doc[end - 1].lower_ in _PERCEIVED
+            or not any(ent.start in (end, end + 1) for ent in doc.ents)):
+        return None
+    return next((t.i for t in doc[end:] if t.is_punct or t.lower_ in _CLAUSE), len(doc))
+
+
+def _passive_not_modifies(target: Any, modifier: Any, _between: Any) -> bool:
+    """'X was not <participle>' denies X; 'X was not <participle> by/with/under Y' denies
+    only the means Y (to the end of its clause)."""
+    reach = _means_reach(modifier.doc, modifier.end)
+    if reach is None:
+        return bool(target.end <= modifier.start)
+    return bool(modifier.end <= target.start < reach)
 
 
 def _phrase_after(doc: Any, end: int) -> list[Any]:
@@ -177,31 +183,49 @@ def _phrase_after(doc: Any, end: int) -> list[Any]:
     return run
 
 
-def _not_a_modifies(target: Any, modifier: Any, _between: Any) -> bool:
-    """'not a X Y': only X, where the phrase names a head Y after it; else as 'not'."""
-    run = _phrase_after(modifier.doc, modifier.end)
+def _how_first(vocab: Vocabulary, doc: Any, end: int) -> Any | None:
+    """The first target of a 'not a X Y' phrase when it says how Y was done (its concepts
+    are guidance, extent, approach or a feature) and a head Y follows; else None."""
+    run = _phrase_after(doc, end)
     if len(run) < 2:
-        return True
-    return bool(target.start == run[0].start)
+        return None
+    rule = getattr(run[0]._, "target_rule", None)
+    concepts = (getattr(rule, "metadata", None) or {}).get("concepts", ())
+    if concepts and all(vocab.kinds.get(c) in _HOW_KINDS for c in concepts):
+        return run[0]
+    return None
 
 
-def scopes_of(doc: Any) -> list[tuple[int, int, str]]:
-    """(start char, end char, category) of every ConText cue's reach."""
+def _not_a_modifies(vocab: Vocabulary, target: Any, modifier: Any, _between: Any) -> bool:
+    """'not a blind injection': only 'blind'; 'not a renal biopsy': all of it, as 'not'."""
+    first = _how_first(vocab, modifier.doc, modifier.end)
+    return first is None or bool(target.start == first.start)
+
+
+def self_denied(doc: Any) -> set[int]:
+    """Tokens a 'not <participle>' cue denies inside itself: 'the knee was not aspirated'
+    (the participle is the action; ConText never lets a cue modify a term it overlaps)."""
+    graph = getattr(doc._, "context_graph", None)
+    return {mod.modifier_span[1] - 1 for mod in getattr(graph, "modifiers", ()) or ()
+            if mod.rule.literal == _PASSIVE_NOT}
+
+
+def scopes_of(doc: Any, vocab: Vocabulary) -> list[tuple[int, int, str]]:
+    """(start char, end char, category) of every ConText cue's reach (the two cues with
+    their own ``on_modifies`` reach as those decide)."""
     out = []
     graph = getattr(doc._, "context_graph", None)
     for mod in getattr(graph, "modifiers", ()) or ():
         if mod.direction.upper() == "TERMINATE":
             continue
         s, e = mod.scope_span
-        if mod.rule.literal == _NOT_A and len(run := _phrase_after(doc, mod.modifier_span[1])) > 1:
-            s, e = mod.modifier_span[0], run[0].end  # the first word of the phrase only
-        elif mod.rule.literal == _PASSIVE_NOT:  # one side of the cue (see its on_modifies)
-            start, end = mod.modifier_span
-            if _means_after(doc, end):
-                stop = next((t.i for t in doc[end:e] if t.is_punct), e)
-                s, e = end, min(stop, end + _MEANS_REACH + 3)
-            else:
-                s, e = s, start
+        start, end = mod.modifier_span
+        if mod.rule.literal == _NOT_A:  # from the article on ('not a knee' is no count)
+            first = _how_first(vocab, doc, end)
+            s, e = (start, e) if first is None else (start, first.end)
+        elif mod.rule.literal == _PASSIVE_NOT:
+            reach = _means_reach(doc, end)
+            s, e = (s, start) if reach is None else (end, reach)
         if e <= s:
             continue
         out.append((doc[s].idx, doc[e - 1].idx + len(doc[e - 1]), mod.category.upper()))

@@ -13,7 +13,6 @@ small cache.
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 from collections import OrderedDict
@@ -25,6 +24,7 @@ from guardrails.question.context import (
     ACTION_MATCHERS,
     pipeline,
     scopes_of,
+    self_denied,
     status_at,
     status_of,
 )
@@ -35,7 +35,6 @@ from knowledge.schema import AgeBand
 if TYPE_CHECKING:
     from knowledge.catalog import Catalog
 
-log = logging.getLogger(__name__)
 
 # Kinds whose words say what was done (a site near one of them is the service's site).
 _SERVICE_KINDS = frozenset({"action", "exam", "device", "approach", "guidance", "service"})
@@ -71,11 +70,14 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
     service_tokens: list[int] = []
     exam_tokens: set[int] = set()
     sites: list[tuple[Any, list[Fact]]] = []
+    denied = self_denied(doc)
     for ent in doc.ents:
         rule = getattr(ent._, "target_rule", None)
         meta = getattr(rule, "metadata", None) or {}
         concepts = meta.get("concepts", ())
         cats = {m.category.upper() for m in getattr(ent._, "modifiers", ())}
+        if denied.intersection(range(ent.start, ent.end)):  # 'the knee was not aspirated'
+            cats.add("NEGATED_EXISTENCE")
         status = status_of(cats)
         made: list[Fact] = []
         for concept in concepts:
@@ -135,7 +137,7 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         if f.kind == "site" and f.span[0] in near | head else f
         for f in facts
     ]
-    return facts, scopes_of(doc), doc
+    return facts, scopes_of(doc, vocab), doc
 
 
 def _only_said(doc: Any, ent: Any) -> bool:
@@ -201,7 +203,7 @@ def _overlapping_actions(doc: Any, vocab: Vocabulary, turn: int, facts: list[Fac
     # Only where the overlapping term named no action itself ('genicular nerve block', a
     # site): inside 'radiofrequency ablation' the bare 'ablation' says less, not more.
     acted = [f.span for f in facts if f.kind == "action"]
-    scopes = scopes_of(doc)
+    scopes = scopes_of(doc, vocab)
     out: list[Fact] = []
     for match_id, start, end in matcher(doc):
         span = doc[start:end]

@@ -79,14 +79,28 @@ def test_prior_study_is_historical():
          "detailed"),
         ("Complete echo, Doppler not recorded.", "doppler"),
         ("Knee injection. Ultrasound was not employed.", "ultrasound"),
-        # 'but' joins two predicates of one subject: it ends no scope here
-        ("Paracentesis was considered but not done; limited abdominal ultrasound.",
-         "paracentesis"),
     ],
 )
 def test_not_with_any_past_participle_denies_what_precedes(question, concept):
     # English passive negation, read by grammar (not + a past participle), not a word list
     assert status_of(question, concept) == {Status.NEGATED}
+
+
+def test_a_service_considered_or_recommended_is_not_done():
+    # the passive of consider, discuss, offer, recommend speaks of what precedes it
+    q = "Paracentesis was considered but not done; limited abdominal ultrasound."
+    assert status_of(q, "paracentesis") == {Status.HYPOTHETICAL}
+    assert frame(q).affirms("limited")
+    assert status_of("A biopsy was recommended for the nodule.", "biopsy") == {
+        Status.HYPOTHETICAL}
+    # 'but' still ends a denial's reach: the aspiration was done
+    q = "The cyst was aspirated but not injected."
+    assert frame(q).affirms("aspiration") and status_of(q, "injection") == {Status.NEGATED}
+
+
+def test_a_participle_denied_by_its_own_cue():
+    # 'not aspirated': the participle is the action, inside the cue's own words
+    assert status_of("The knee was not aspirated.", "aspiration") == {Status.NEGATED}
 
 
 @pytest.mark.parametrize(
@@ -98,6 +112,9 @@ def test_not_with_any_past_participle_denies_what_precedes(question, concept):
          "guidance_ultrasound"),
         ("The thyroid biopsy was not done with ultrasound; palpation guided it.", "biopsy",
          "ultrasound"),
+        # the means runs to the end of its clause
+        ("The paracentesis was not performed under ultrasound guidance or any imaging.",
+         "paracentesis", "guidance_imaging"),
     ],
 )
 def test_not_with_a_participle_and_a_means_denies_the_means_only(question, done, denied):
@@ -125,10 +142,21 @@ def test_not_a_modified_noun_denies_the_modifier_not_the_head(question, denied, 
     assert frame(question).affirms(done)
 
 
+def test_no_means_after_a_verb_of_seeing_or_an_agent():
+    # after a verb of seeing, 'with Y' names the study that was done
+    assert frame("The appendix was not visualized with ultrasound.").affirms("sonography")
+    assert frame("Flow was not seen with color Doppler.").affirms("color_doppler")
+    # an agent is no means: the act is denied
+    assert status_of("ECG monitoring was not performed by me.", "ecg_monitoring") == {
+        Status.NEGATED}
+
+
 def test_not_a_single_noun_is_still_denied():
     assert status_of("Not a DVT study candidate; no biopsy either.", "biopsy") == {
         Status.NEGATED}
     assert status_of("Patient is not a candidate for biopsy.", "biopsy") == {Status.NEGATED}
+    # a site first is no 'how': the whole phrase is denied
+    assert status_of("There was not a renal biopsy.", "biopsy") == {Status.NEGATED}
     # the denied 'a knee' is no count of joints
     counts = frame("It was not a knee injection but a hip injection.").counts
     assert [c.text for c in counts] == ["a hip"]
