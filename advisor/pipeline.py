@@ -30,7 +30,14 @@ from advisor.drafting import call_model, to_draft
 from advisor.lookup import format_lookup
 from advisor.lookup import lookup as lookup_record
 from advisor.privacy import scrub
-from advisor.prompts import PromptContext, Task, draft_messages, reask_messages
+from advisor.prompts import (
+    FITS,
+    RULED_OUT,
+    PromptContext,
+    Task,
+    draft_messages,
+    reask_messages,
+)
 from advisor.scope import (
     claim_in_question,
     described_words,
@@ -44,7 +51,7 @@ from advisor.scope import (
 from advisor.settings import Backend, Settings
 from guardrails import check_claim, policy
 from guardrails.claims import MalformedCode
-from guardrails.fit import fit_score, misfits, outside, supported
+from guardrails.fit import misfits, outside, rank, supported
 from guardrails.policy import Round, note
 from guardrails.registry import RuleId
 from guardrails.report import CodeStatus, Finding, Severity
@@ -69,7 +76,7 @@ __all__ = [
 ]
 
 # The note beside a candidate in the draft prompt, by its fit score (guardrails.fit).
-FIT_NOTE = {2: "fits", 1: "", 0: "ruled out"}
+FIT_NOTE = {2: FITS, 1: "", 0: RULED_OUT}
 
 log = logging.getLogger(__name__)
 
@@ -474,6 +481,5 @@ class Advisor:
                                           why="fits what the question describes")
         # The fit rides to the prompt: a small model told which codes the question supports
         # and which it rules out picks among near codes better than from labels alone.
-        scores = {c: fit_score(self.catalog, c, q, history) for c in offered}
-        order = sorted(offered, key=lambda c: -scores[c])
-        return [offered[c].model_copy(update={"fit": FIT_NOTE[scores[c]]}) for c in order]
+        return [offered[c].model_copy(update={"fit": FIT_NOTE[score]})
+                for c, score in rank(self.catalog, list(offered), q, history)]

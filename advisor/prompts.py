@@ -45,6 +45,7 @@ class CandidateLike(Protocol):
 
     code: str
     label: str
+    fit: str  # FITS, RULED_OUT or "" (how the question, as read, fits the code)
 
 
 class PassageLike(Protocol):
@@ -250,11 +251,12 @@ def focus(text: str, question: str, codes: Sequence[str], limit: int) -> str:
 
 
 # How a candidate's fit to the question (read by the checker's frame) is shown to the model.
-FIT_WORDS = {"fits": " (fits the question)", "ruled out": " (the question rules it out)"}
+FITS, RULED_OUT = "fits", "ruled out"
+FIT_WORDS = {FITS: " (fits the question)", RULED_OUT: " (the question rules it out)"}
 
 
 def _fit_note(c: CandidateLike) -> str:
-    return FIT_WORDS.get(getattr(c, "fit", ""), "")
+    return FIT_WORDS.get(c.fit, "")
 
 
 def _variable_part(ctx: PromptContext) -> str:

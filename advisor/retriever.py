@@ -121,7 +121,8 @@ class Candidate(BaseModel):
     score: float = Field(description="Ranking score (higher is better).")
     active: bool = Field(True, description="False for a deleted code.")
     fit: str = Field(
-        "", description="How the code fits the question as read: 'fits', 'ruled out' or ''."
+        "", description="How the code fits the question as read: 'fits', 'ruled out' or '' "
+        "(advisor.prompts.FITS, RULED_OUT)."
     )
 
 

@@ -72,7 +72,9 @@ def outside(catalog: Catalog, question: str, history: str = "") -> bool:
     return bool(fitter_for(catalog).unserved(frame))
 
 
-def rank(catalog: Catalog, codes: Sequence[str], question: str, history: str = "") -> list[str]:
-    """``codes`` ordered by fit to the question, best first; ties keep their order."""
+def rank(catalog: Catalog, codes: Sequence[str], question: str, history: str = ""
+         ) -> list[tuple[str, int]]:
+    """``codes`` with their fit score (:func:`fit_score`), best first; ties keep their
+    order."""
     scores = {c: fit_score(catalog, c, question, history) for c in codes}
-    return sorted(codes, key=lambda c: -scores[c])
+    return sorted(((c, scores[c]) for c in codes), key=lambda cs: -cs[1])

@@ -63,9 +63,9 @@ def check_vocabulary(
                                 "a cue that names the action beside the site), or two sites "
                                 "of a site")
         for other in c.may_be:
-            if kinds.get(other) != c.kind:
+            if c.kind != "action" or kinds.get(other) != c.kind:
                 problems.append(f"{where('vocabulary', 'concepts', i, 'may_be')}: {other} is "
-                                f"not a concept of kind {c.kind}")
+                                f"not an action, or {c.id} is not one")
         if c.negates is not None and c.negates not in kinds:
             problems.append(f"{where('vocabulary', 'concepts', i, 'negates')}: no concept "
                             f"{c.negates}")
