@@ -70,6 +70,10 @@ class ContextCue(Strict):
     direction: Literal["FORWARD", "BACKWARD", "BIDIRECTIONAL", "TERMINATE"] = Field(
         description="Which way the cue reaches within its sentence."
     )
+    max_scope: int | None = Field(
+        None, ge=1, description="At most this many tokens reached (an adjective cue: 'for "
+        "later excision' defers the excision, not what came before)."
+    )
 
 
 class VocabularyFile(Strict):

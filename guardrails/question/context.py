@@ -79,8 +79,8 @@ def pipeline(vocab: Vocabulary) -> Any:
         defaults = ConTextRule.from_json(context.DEFAULT_RULES_FILEPATH)
         context.add([r for r in defaults if r.literal not in vocab.context_drop])
         context.add(
-            [ConTextRule(cue, category, direction=direction)
-             for cue, category, direction in vocab.context]
+            [ConTextRule(cue, category, direction=direction, max_scope=scope)
+             for cue, category, direction, scope in vocab.context]
             + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
             # English passive negation after the thing it denies: 'a detailed scan was not
             # requested', 'Doppler not recorded' (any past participle, not a word list) ...

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from guardrails.question.elements import all_elements, one_element
 from guardrails.question.frame import Frame
 from guardrails.question.misfit import (
     _BAND,
@@ -100,8 +101,8 @@ def approach(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
     v = fx.vocab
     code = e.code
     if d.approach:
-        said_app = [f for f in frame.facts if f.affirmed and f.kind == "approach"
-                    and not f.inferred]
+        # an approach a word implies counts ('TVUS' is a transvaginal study)
+        said_app = [f for f in frame.facts if f.affirmed and f.kind == "approach"]
         if said_app and not any(v.related(f.concept, a) for f in said_app
                                 for a in d.approach):
             yield fx._misfit(
@@ -266,6 +267,14 @@ def counts(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
             yield fx._misfit(e, "count", False,
                                f"{code} is for {_range(d.count.min, d.count.max)} "
                                f"{thing}(s), and the question does not say how many")
+        elif n is None and not extra and thing == "vessel" and d.count.max is not None and len(
+                named_ := sorted(fx.vessels_named(frame, d))) > d.count.max:
+            # a count said by naming the vessels: not verified rather than removed (one vein
+            # may have two names)
+            yield fx._misfit(e, "count", False,
+                             f"{code} is for {_range(d.count.min, d.count.max)} {thing}(s); "
+                             f"the question names {len(named_)}: "
+                             f"{', '.join(c.replace('_', ' ') for c in named_)}.")
 
 def sides(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         ) -> Iterable[Misfit]:
@@ -301,8 +310,17 @@ def extent(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
             yield fx._misfit(e, "extent", True,
                                f"{code} is the limited exam; the question says "
                                f"'{complete.text}'.", complete.text)
+        elif (e.extent is Extent.LIMITED and limited is None and not named
+              and (every := all_elements(fx.catalog, frame, e)) is not None):
+            # the question names every element of the complete exam: it was complete
+            yield replace(fx._misfit(
+                e, "extent", True,
+                f"{code} is the limited exam; the question names every element of the "
+                f"complete exam {e.counterpart} "
+                f"({', '.join(el.label.lower() for el in every.elements)}).",
+                every.elements[0].label), sources=every.sources)
         elif (e.extent is Extent.COMPLETE and limited is None and complete is None
-              and not named and (one := fx._one_element(frame, e)) is not None):
+              and not named and (one := one_element(fx.catalog, frame, e)) is not None):
             # An exam of one organ of a complete exam's set is a limited exam unless the
             # question says complete (silence: not verified, never removed).
             yield fx._misfit(e, "extent", False,

@@ -19,7 +19,6 @@ service that the frame does not contradict, the best supported first.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -31,8 +30,8 @@ from guardrails.question.misfit import (
     GUIDANCE_OF,
     NCCI_DIAGNOSTIC_WITH_GUIDANCE,
     Misfit,
-    _modalities,
     included_modalities,
+    modalities_of,
 )
 from guardrails.question.vocab import Vocabulary, vocabulary_of
 from knowledge.schema import CodeEntry, Confidence, Describes, Kind, PairRelation
@@ -99,8 +98,9 @@ class Fitter:
         ('venous', 'arterial') are its vessel kind, not a site."""
         sites = [f for f in frame.facts if f.affirmed and f.kind == "site"
                  and not (vessel_kind and f.concept in _VESSEL_WORDS)]
-        # the sites an exam word names ('FAST exam': abdomen and heart) count as said
-        exams = {f.span for f in frame.facts if f.affirmed and f.kind == "exam"
+        # the sites an exam or procedure word names ('FAST exam': abdomen and heart; 'IVC
+        # filter': the IVC; 'thoracentesis': the pleura) count as said
+        exams = {f.span for f in frame.facts if f.affirmed and f.kind in ("exam", "action")
                  and not f.inferred}
         said = [f for f in sites if not f.inferred or f.span in exams] or sites
         if any(f.concept != "soft_tissue" for f in said):
@@ -178,19 +178,6 @@ class Fitter:
         if d.service == "guidance":
             yield from self._guidance_included(frame, e, d)
 
-    def _one_element(self, frame: Frame, e: CodeEntry) -> str | None:
-        """The one element of ``e``'s complete-exam set the question's sites name, when they
-        name exactly one (of a set of several), else None."""
-        sets = self.catalog.element_sets
-        elements = sets[e.complete_elements].elements if e.complete_elements in sets else ()
-        if len(elements) < 2:
-            return None
-        texts = [f.text for f in frame.facts
-                 if f.affirmed and f.kind == "site" and not f.inferred]
-        named = [el for el in elements
-                 if any(re.search(p, t, re.IGNORECASE) for p in el.patterns for t in texts)]
-        return named[0].label.lower() if len(named) == 1 else None
-
     def _limited(self, frame: Frame) -> bool:
         return self.has(frame, "limited") is not None
 
@@ -248,7 +235,7 @@ class Fitter:
                          said.text, alternatives=guided, sources=e.sources,
                          confidence=self._conf(e))
             return
-        wanted = _modalities(d.guidance)
+        wanted = modalities_of(d.guidance)
         if said_modalities & wanted or {MODALITY_OF.get(c) for c in soft} & wanted:
             return
         if "imaging" in d.guidance and ("guidance_imaging" in strong or
@@ -274,14 +261,26 @@ class Fitter:
             return False
         if d.count.min <= 2 and frame.affirms("several"):
             return True  # 'several veins', 'multiple levels'
-        if not d.sites:
-            return False
+        return len(self.sites_named(frame, d)) >= d.count.min
+
+    def sites_named(self, frame: Frame, d: Describes) -> set[str]:
+        """The words naming the code's sites, one each ('the GSV and the SSV': two veins)."""
+        if d.count is None or not d.sites:
+            return set()
         v = self.vocab
         kinds = (*d.sites, "spine") if d.count.thing == "level" else d.sites
-        names = {f.text.lower() for f in frame.facts
-                 if f.affirmed and f.kind == "site" and not f.inferred
-                 and any(v.is_a(f.concept, s) for s in kinds)}
-        return len(names) >= d.count.min
+        return {f.text.lower() for f in frame.facts
+                if f.affirmed and f.kind == "site" and not f.inferred
+                and any(v.is_a(f.concept, s) for s in kinds)}
+
+    def vessels_named(self, frame: Frame, d: Describes) -> set[str]:
+        """The distinct named vessels narrower than the code's sites ('the GSV and the SSV':
+        two veins; 'the truncal vein, the GSV': one named vein)."""
+        v = self.vocab
+        return {f.concept for f in frame.facts
+                if f.affirmed and f.kind == "site" and not f.inferred
+                and v.is_a(f.concept, "vessel") and f.concept not in d.sites
+                and any(v.is_a(f.concept, s) for s in d.sites)}
 
     def _guidance_decides(self, e: CodeEntry) -> bool:
         """True when another code describes the same service with other guidance (20610 and
@@ -311,7 +310,7 @@ class Fitter:
             od = other.describes
             if (c == e.code or c in out or not other.active or od is None or d is None
                     or other.add_on != e.add_on or other.family != e.family
-                    or not _modalities(od.guidance) & used):
+                    or not modalities_of(od.guidance) & used):
                 continue
             if set(od.actions) == set(d.actions) and set(od.sites) == set(d.sites) and (
                 od.count == d.count and od.features == d.features
@@ -433,8 +432,12 @@ class Fitter:
         procs = self.procedures_for(frame)
         if not procs:
             return
+        # a guidance code the procedure lists as included, or one whose imaging (75989: any
+        # modality) the procedure's included imaging covers
+        covers = modalities_of((modality,))
         including = [c for c in procs
-                     if modality in included_modalities(self.catalog.codes[c], self.catalog)]
+                     if e.code in self.catalog.codes[c].included_guidance or (covers
+                     and covers <= included_modalities(self.catalog.codes[c], self.catalog))]
         # A procedure whose pair rule reports its guidance with another code (the tunneled
         # pleural catheter 32550: 75989, not 76942)
         elsewhere = {c: p for c in procs if c not in including

@@ -63,7 +63,7 @@ GUIDANCE_OF = {
 _ALL_IMAGING = frozenset({"ultrasound", "fluoroscopy", "ct", "mr"})
 
 
-def _modalities(guidance: Iterable[str]) -> set[str]:
+def modalities_of(guidance: Iterable[str]) -> set[str]:
     """The imaging modalities a code's included guidance covers ('imaging': all of them)."""
     out: set[str] = set()
     for g in guidance:
@@ -77,7 +77,7 @@ def _modalities(guidance: Iterable[str]) -> set[str]:
 def included_modalities(entry: CodeEntry, catalog: Catalog) -> set[str]:
     """The imaging a procedure code includes: its description's guidance, and the modality
     of each guidance code its data lists as included (33016 lists 76942, 77002 ...)."""
-    out = _modalities(entry.describes.guidance) if entry.describes is not None else set()
+    out = modalities_of(entry.describes.guidance) if entry.describes is not None else set()
     for g in entry.included_guidance:
         ge = catalog.get(g)
         if ge is None:
@@ -85,5 +85,5 @@ def included_modalities(entry: CodeEntry, catalog: Catalog) -> set[str]:
         gd = ge.describes
         m = gd.guidance[0] if gd is not None and gd.guidance else ge.modality
         if m is not None:
-            out |= _modalities((m,))
+            out |= modalities_of((m,))
     return out

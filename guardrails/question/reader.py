@@ -185,6 +185,13 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
                 continue
             s = next((x for x in sites if vocab.is_a(x.concept, site) and x is not a
                       and x.status is a.status and sentence(x) == sentence(a)), None)
+            if s is None and not compound_site and a.affirmed and not any(
+                    sentence(x) == sentence(a) for x in sites if not x.inferred):
+                # a note's indication names the site, a later sentence the act ('Indication:
+                # pleural effusion. ... 1.2 L removed'): the one site the question names
+                named = [x for x in sites if x.affirmed and not x.inferred]
+                if named and all(vocab.is_a(x.concept, site) for x in named):
+                    s = named[0]
             if s is not None:
                 for c in vocab.closure(compound):
                     out.append(Fact(c, vocab.kinds.get(c, ""), a.status, a.span, a.text,
@@ -308,7 +315,8 @@ _SIDE_ALONE = re.compile(
     r"\b(?:on|of|at|to)\s+the\s+(left|right)(?:\s+side)?\b(?=\s*(?:[.,;:?!)]|$|(?:"
     r"side|only|and|with|was|is|for|under|using|in|at|of|by|to|who|which|that|but|or|then|"
     r"today|yesterday)\b))"
-    r"|\b(left|right)[- ]sided\b",
+    r"|\b(left|right)[- ]sided\b"
+    r"|\b(left|right)(?:\s+side)?\s+only\b",
     re.IGNORECASE,
 )
 
@@ -317,7 +325,8 @@ def _side_named(text: str) -> bool:
     """True when the text names exactly one side on its own ('on the right side')."""
     if _BOTH_NAMED.search(text):
         return False
-    named = {(m.group(1) or m.group(2)).lower() for m in _SIDE_ALONE.finditer(text)}
+    named = {(m.group(1) or m.group(2) or m.group(3)).lower()
+             for m in _SIDE_ALONE.finditer(text)}
     return len(named) == 1
 
 

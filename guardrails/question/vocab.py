@@ -48,7 +48,7 @@ class Vocabulary:
     terms: dict[str, tuple[str, ...]]  # lower-case term -> concepts it names
     vague: frozenset[str]  # lower-case terms that name a concept only vaguely ('scan')
     case_terms: dict[str, tuple[str, ...]]  # term as written -> concepts
-    context: tuple[tuple[str, str, str], ...]  # (cue, category, direction)
+    context: tuple[tuple[str, str, str, int | None], ...]  # (cue, category, direction, max_scope)
     context_drop: frozenset[str]  # medspaCy default rules (by literal) left out
     comma_ends: tuple[str, ...]  # ConText categories a comma ends
     formed_by: tuple[tuple[str, str, str], ...] = ()  # (compound action, action, site)
@@ -116,7 +116,7 @@ def build(vocab: VocabularyFile) -> Vocabulary:
         terms={t: tuple(cs) for t, cs in terms.items()},
         vague=frozenset(vague),
         case_terms={t: tuple(cs) for t, cs in case_terms.items()},
-        context=tuple((r.cue, r.category, r.direction) for r in vocab.context),
+        context=tuple((r.cue, r.category, r.direction, r.max_scope) for r in vocab.context),
         context_drop=frozenset(vocab.context_drop),
         comma_ends=tuple(vocab.comma_ends),
         formed_by=formed_by,

@@ -98,9 +98,12 @@ def _contradiction(
     # biopsy code becomes the liver biopsy code, not an FNA code).
     acts = _actions(fitter, code)
     gaps = _gaps(fitter, frame, code)
+    # ... and the question speaks of the kind of service it is for (no drainage code for a
+    # duplex question whose drainage code the site rules out).
     fitting = tuple(a for a in alts if fitter.score(frame, a) >= 1
                     and _actions(fitter, a) == acts
-                    and _gaps(fitter, frame, a) <= gaps) or tuple(
+                    and _gaps(fitter, frame, a) <= gaps
+                    and _kind_spoken(fitter, frame, a)) or tuple(
         a for a in alts if fitter.score(frame, a) == 2)
     if m.dimension == "guidance_included" and alts:
         if any(a in drafted for a in alts) or len(alts) > 1:
@@ -177,6 +180,27 @@ def _with_carried_guidance(fitter: Fitter, frame: Frame, code: str, fix: Fix,
     return Fix(f"{fix.description} Report the {modality.upper() if modality == 'ct' else modality}"
                f" guidance as {guide}.", remove=fix.remove, add=(*fix.add, guide),
                alternatives=tuple(a for a in fix.alternatives if a != guide))
+
+
+def _kind_spoken(fitter: Fitter, frame: Frame, code: str) -> bool:
+    """True when the question speaks of the kind of service ``code`` is for: an action
+    (device) related to one it is for ('a biopsy' for an FNA code), or, when it names no
+    service at all, a site or feature of the code ('trigger points in four muscles',
+    'tunneled catheter in a 72 yo man'). A duplex question speaks of no drainage code."""
+    d = fitter.catalog.codes[code].describes
+    if d is None or not (d.actions or d.devices):
+        return True
+    v = fitter.vocab
+    said = [f for f in frame.facts if f.affirmed]
+    if any((f.kind == "action" and any(v.related(f.concept, w) for w in d.actions))
+           or (f.kind == "device" and any(v.related(f.concept, w) for w in d.devices))
+           for f in said):
+        return True
+    if any(f.kind in ("action", "device", "exam") for f in said):
+        return False
+    return any((f.kind == "site" and any(v.is_a(f.concept, s) for s in d.sites))
+               or (f.kind == "feature" and d.features.get(f.concept) == "with")
+               for f in said)
 
 
 def _gaps(fitter: Fitter, frame: Frame, code: str) -> frozenset[tuple[str, str]]:

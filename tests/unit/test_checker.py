@@ -275,8 +275,8 @@ def test_deleted_code_is_error_with_replacement(cat):
 
 
 def test_low_confidence_code_needs_review(cat):
-    r = check(d("76800"), cat)
-    assert r.verdict_for("76800").status is CodeStatus.NOT_VERIFIED
+    r = check(d("76825"), cat)
+    assert r.verdict_for("76825").status is CodeStatus.NOT_VERIFIED
     assert "existence.low_confidence" in rules(r)
 
 
@@ -1106,12 +1106,20 @@ def test_both_sides_leave_a_limited_or_one_side_question_alone(cat):
 
 @pytest.mark.parametrize(("question", "kept"), [
     ("Complete TTE with Doppler plus global longitudinal strain imaging.", ()),
-    ("Stress echo interpretation only, with echo contrast.", ("26",)),
+    ("Complete echo with Doppler: I only interpreted it.", ("26",)),
     ("Bedside echo in the ICU read by the intensivist", ("26",)),
 ])
 def test_professional_component_needs_ground_in_the_question(cat, question, kept):
     out = check_and_repair(asked(question, "93306-26"), cat)
     assert out.draft.codes[0].modifiers == kept
+
+
+def test_a_stress_echo_read_only_is_the_stress_echo_without_the_supervision(cat):
+    # 93351 includes the ECG monitoring and supervision (its description): a physician who
+    # only interprets reports 93350, which replaces a drafted resting TTE
+    out = check_and_repair(asked("Stress echo interpretation only, with echo contrast.",
+                                 "93306-26"), cat)
+    assert [c.code for c in out.draft.codes] == ["93350"]
 
 
 def test_a_monitoring_tee_is_93318_not_the_diagnostic_tee(cat):
@@ -1583,9 +1591,12 @@ def test_guidance_the_data_lists_as_included_counts_as_included(cat):
 def test_a_loose_drainage_word_leaves_an_aspiration_code_unverified_not_removed(cat):
     # 'drained' is said of a needle aspiration too (vocabulary may_be): it does not rule the
     # aspiration code out, nor does it say an aspiration was done
-    r = check(asked("Ganglion cyst of the wrist drained with a needle.", "20612"), cat)
+    r = check(asked("Ganglion cyst of the wrist drained in clinic.", "20612"), cat)
     assert r.verdict_for("20612").status is CodeStatus.NOT_VERIFIED
     assert not any(f.rule == "fit.action" for f in r.findings)
+    # drained with a needle is a needle aspiration (vocabulary)
+    r = check(asked("Ganglion cyst of the wrist drained with a needle.", "20612"), cat)
+    assert r.verdict_for("20612").status is CodeStatus.VERIFIED
     # an incision and drainage is a drainage of its own kind: it still rules it out
     r = check(asked("Incision and drainage of a ganglion cyst of the wrist.", "20612"), cat)
     assert r.verdict_for("20612").status is CodeStatus.REMOVED

@@ -1,0 +1,211 @@
+"""Reading and fit of questions in words the suites do not use: each test names the data or
+rule it rests on (vocabulary, a code's description, an element set), not a suite case."""
+
+from __future__ import annotations
+
+import pytest
+
+from guardrails.checker import check
+from guardrails.question import Status, read_frame
+from guardrails.report import CodeStatus, Draft, DraftCode
+from knowledge.catalog import build_catalog
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return build_catalog()
+
+
+def status(cat, question: str, *codes: str) -> dict[str, CodeStatus]:
+    draft = Draft(codes=tuple(DraftCode(c) for c in codes), context=question)
+    report = check(draft, cat)
+    return {c: report.verdict_for(c).status for c in codes}
+
+
+def facts(cat, question: str) -> dict[str, Status]:
+    return {f.concept: f.status for f in read_frame(question, cat).facts if not f.inferred}
+
+
+# ---------------------------------------------------------------- assertion status
+def test_an_adjective_of_time_defers_its_noun_only(cat):
+    # 'for later excision': the excision waits, the seed was placed today
+    f = facts(cat, "US-guided placement of a radioactive seed into a breast mass for later "
+                   "excision.")
+    assert f["localization"] is Status.AFFIRMED
+    assert f["breast"] is Status.AFFIRMED
+    f = facts(cat, "Magnetic seeds placed in two breast lesions, for a future lumpectomy.")
+    assert f["localization"] is Status.AFFIRMED
+    assert f["surgery"] is Status.HYPOTHETICAL
+    # the bare word still defers what it is said of
+    assert facts(cat, "Knee injection done today; a biopsy later.")["biopsy"] \
+        is Status.HYPOTHETICAL
+
+
+def test_a_service_we_discussed_is_not_done_but_what_followed_is(cat):
+    q = "We discussed a US-guided thyroid biopsy but today only did a thyroid ultrasound."
+    f = facts(cat, q)
+    assert f["biopsy"] is Status.HYPOTHETICAL
+    assert status(cat, q, "76536")["76536"] is CodeStatus.VERIFIED
+    assert status(cat, q, "76942")["76942"] is not CodeStatus.VERIFIED
+
+
+# ---------------------------------------------------------------- vocabulary
+def test_a_catheter_drainage_of_the_pleura_is_the_pleural_catheter(cat):
+    # vocabulary: pleural_catheter is formed by catheter_drainage at the pleura
+    q = "Non-tunneled pleural drainage catheter inserted with ultrasound guidance."
+    assert status(cat, q, "32557")["32557"] is CodeStatus.VERIFIED
+    assert status(cat, q, "32555")["32555"] is not CodeStatus.VERIFIED
+
+
+def test_drained_with_a_needle_is_an_aspiration(cat):
+    q = "Wrist ganglion drained with a needle; no imaging."
+    assert status(cat, q, "20612")["20612"] is CodeStatus.VERIFIED
+
+
+def test_a_side_line_said_by_its_vein(cat):
+    q = "No ultrasound was used; the right IJ line was placed by landmarks, adult."
+    assert status(cat, q, "36556")["36556"] is CodeStatus.VERIFIED
+    assert status(cat, q, "76937")["76937"] is not CodeStatus.VERIFIED
+
+
+def test_one_side_said_with_only(cat):
+    assert read_frame("Carotid duplex, right side only, for a bruit.", cat).sides == "one"
+    assert read_frame("Carotid duplex of the left only.", cat).sides == "one"
+    assert status(cat, "Carotid duplex, right side only.", "93882")["93882"] \
+        is CodeStatus.VERIFIED
+
+
+def test_localization_devices_by_their_names(cat):
+    q = "Two magnetic seeds placed into two separate breast lesions under sonographic guidance."
+    got = status(cat, q, "19285", "19286")
+    assert got == {"19285": CodeStatus.VERIFIED, "19286": CodeStatus.VERIFIED}
+
+
+# ---------------------------------------------------------------- approach
+def test_an_approach_its_abbreviation_implies_rules_out_another(cat):
+    # 'TVUS' implies transvaginal; 76857 is a transabdominal study
+    q = "TVUS only for an ovarian cyst follow-up."
+    assert status(cat, q, "76857")["76857"] is CodeStatus.REMOVED
+    assert status(cat, q, "76830")["76830"] is CodeStatus.VERIFIED
+
+
+def test_the_transrectal_or_transvaginal_drainage_needs_its_approach_said(cat):
+    # 49407's description: by the rectum or the vagina (approach endocavitary)
+    q = "Percutaneous drain placed into a pelvic abscess with US guidance."
+    assert status(cat, q, "49407")["49407"] is CodeStatus.NOT_VERIFIED
+    q = "Transvaginal drainage catheter placed into a pelvic abscess with ultrasound."
+    assert status(cat, q, "49407")["49407"] is CodeStatus.VERIFIED
+    assert status(cat, q, "49406")["49406"] is not CodeStatus.VERIFIED
+
+
+# ---------------------------------------------------------------- guidance included
+def test_a_guidance_code_the_procedure_lists_as_included_is_not_added(cat):
+    # 49405 lists 75989 among the guidance it includes (codes-procedures.yaml)
+    q = "Catheter drainage of a liver abscess with ultrasound guidance."
+    assert status(cat, q, "75989")["75989"] is not CodeStatus.VERIFIED
+    assert status(cat, q, "49405")["49405"] is CodeStatus.VERIFIED
+
+
+# ---------------------------------------------------------------- counts
+def test_veins_named_one_by_one_are_counted_not_verified_for_one_vein(cat):
+    q = "Polidocanol microfoam injected into the GSV and the SSV of the right leg with ultrasound."
+    got = status(cat, q, "36465", "36466")
+    assert got["36466"] is CodeStatus.VERIFIED
+    assert got["36465"] is CodeStatus.NOT_VERIFIED  # two names may be one vein: not removed
+    # one vein said twice is one vein
+    q = "Foam sclerotherapy of the GSV (great saphenous vein) with ultrasound, Varithena."
+    assert status(cat, q, "36465")["36465"] is CodeStatus.VERIFIED
+
+
+# ---------------------------------------------------------------- extent from elements
+def test_every_element_of_the_complete_exam_named_rules_out_the_limited_code(cat):
+    # element set complete_76700 (documentation.yaml)
+    q = ("Findings: liver, gallbladder, CBD, pancreas, spleen, both kidneys, aorta and IVC "
+         "visualized. Impression: hepatic steatosis.")
+    got = status(cat, q, "76705")
+    assert got["76705"] is not CodeStatus.VERIFIED
+    assert status(cat, q, "76700")["76700"] is CodeStatus.VERIFIED
+    # one organ of the set: the complete code is not verified
+    assert status(cat, "Ultrasound of the gallbladder only.", "76700")["76700"] \
+        is not CodeStatus.VERIFIED
+
+
+def test_elements_that_are_no_sites_count_against_one_element(cat):
+    # complete_93970 names compression and Doppler besides the veins: naming them is not
+    # 'one element only'
+    q = ("Bilateral lower extremity venous duplex: compression, color and spectral Doppler "
+         "of the femoral, popliteal and calf veins. No DVT.")
+    assert status(cat, q, "93970")["93970"] is CodeStatus.VERIFIED
+
+
+# ---------------------------------------------------------------- replacements
+def test_a_ruled_out_code_is_not_replaced_by_a_service_the_question_never_names(cat):
+    # a breast biopsy code drafted for an abdominal study: removed, and not replaced by the
+    # liver biopsy code (no biopsy is said)
+    draft = Draft(codes=(DraftCode("19083"),),
+                  context="Complete abdominal ultrasound: liver, gallbladder, pancreas.")
+    report = check(draft, cat)
+    assert report.verdict_for("19083").status is CodeStatus.REMOVED
+    assert not any(f.fix is not None and "47000" in f.fix.add for f in report.findings)
+
+
+# ---------------------------------------------------------------- more of the question read
+def test_what_may_follow_today_is_not_done_today(cat):
+    q = ("Limited static infant hip ultrasound with no manipulation; a dynamic study may follow "
+         "at 3 months if abnormal.")
+    assert facts(cat, q)["manipulation"] is not Status.AFFIRMED
+    assert status(cat, q, "76885")["76885"] is not CodeStatus.VERIFIED
+    # 'to follow' is also 'to monitor': not a cue ('duplex to follow a repaired AAA')
+    assert facts(cat, "Complete aorto-iliac duplex to follow a repaired AAA.")["duplex"] \
+        is Status.AFFIRMED
+
+
+def test_organs_said_of_the_fetus_on_an_anatomy_survey_are_the_fetus(cat):
+    q = "The fetus shows a normal four-chamber heart on the anatomy survey at 20 weeks, complete."
+    assert status(cat, q, "93306")["93306"] is not CodeStatus.VERIFIED
+    # the mother's own echo in pregnancy stays hers
+    q = "Maternal echo for shortness of breath at 30 weeks pregnant, complete TTE with Doppler."
+    assert status(cat, q, "93306")["93306"] is CodeStatus.VERIFIED
+
+
+def test_a_guided_joint_code_needs_its_recording_when_the_question_denies_it(cat):
+    # 20611 includes the permanent recording (image_saved: with, its description)
+    q = "Shoulder injection guided by ultrasound but no image was recorded."
+    assert status(cat, q, "20611")["20611"] is CodeStatus.REMOVED
+    q = "Knee injected with steroid under US guidance; image saved."
+    assert status(cat, q, "20611")["20611"] is CodeStatus.VERIFIED
+
+
+def test_a_note_names_the_site_in_its_indication_and_the_act_later(cat):
+    q = ("PROCEDURE NOTE. Indication: symptomatic right pleural effusion. The needle was "
+         "advanced under real-time ultrasound visualization; 1.2 L serous fluid removed.")
+    assert status(cat, q, "32555")["32555"] is CodeStatus.VERIFIED
+    # a sentence that names its own site keeps it: a knee aspiration is no thoracentesis
+    q = "Indication: pleural effusion on CXR. Today the knee was aspirated under ultrasound."
+    assert status(cat, q, "32555")["32555"] is not CodeStatus.VERIFIED
+
+
+def test_the_ankle_brachial_index_is_a_study_of_the_legs(cat):
+    q = "ABI at rest and after treadmill exercise."
+    assert status(cat, q, "93924")["93924"] is CodeStatus.VERIFIED
+
+
+def test_a_stress_echo_said_with_its_kind_of_stress(cat):
+    q = ("Exercise stress echo on the treadmill with continuous ECG monitoring, supervised by "
+         "me, interpretation and report.")
+    got = status(cat, q, "93351", "93306")
+    assert got["93351"] is CodeStatus.VERIFIED
+    assert got["93306"] is not CodeStatus.VERIFIED
+
+
+def test_an_endoscopic_study_is_not_the_transabdominal_one(cat):
+    # 76700/76705 are studies through the abdominal wall (approach in their description)
+    q = "Endoscopic ultrasound of the pancreas, supervision and interpretation."
+    assert status(cat, q, "76705")["76705"] is CodeStatus.REMOVED
+
+
+def test_a_volume_study_is_not_the_plain_transrectal_study(cat):
+    # aapc_uro_brachy_steps: prostate sizing for brachytherapy is 76873, not 76872
+    q = "Prostate volume study by TRUS for brachytherapy planning."
+    got = status(cat, q, "76872", "76873")
+    assert got == {"76872": CodeStatus.REMOVED, "76873": CodeStatus.VERIFIED}
