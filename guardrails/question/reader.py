@@ -220,10 +220,13 @@ def _overlapping_actions(doc: Any, vocab: Vocabulary, turn: int, facts: list[Fac
         term = doc.vocab.strings[match_id]
         status = status_at(chars, scopes)
         for concept in vocab.terms.get(term, ()):
+            acting = vocab.kinds.get(concept) == "action"
             for c in vocab.closure(concept):
-                if vocab.kinds.get(c) == "action" and (c, chars) not in have:
+                kind = vocab.kinds.get(c)
+                # the action, and the site an action word names ('pleural catheter': pleura)
+                if (kind == "action" or (acting and kind == "site")) and (c, chars) not in have:
                     have.add((c, chars))
-                    out.append(Fact(c, "action", status, chars, span.text, turn,
+                    out.append(Fact(c, kind, status, chars, span.text, turn,
                                     inferred=c != concept))
     return out
 

@@ -209,3 +209,35 @@ def test_a_volume_study_is_not_the_plain_transrectal_study(cat):
     q = "Prostate volume study by TRUS for brachytherapy planning."
     got = status(cat, q, "76872", "76873")
     assert got == {"76872": CodeStatus.REMOVED, "76873": CodeStatus.VERIFIED}
+
+
+def test_a_biopsy_said_as_needle_sampling(cat):
+    q = "US-guided 18-gauge needle sampling of a liver lesion, three specimens sent to pathology."
+    got = status(cat, q, "47000", "76942")
+    assert got == {"47000": CodeStatus.VERIFIED, "76942": CodeStatus.VERIFIED}
+
+
+def test_the_foam_codes_are_for_the_saphenous_trunks(cat):
+    # 36465/36466: truncal veins (vocabulary truncal_vein: the saphenous trunks)
+    q = "Sclerosant injected into a single incompetent perforator vein of the leg."
+    got = status(cat, q, "36465", "36470")
+    assert got == {"36465": CodeStatus.REMOVED, "36470": CodeStatus.VERIFIED}
+    q = "Ultrasound-guided injection of foam into an incompetent great saphenous vein."
+    assert status(cat, q, "36465")["36465"] is CodeStatus.VERIFIED
+
+
+def test_a_wire_in_the_breast_is_a_localization_a_guidewire_is_not(cat):
+    q = "Wire placed into the breast lesion under ultrasound before surgery."
+    assert status(cat, q, "19285")["19285"] is CodeStatus.VERIFIED
+    q = "Right IJ central line over a wire with ultrasound guidance, adult."
+    assert "localization" not in facts(cat, q)
+
+
+def test_a_tunneled_pleural_drain(cat):
+    # 32556 is the non-tunneled indwelling catheter (features tunneled: without)
+    q = "Tunneled pleural drain placed for recurrent malignant effusion."
+    got = status(cat, q, "32550", "32556")
+    assert got == {"32550": CodeStatus.VERIFIED, "32556": CodeStatus.REMOVED}
+    # the site a procedure word names stays when a longer term takes the words
+    q = "I placed a tunneled pleural catheter with a cuff using ultrasound."
+    assert status(cat, q, "32550")["32550"] is CodeStatus.VERIFIED
