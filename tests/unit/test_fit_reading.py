@@ -265,3 +265,24 @@ def test_a_diagnostic_trus_that_measures_the_volume_is_still_76872(cat):
 def test_a_plain_saphenous_vein_is_a_truncal_vein(cat):
     q = "Ultrasound-guided foam sclerotherapy of the incompetent right saphenous vein."
     assert status(cat, q, "36465")["36465"] is CodeStatus.VERIFIED
+
+
+def test_services_no_ultrasound_code_describes_are_outside(cat):
+    from guardrails.fit import outside
+    for q in ("Which E/M level for an established patient office visit of 30 minutes?",
+              "Knee scope w/ partial medial menisectomy - CPT?",
+              "Screening mammogram of both breasts with 3D tomosynthesis. What code?"):
+        assert outside(cat, q), q
+    # an ultrasound beside a visit is in scope
+    assert not outside(cat, "Office visit plus a limited bedside ultrasound of the heart.")
+
+
+def test_a_femoral_psa_repaired_by_probe_pressure(cat):
+    # 'femoral PSA' is the pseudoaneurysm; 'post-cath' names the earlier catheterization only
+    q = "US-guided compression repair femoral PSA post-cath - CPT?"
+    assert status(cat, q, "76936")["76936"] is CodeStatus.VERIFIED
+    q = ("I fixed a femoral pseudoaneurysm after a cath by pressing on it with the ultrasound "
+         "probe. What do I bill?")
+    assert status(cat, q, "76936")["76936"] is CodeStatus.VERIFIED
+    # 'PSA' alone in a prostate question stays the antigen
+    assert "pseudoaneurysm" not in facts(cat, "TRUS of the prostate for a raised PSA.")
