@@ -464,6 +464,19 @@ class ElementSet(Sourced):
     codes: tuple[Code, ...] = Field(description="Codes the set applies to.")
     elements: tuple[DocElement, ...] = Field(min_length=1, description="The elements.")
     rule: str | None = Field(None, description="Own-words note, e.g. when a missing element is OK.")
+    also_complete: tuple[tuple[str, ...], ...] = Field(
+        (),
+        description="Smaller sets of element ids that also make the exam complete for a given "
+        "indication (kidneys and bladder for a urinary-tract question, 76770).",
+    )
+
+    @model_validator(mode="after")
+    def _subsets_name_elements(self) -> ElementSet:
+        ids = {el.id for el in self.elements}
+        unknown = sorted({i for sub in self.also_complete for i in sub} - ids)
+        if unknown:
+            raise ValueError(f"also_complete names no element of the set: {', '.join(unknown)}")
+        return self
 
 
 class ModifierRule(Sourced):

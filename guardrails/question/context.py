@@ -82,6 +82,12 @@ def pipeline(vocab: Vocabulary) -> Any:
             [ConTextRule(cue, category, direction=direction, max_scope=scope)
              for cue, category, direction, scope in vocab.context]
             + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
+            # a template's 'Doppler: no' denies its header; 'Thyroid US: no nodules' says
+            # what the header's study found (the default ': no' rule, replaced: the answer
+            # must end its clause)
+            + [ConTextRule(lit, "NEGATED_EXISTENCE", direction="BACKWARD",
+                           on_modifies=_header_answer_modifies)
+               for lit in (": no", ": none") if lit in vocab.context_drop]
             # English passive negation after the thing it denies: 'a detailed scan was not
             # requested', 'Doppler not recorded' (any past participle, not a word list) ...
             # except when a means follows: the negation is then of the means ('the
@@ -160,6 +166,12 @@ def _means_reach(doc: Any, end: int) -> int | None:
             or not any(ent.start in (end, end + 1) for ent in doc.ents)):
         return None
     return next((t.i for t in doc[end:] if t.is_punct or t.lower_ in _CLAUSE), len(doc))
+
+
+def _header_answer_modifies(_target: Any, modifier: Any, _between: Any) -> bool:
+    """'Header: no' denies the header when nothing but punctuation follows the answer."""
+    doc, end = modifier.doc, modifier.end
+    return end >= len(doc) or bool(doc[end].is_punct)
 
 
 def _passive_not_modifies(target: Any, modifier: Any, _between: Any) -> bool:

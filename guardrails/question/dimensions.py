@@ -329,7 +329,10 @@ def extent(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
             yield fx._misfit(e, "extent", True,
                                f"{code} is the complete exam; the question says "
                                f"'{limited.text}'.", limited.text)
-        elif e.extent is Extent.LIMITED and complete is not None and limited is None:
+        elif (e.extent is Extent.LIMITED and complete is not None and limited is None
+              and not (e.sides == "one" and frame.sides == "one")):
+            # a code of one side or a limited study (its counterpart is the study of both
+            # sides) fits a complete study of one side
             yield fx._misfit(e, "extent", True,
                                f"{code} is the limited exam; the question says "
                                f"'{complete.text}'.", complete.text)
@@ -338,7 +341,7 @@ def extent(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
             # the question names every element of the complete exam: it was complete
             yield replace(fx._misfit(
                 e, "extent", True,
-                f"{code} is the limited exam; the question names every element of the "
+                f"{code} is the limited exam; the question names the elements that make the "
                 f"complete exam {e.counterpart} "
                 f"({', '.join(el.label.lower() for el in every.elements)}).",
                 every.elements[0].label), sources=every.sources)

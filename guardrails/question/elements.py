@@ -16,17 +16,27 @@ if TYPE_CHECKING:
 
 
 def one_element(catalog: Catalog, frame: Frame, e: CodeEntry) -> str | None:
-    """The one element of ``e``'s complete-exam set the question's sites name, when they
-    name exactly one (of a set of several), else None."""
-    sets = catalog.element_sets
-    elements = tuple(sets[e.complete_elements].elements) if e.complete_elements in sets else ()
-    if len(elements) < 2:
+    """The elements of ``e``'s complete-exam set the question's sites name, in words, when
+    they name exactly one of a set of several, or fewer than half of a larger set (a study
+    of the organs named, short of the complete exam), else None."""
+    es = catalog.element_sets.get(e.complete_elements or "")
+    elements = tuple(es.elements) if es is not None else ()
+    if es is None or len(elements) < 2:
         return None
     named = _named(frame, elements, sites_only=True)
-    # an element that is no site ('compression', 'Doppler') said beside it: not one
-    if len(named) != 1 or len(_named(frame, elements)) != 1:
+    # an element that is no site ('compression', 'Doppler') said beside them: not a part
+    if not named or len(_named(frame, elements)) != len(named):
         return None
-    return named[0].label.lower()
+    if len(named) > 1 and (2 * len(named) >= len(elements) or _complete_subset(es, named)):
+        return None
+    labels = [el.label.lower() for el in named]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def _complete_subset(es: ElementSet, named: list[DocElement]) -> bool:
+    """True when the named elements hold one of the set's smaller complete sets."""
+    ids = {el.id for el in named}
+    return any(set(sub) <= ids for sub in es.also_complete)
 
 
 def all_elements(catalog: Catalog, frame: Frame, e: CodeEntry) -> ElementSet | None:
@@ -34,9 +44,17 @@ def all_elements(catalog: Catalog, frame: Frame, e: CodeEntry) -> ElementSet | N
     words name each of its elements (a limited code's exam was complete)."""
     other = catalog.codes.get(e.counterpart or "")
     es = catalog.element_sets.get(other.complete_elements or "") if other else None
-    if es is None or len(es.elements) < 2 or len(_named(frame, es.elements)) < len(es.elements):
+    if es is None or len(es.elements) < 2:
         return None
-    return es
+    named = _named(frame, es.elements)
+    if len(named) == len(es.elements):
+        return es
+    # a smaller complete set (kidneys and bladder), of both sides: the exam was complete
+    if frame.sides != "one" and _complete_subset(es, named):
+        subset = next(sub for sub in es.also_complete if set(sub) <= {el.id for el in named})
+        return es.model_copy(update={"elements": tuple(
+            el for el in es.elements if el.id in subset)})
+    return None
 
 
 def _named(frame: Frame, elements: Iterable[DocElement], sites_only: bool = False

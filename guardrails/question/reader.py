@@ -288,7 +288,7 @@ def _numbers(text: str, scopes: list[tuple[int, int, str]], turn: int, context: 
 
 
 _ONE_WORDS = frozenset({"one", "single", "left", "right", "lt", "rt", "l", "r", "a", "the"})
-_SIDE_WORDS = frozenset({"left", "right", "lt", "rt"})
+_SIDE_WORDS = frozenset({"left", "right", "lt", "rt", "l", "r"})
 
 
 def _sides(facts: list[Fact], doc: Any) -> str | None:

@@ -286,3 +286,74 @@ def test_a_femoral_psa_repaired_by_probe_pressure(cat):
     assert status(cat, q, "76936")["76936"] is CodeStatus.VERIFIED
     # 'PSA' alone in a prostate question stays the antigen
     assert "pseudoaneurysm" not in facts(cat, "TRUS of the prostate for a raised PSA.")
+
+
+# ---------------------------------------------------------------- batch 3-4 probes
+def test_the_ac_joint_is_an_intermediate_joint(cat):
+    # CPT lists the acromioclavicular joint among the intermediate joints (supercoder_2061x)
+    q = "Injection into the AC joint, ultrasound-guided, image saved."
+    got = status(cat, q, "20606", "20611")
+    assert got["20606"] is CodeStatus.VERIFIED
+    assert status(cat, q, "20611")["20611"] is not CodeStatus.VERIFIED
+
+
+def test_a_header_answered_no_is_denied_but_a_finding_is_not(cat):
+    f = facts(cat, "Thyroid US: no nodules.")
+    assert f["thyroid"] is Status.AFFIRMED
+    assert facts(cat, "TTE complete. Doppler: no.")["doppler"] is Status.NEGATED
+
+
+def test_w_slash_o_is_without(cat):
+    assert facts(cat, "TTE w/o doppler, complete 2D.")["doppler"] is Status.NEGATED
+    assert status(cat, "TTE w/o doppler, complete 2D.", "93307")["93307"] \
+        is CodeStatus.VERIFIED
+
+
+def test_a_sided_limb_abbreviation_says_one_side(cat):
+    assert read_frame("RLE arterial duplex.", cat).sides == "one"
+    assert read_frame("BLE venous duplex.", cat).sides == "both"
+    assert status(cat, "DVT study LUE.", "93971")["93971"] is CodeStatus.VERIFIED
+
+
+def test_a_unilateral_or_limited_code_fits_a_complete_study_of_one_side(cat):
+    # 93971 is the study of one side or a limited study; 93970 is both sides
+    q = "Today: left lower extremity venous duplex, complete, negative."
+    assert status(cat, q, "93971")["93971"] is CodeStatus.VERIFIED
+    assert status(cat, q, "93970")["93970"] is not CodeStatus.VERIFIED
+
+
+def test_a_few_organs_of_a_large_set_are_not_the_complete_exam(cat):
+    q = ("Indication: RUQ pain. Technique: grayscale images of the liver, gallbladder and "
+         "common bile duct. Findings: cholelithiasis.")
+    assert status(cat, q, "76700")["76700"] is CodeStatus.NOT_VERIFIED
+    assert status(cat, q, "76705")["76705"] is CodeStatus.VERIFIED
+
+
+def test_kidneys_and_bladder_make_the_complete_retroperitoneal_exam(cat):
+    # element set complete_76770: also_complete [kidneys, bladder] (legalclarity_76775)
+    q = "Renal US bilat w/ bladder."
+    assert status(cat, q, "76770")["76770"] is CodeStatus.VERIFIED
+    assert status(cat, q, "76775")["76775"] is not CodeStatus.VERIFIED
+    # one kidney and the bladder stay the limited study
+    assert status(cat, "Renal US of the left kidney and bladder.", "76775")["76775"] \
+        is CodeStatus.VERIFIED
+
+
+def test_a_rotator_cuff_study_is_a_shoulder_joint_study(cat):
+    q = "Exam: US of the right shoulder, non-vascular, complete rotator cuff evaluation."
+    assert facts(cat, q)["vessel"] is Status.NEGATED
+    assert status(cat, q, "76881")["76881"] is CodeStatus.VERIFIED
+
+
+def test_breast_cyst_aspiration_is_19000_with_its_guidance(cat):
+    q = "Procedure: US-guided aspiration of a breast cyst, single cyst."
+    got = status(cat, q, "19000", "76942")
+    assert got == {"19000": CodeStatus.VERIFIED, "76942": CodeStatus.VERIFIED}
+    assert status(cat, q, "19083")["19083"] is not CodeStatus.VERIFIED
+
+
+def test_lumbar_puncture_guidance_is_unsettled_not_removed(cat):
+    # pairs.yaml lumbar_puncture_ultrasound_unsettled: review, never a removal
+    q = "Procedure: US-guided lumbar puncture, L3-4."
+    got = status(cat, q, "62270", "76942")
+    assert got["76942"] is CodeStatus.NOT_VERIFIED
