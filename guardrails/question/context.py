@@ -27,6 +27,11 @@ _CATEGORY_STATUS = (
 )
 
 
+# units of a time from now ('in 6 weeks'): a planned service
+_SPANS_OF_TIME = ("day", "days", "week", "weeks", "wk", "wks", "month", "months", "mo", "mos",
+                  "year", "years")
+
+
 class ReaderUnavailable(RuntimeError):
     """The clinical NLP packages are missing: the frame cannot be read."""
 
@@ -82,6 +87,15 @@ def pipeline(vocab: Vocabulary) -> Any:
             [ConTextRule(cue, category, direction=direction, max_scope=scope)
              for cue, category, direction, scope in vocab.context]
             + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
+            # 'Biopsy recommended.', 'follow-up ultrasound in 8 weeks recommended.': a
+            # recommendation said after its object, at the end of its clause
+            + [ConTextRule("<object> recommended.", "HYPOTHETICAL", direction="BACKWARD",
+                           pattern=[{"LOWER": {"IN": ["recommended", "advised", "suggested"]}},
+                                    {"IS_PUNCT": True}])]
+            # 'repeat in 6 weeks', 'follow-up ultrasound in 3 months': a time from now
+            + [ConTextRule("in <n> weeks", "HYPOTHETICAL", direction="BACKWARD", max_scope=3,
+                           pattern=[{"LOWER": "in"}, {"LIKE_NUM": True},
+                                    {"LOWER": {"IN": list(_SPANS_OF_TIME)}}])]
             # a template's 'Doppler: no' denies its header; 'Thyroid US: no nodules' says
             # what the header's study found (the default ': no' rule, replaced: the answer
             # must end its clause)

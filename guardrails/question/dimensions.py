@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from guardrails.question.elements import all_elements, one_element
+from guardrails.question.elements import all_elements, most_elements, one_element
 from guardrails.question.frame import Fact, Frame
 from guardrails.question.misfit import (
     _BAND,
@@ -345,6 +345,14 @@ def extent(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
                 f"complete exam {e.counterpart} "
                 f"({', '.join(el.label.lower() for el in every.elements)}).",
                 every.elements[0].label), sources=every.sources)
+        elif (e.extent is Extent.LIMITED and limited is None and complete is None
+              and not named and (most := most_elements(fx.catalog, frame, e)) is not None):
+            # most of the complete exam's organs named, and no extent said: not shown
+            # limited (silence: not verified, never removed)
+            yield fx._misfit(e, "extent", False,
+                             f"{code} is the limited exam, and the question names most "
+                             f"elements of the complete exam {e.counterpart} "
+                             f"({', '.join(most)}) without saying limited", need="limited")
         elif (e.extent is Extent.COMPLETE and limited is None and complete is None
               and not named and (one := one_element(fx.catalog, frame, e)) is not None):
             # An exam of one organ of a complete exam's set is a limited exam unless the

@@ -33,6 +33,20 @@ def one_element(catalog: Catalog, frame: Frame, e: CodeEntry) -> str | None:
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
+def most_elements(catalog: Catalog, frame: Frame, e: CodeEntry) -> list[str] | None:
+    """The elements of the complete counterpart's set that the question's sites name, when
+    they are at least two and at least half of the set but not all of it: a limited code is
+    then not shown by the question (it may have been the complete exam)."""
+    other = catalog.codes.get(e.counterpart or "")
+    es = catalog.element_sets.get(other.complete_elements or "") if other else None
+    if es is None:
+        return None
+    named = _named(frame, es.elements, sites_only=True)
+    if len(named) < 2 or 2 * len(named) < len(es.elements) or len(named) == len(es.elements):
+        return None
+    return [el.label.lower() for el in named]
+
+
 def _complete_subset(es: ElementSet, named: list[DocElement]) -> bool:
     """True when the named elements hold one of the set's smaller complete sets."""
     ids = {el.id for el in named}
