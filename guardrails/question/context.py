@@ -86,37 +86,7 @@ def pipeline(vocab: Vocabulary) -> Any:
         context.add(
             [ConTextRule(cue, category, direction=direction, max_scope=scope)
              for cue, category, direction, scope in vocab.context]
-            + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
-            # 'Biopsy recommended.', 'follow-up ultrasound in 8 weeks recommended.': a
-            # recommendation said after its object, at the end of its clause
-            + [ConTextRule("<object> recommended.", "HYPOTHETICAL", direction="BACKWARD",
-                           pattern=[{"LOWER": {"IN": ["recommended", "advised", "suggested"]}},
-                                    {"IS_PUNCT": True}])]
-            # 'repeat in 6 weeks', 'follow-up ultrasound in 3 months': a time from now
-            + [ConTextRule("in <n> weeks", "HYPOTHETICAL", direction="BACKWARD", max_scope=3,
-                           pattern=[{"LOWER": "in"}, {"LIKE_NUM": True},
-                                    {"LOWER": {"IN": list(_SPANS_OF_TIME)}}])]
-            # a template's 'Doppler: no' denies its header; 'Thyroid US: no nodules' says
-            # what the header's study found (the default ': no' rule, replaced: the answer
-            # must end its clause)
-            + [ConTextRule(lit, "NEGATED_EXISTENCE", direction="BACKWARD",
-                           on_modifies=_header_answer_modifies)
-               for lit in (": no", ": none") if lit in vocab.context_drop]
-            # English passive negation after the thing it denies: 'a detailed scan was not
-            # requested', 'Doppler not recorded' (any past participle, not a word list) ...
-            # except when a means follows: the negation is then of the means ('the
-            # injection was not done by palpation' says how it was not done).
-            + [ConTextRule(_PASSIVE_NOT, "NEGATED_EXISTENCE", direction="BIDIRECTIONAL",
-                           pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
-                                    {"LOWER": "not"},
-                                    {"LOWER": {"REGEX": _PARTICIPLE}}],
-                           on_modifies=_passive_not_modifies)]
-            # 'not a blind injection': the negation of a phrase whose first word says how
-            # (guidance, extent, approach, a feature) is of that word: the injection was done
-            + [ConTextRule(_NOT_A, "NEGATED_EXISTENCE", direction="FORWARD",
-                           pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
-                                    {"LOWER": "not"}, {"LOWER": {"IN": ["a", "an"]}}],
-                           on_modifies=partial(_not_a_modifies, vocab))]
+            + _grammar_rules(vocab, ConTextRule)
         )
         rules = [
             TargetRule(term, "CONCEPT", metadata={"concepts": concepts})
@@ -140,6 +110,44 @@ def pipeline(vocab: Vocabulary) -> Any:
         ACTION_MATCHERS[id(nlp)] = actions
         _PIPELINES[id(vocab)] = (vocab, nlp)
         return nlp
+
+
+def _grammar_rules(vocab: Vocabulary, ConTextRule: Any) -> list[Any]:
+    """ConText rules of English grammar (patterns and callbacks, not word lists)."""
+    return (
+        []
+        + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
+        # 'Biopsy recommended.', 'follow-up ultrasound in 8 weeks recommended.': a
+        # recommendation said after its object, at the end of its clause
+        + [ConTextRule("<object> recommended.", "HYPOTHETICAL", direction="BACKWARD",
+                       pattern=[{"LOWER": {"IN": ["recommended", "advised", "suggested"]}},
+                                {"IS_PUNCT": True}])]
+        # 'repeat in 6 weeks', 'follow-up ultrasound in 3 months': a time from now
+        + [ConTextRule("in <n> weeks", "HYPOTHETICAL", direction="BACKWARD", max_scope=3,
+                       pattern=[{"LOWER": "in"}, {"LIKE_NUM": True},
+                                {"LOWER": {"IN": list(_SPANS_OF_TIME)}}])]
+        # a template's 'Doppler: no' denies its header; 'Thyroid US: no nodules' says
+        # what the header's study found (the default ': no' rule, replaced: the answer
+        # must end its clause)
+        + [ConTextRule(lit, "NEGATED_EXISTENCE", direction="BACKWARD",
+                       on_modifies=_header_answer_modifies)
+           for lit in (": no", ": none") if lit in vocab.context_drop]
+        # English passive negation after the thing it denies: 'a detailed scan was not
+        # requested', 'Doppler not recorded' (any past participle, not a word list) ...
+        # except when a means follows: the negation is then of the means ('the
+        # injection was not done by palpation' says how it was not done).
+        + [ConTextRule(_PASSIVE_NOT, "NEGATED_EXISTENCE", direction="BIDIRECTIONAL",
+                       pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
+                                {"LOWER": "not"},
+                                {"LOWER": {"REGEX": _PARTICIPLE}}],
+                       on_modifies=_passive_not_modifies)]
+        # 'not a blind injection': the negation of a phrase whose first word says how
+        # (guidance, extent, approach, a feature) is of that word: the injection was done
+        + [ConTextRule(_NOT_A, "NEGATED_EXISTENCE", direction="FORWARD",
+                       pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
+                                {"LOWER": "not"}, {"LOWER": {"IN": ["a", "an"]}}],
+                       on_modifies=partial(_not_a_modifies, vocab))]
+    )
 
 
 _BE = ("was", "were", "is", "are", "been", "be")

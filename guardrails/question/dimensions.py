@@ -345,6 +345,13 @@ def extent(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
                 f"complete exam {e.counterpart} "
                 f"({', '.join(el.label.lower() for el in every.elements)}).",
                 every.elements[0].label), sources=every.sources)
+        elif (e.extent is Extent.COMPLETE and limited is None and complete is None
+              and not named and (implied := fx.has(frame, "limited")) is not None):
+            # a word that implies a limited exam ('RUQ': a quadrant, CPT's limited abdomen)
+            # with no extent said: not verified, never removed
+            yield fx._misfit(e, "extent", False,
+                             f"{code} is the complete exam; '{implied.text}' names a limited "
+                             "one, and the question does not say complete", need="complete")
         elif (e.extent is Extent.LIMITED and limited is None and complete is None
               and not named and (most := most_elements(fx.catalog, frame, e)) is not None):
             # most of the complete exam's organs named, and no extent said: not shown

@@ -357,3 +357,39 @@ def test_lumbar_puncture_guidance_is_unsettled_not_removed(cat):
     q = "Procedure: US-guided lumbar puncture, L3-4."
     got = status(cat, q, "62270", "76942")
     assert got["76942"] is CodeStatus.NOT_VERIFIED
+
+
+# ---------------------------------------------------------------- batch 5-6 probes
+def test_a_recommendation_after_its_object_is_planned(cat):
+    f = facts(cat, "BREAST US RIGHT. 8 mm mass. Biopsy recommended.")
+    assert f["biopsy"] is Status.HYPOTHETICAL
+    assert f["breast"] is Status.AFFIRMED
+    # said before its object, the recommendation still reaches forward
+    assert facts(cat, "Breast US done. We recommended a biopsy.")["biopsy"] \
+        is Status.HYPOTHETICAL
+
+
+def test_a_time_from_now_is_planned_and_a_gestational_age_is_not(cat):
+    f = facts(cat, "Complete pelvic US today, repeat in 6 weeks.")
+    assert f["pelvis"] is Status.AFFIRMED
+    assert facts(cat, "OB ultrasound at 20 weeks, anatomy survey.")["pregnant"] \
+        is Status.AFFIRMED
+
+
+def test_a_limited_code_is_not_shown_by_most_organs_of_the_complete_exam(cat):
+    q = ("Report: 'PELVIC US, TRANSABDOMINAL AND TRANSVAGINAL. Uterus and both ovaries "
+         "seen.' Codes?")
+    assert status(cat, q, "76857")["76857"] is CodeStatus.NOT_VERIFIED
+    # one organ said: the limited code stands
+    assert status(cat, "Pelvic ultrasound of the right ovary only.", "76857")["76857"] \
+        is CodeStatus.VERIFIED
+
+
+def test_everyday_words_for_fluid_needles_and_guidance(cat):
+    q = "Drained fluid around the lung with a needle under ultrasound."
+    assert status(cat, q, "32555")["32555"] is CodeStatus.VERIFIED
+    q = "Took a sample from a lump in the neck with a thin needle while watching on ultrasound."
+    assert status(cat, q, "10005")["10005"] is CodeStatus.VERIFIED
+    assert status(cat, q, "76942")["76942"] is not CodeStatus.VERIFIED
+    q = "Drew off fluid from his elbow bursa with the probe guiding me, image saved."
+    assert status(cat, q, "20606")["20606"] is CodeStatus.VERIFIED
