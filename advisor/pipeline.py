@@ -373,14 +373,14 @@ class Advisor:
         rounds: Sequence[Round] = [first]
         extra: list[Finding] = []
         withhold_prose = False
-        if first.reask:
-            problems = [f"{'+'.join(f.codes) or 'text'}: {f.message}" for f in first.reask]
+        if first.ask_again:
+            problems = [f"{'+'.join(f.codes) or 'text'}: {f.message}" for f in first.ask_again]
             yield "\nchecking found problems; asking the model once more\n"
             extra.append(
                 note(
                     RuleId.PIPELINE_REASKED,
                     Severity.INFO,
-                    [c for f in first.reask for c in f.codes],
+                    [c for f in first.ask_again for c in f.codes],
                     "The first draft failed " + "; ".join(problems) + " The model was asked once "
                     "more.",
                 )

@@ -35,6 +35,14 @@ class Round:
     draft: Draft
     outcome: Outcome
     reask: tuple[Finding, ...] = ()
+    # not-verified codes for which the checker names codes that fit the question: the
+    # model is told once (with the re-ask), and nothing is dropped for them
+    hints: tuple[Finding, ...] = ()
+
+    @property
+    def ask_again(self) -> tuple[Finding, ...]:
+        """What the model is told when it is asked once more: re-asks, then hints."""
+        return tuple(dedupe(list(self.reask) + list(self.hints)))
 
 
 @dataclass(frozen=True)
@@ -86,9 +94,23 @@ def _open_reasks(outcome: Outcome) -> tuple[Finding, ...]:
     return tuple(dedupe(out))
 
 
+def _hints(outcome: Outcome) -> tuple[Finding, ...]:
+    """The question leaves a drafted code unsupported and the checker names codes that fit
+    it, none of them drafted: the model is told so once. The code is not dropped for it
+    (unknown is not wrong); a second draft is kept only if no fewer of its codes pass."""
+    present = {c.code for c in outcome.draft.codes}
+    status = {v.code: v.status for v in outcome.verdicts}
+    return tuple(dedupe([
+        f for f in outcome.final.findings
+        if f.rule == RuleId.FIT_UNSUPPORTED and f.fix is not None and f.fix.alternatives
+        and present.intersection(f.codes) and not present.intersection(f.fix.alternatives)
+        and all(status.get(c) is CodeStatus.NOT_VERIFIED for c in f.codes)
+    ]))
+
+
 def _round(draft: Draft, catalog: Catalog) -> Round:
     outcome = check_and_repair(draft, catalog)
-    return Round(draft, outcome, _open_reasks(outcome))
+    return Round(draft, outcome, _open_reasks(outcome), _hints(outcome))
 
 
 def first_round(draft: Draft, catalog: Catalog) -> Round:
@@ -114,14 +136,17 @@ def after_reask(first: Round, second: Draft | None, catalog: Catalog) -> Settled
     rounds = [first]
     if second is not None:
         later = _round(second, catalog)
-        if _passing(later, catalog) < _passing(first, catalog):
+        gained = _passing(later, catalog) - _passing(first, catalog)
+        # asked for hints only (nothing failed), a second draft must do better to be used
+        if gained < 0 or (gained == 0 and not first.reask):
             notes.append(
                 note(
                     RuleId.PIPELINE_REASK_DISCARDED,
                     Severity.INFO,
                     (),
                     "The second draft had fewer codes that pass the checks than the "
-                    "first; the first draft is used.",
+                    "first (or, asked only with the codes that fit, no more); the first "
+                    "draft is used.",
                 )
             )
         else:

@@ -57,11 +57,12 @@ def check_vocabulary(
         for j, pair in enumerate(c.formed_by):
             first = ("action", "cue") if c.kind == "action" else ("site",)
             if c.kind not in ("action", "site") or len(pair) != 2 or kinds.get(
-                    pair[0]) not in first or kinds.get(pair[1]) != "site":
+                    pair[0]) not in first or kinds.get(pair[1]) not in (
+                    ("site", "cue") if c.kind == "action" else ("site",)):
                 problems.append(f"{where('vocabulary', 'concepts', i, 'formed_by')}: pair "
                                 f"{j} must name an existing action and site of an action (or "
-                                "a cue that names the action beside the site), or two sites "
-                                "of a site")
+                                "a cue that names the action beside the site; the second may "
+                                "be a cue of the means), or two sites of a site")
         for other in c.may_be:
             if c.kind != "action" or kinds.get(other) != c.kind:
                 problems.append(f"{where('vocabulary', 'concepts', i, 'may_be')}: {other} is "

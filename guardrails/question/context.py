@@ -117,6 +117,14 @@ def _grammar_rules(vocab: Vocabulary, ConTextRule: Any) -> list[Any]:
     return (
         []
         + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
+        # 'No - a non-tunneled line': a sentence opened by 'no' and a pause answers what
+        # was asked before it; it denies nothing after it (a pseudo cue outranks 'no')
+        + [ConTextRule("no - (an answer)", "ANSWER", direction="PSEUDO",
+                       pattern=[{"IS_SENT_START": True, "LOWER": "no"},
+                                {"TEXT": {"IN": [",", "-", "\u2013", "\u2014", ":", ";"]}}]),
+           ConTextRule("? no - (an answer)", "ANSWER", direction="PSEUDO",
+                       pattern=[{"TEXT": "?"}, {"LOWER": "no"},
+                                {"TEXT": {"IN": [",", "-", "\u2013", "\u2014", ":", ";"]}}])]
         # 'Biopsy recommended.', 'follow-up ultrasound in 8 weeks recommended.': a
         # recommendation said after its object, at the end of its clause
         + [ConTextRule("<object> recommended.", "HYPOTHETICAL", direction="BACKWARD",

@@ -63,6 +63,28 @@ def _fetal(vocab: Vocabulary, concept: str) -> bool:
     return any(vocab.is_a(concept, root) for root in _FETAL_ROOTS)
 
 
+_PAUSE = frozenset({",", "-", "\u2013", "\u2014", ":", ";", ".", "!"})
+
+
+def _answered_no(doc: Any) -> set[int]:
+    """The tokens of a question the text answers 'No -' right after ('Tunneled catheter?
+    No - a non-tunneled one'; 'Was ultrasound used? No.'): what was asked is denied."""
+    out: set[int] = set()
+    for t in doc:
+        if t.text != "?" or t.i + 1 >= len(doc) or doc[t.i + 1].lower_ != "no":
+            continue
+        after = doc[t.i + 2] if t.i + 2 < len(doc) else None
+        if after is not None and after.text not in _PAUSE:
+            continue
+        start = t.sent.start
+        for j in range(t.i - 1, start - 1, -1):
+            if doc[j].text in (".", "?", "!"):
+                start = j + 1
+                break
+        out.update(range(start, t.i))
+    return out
+
+
 def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], list[Any], Any]:
     nlp = pipeline(vocab)
     doc = nlp(text)
@@ -70,7 +92,7 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
     service_tokens: list[int] = []
     exam_tokens: set[int] = set()
     sites: list[tuple[Any, list[Fact]]] = []
-    denied = self_denied(doc)
+    denied = self_denied(doc) | _answered_no(doc)
     for ent in doc.ents:
         rule = getattr(ent._, "target_rule", None)
         meta = getattr(rule, "metadata", None) or {}
@@ -177,6 +199,8 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
     # a procedure said by name that is of the site ('thoracentesis using a pigtail catheter':
     # the catheter is the tap's, not an indwelling pleural catheter)
     named = [f for f in facts if f.kind == "action" and f.affirmed and not f.inferred]
+    # a means said apart from its action ('drained the ganglion with a needle'): a cue
+    means = [f for f in facts if f.kind == "cue"]
     out: list[Fact] = []
     for compound, action, site in vocab.formed_by:
         if any(vocab.is_a(f.concept, compound) for f in facts + out):
@@ -186,13 +210,16 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
                 and site in vocab.closure(f.concept) for f in named):
             continue
         compound_site = vocab.kinds.get(compound) == "site"
-        for a in acts:
+        # an action composed above composes further ('drained ascites with a needle': an
+        # aspiration, at the peritoneum a paracentesis)
+        for a in acts + [o for o in out if not o.inferred and o.kind == "action"]:
             # a site part is the word itself ('nerves'), not a narrower one ('femoral nerve')
             if not vocab.is_a(a.concept, action) or (compound_site and a.concept != action):
                 continue
-            s = next((x for x in sites if vocab.is_a(x.concept, site) and x is not a
+            s = next((x for x in sites + means if vocab.is_a(x.concept, site) and x is not a
                       and x.status is a.status and sentence(x) == sentence(a)), None)
             if (s is None and not compound_site and a.kind == "action" and a.affirmed
+                    and vocab.kinds.get(site) == "site"
                     and not any(sentence(x) == sentence(a) for x in sites if not x.inferred)):
                 # a note's indication names the site, a later sentence the act ('Indication:
                 # pleural effusion. ... 1.2 L removed'): the one site the question names

@@ -393,3 +393,32 @@ def test_everyday_words_for_fluid_needles_and_guidance(cat):
     assert status(cat, q, "76942")["76942"] is not CodeStatus.VERIFIED
     q = "Drew off fluid from his elbow bursa with the probe guiding me, image saved."
     assert status(cat, q, "20606")["20606"] is CodeStatus.VERIFIED
+
+
+def test_a_drainage_done_with_a_needle_is_an_aspiration(cat):
+    # vocabulary: aspiration formed_by [drainage, by_needle]; a composed aspiration composes
+    # further (at the peritoneum: the paracentesis)
+    q = "Ultrasound-guided drainage of ascites with a needle, 4 L removed."
+    assert status(cat, q, "49083")["49083"] is CodeStatus.VERIFIED
+    q = "I drained a ganglion cyst on the back of the wrist with a needle."
+    assert status(cat, q, "20612")["20612"] is CodeStatus.VERIFIED
+    # without the needle, a drainage stays unsure (not verified, not removed)
+    assert status(cat, "I drained a ganglion cyst of the wrist.", "20612")["20612"] \
+        is CodeStatus.NOT_VERIFIED
+
+
+def test_a_question_answered_no_is_denied_and_the_answer_is_not(cat):
+    q = ("Tunneled dialysis catheter? No - a non-tunneled right IJ central venous catheter "
+         "with US guidance, adult.")
+    f = facts(cat, q)
+    assert f["tunneled"] is Status.NEGATED
+    assert f["central_venous_catheter"] is Status.AFFIRMED
+    assert status(cat, q, "36556")["36556"] is CodeStatus.VERIFIED
+    assert facts(cat, "Was ultrasound used? No.")["ultrasound"] is Status.NEGATED
+    # 'No' as a determiner still negates what follows
+    assert facts(cat, "Knee injection. No ultrasound was used.")["ultrasound"] \
+        is Status.NEGATED
+    # the answer's own words are not denied by its 'No'
+    f = facts(cat, "Was ultrasound used? No, a landmark technique; knee injection.")
+    assert f["ultrasound"] is Status.NEGATED
+    assert f["guidance_none"] is Status.AFFIRMED

@@ -557,3 +557,37 @@ def test_a_guided_line_drafted_without_its_guidance_add_on_gets_it(settings, cat
     assert statuses(answer) == {"36556": "verified", "76937": "corrected"}
     assert len(model.calls) == 1
     assert "omission.implied" in rules(answer)
+
+
+def test_a_code_the_question_leaves_unsupported_is_hinted_once(settings, catalog) -> None:
+    # 93303 needs a congenital anomaly the question never names; the checker names 93307
+    # as the code that fits. The model is told once; its better draft is used.
+    first = {"codes": [code("93303")], "answer": "Report 93303."}
+    second = {"codes": [code("93307")], "answer": "Report 93307."}
+    q = "Complete transthoracic echo without any Doppler. Code?"
+    adv, model, _ = advisor_with(settings, catalog, [first, second],
+                                 codes=("93303", "93307", "93306"), passages=[])
+
+    answer = adv.ask(q)
+
+    assert len(model.calls) == 2
+    assert statuses(answer) == {"93307": "verified"}
+    assert "pipeline.reasked" in rules(answer)
+
+
+def test_a_hint_answered_no_better_keeps_the_first_draft_not_verified(settings, catalog
+                                                                      ) -> None:
+    # told of the code that fits, the model answers with nothing: the first draft stays,
+    # its code not verified (unknown is not wrong: never dropped for a hint)
+    first = {"codes": [code("93303")], "answer": "Report 93303."}
+    empty = {"codes": [], "answer": "No codes fit."}
+    q = "Complete transthoracic echo without any Doppler. Code?"
+    adv, model, _ = advisor_with(settings, catalog, [first, empty],
+                                 codes=("93303", "93307", "93306"), passages=[])
+
+    answer = adv.ask(q)
+
+    assert len(model.calls) == 2
+    assert statuses(answer) == {"93303": "not_verified"}
+    assert "pipeline.dropped_after_reask" not in rules(answer)
+    assert "pipeline.reask_discarded" in rules(answer)
