@@ -194,7 +194,8 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
     # an action word, or a cue that names the action only beside its site ('para'); for a
     # site formed by two sites, the first site ('the nerves of the SI joint')
     acts = [f for f in facts if not f.inferred and (
-        f.kind in ("action", "site") or (f.kind == "cue" and f.concept in vocab.forming_cues))]
+        f.kind in ("action", "site") or (f.kind == "cue" and any(
+            vocab.is_a(f.concept, c) for c in vocab.forming_cues)))]
     sites = [f for f in facts if f.kind == "site"]
     # a procedure said by name that is of the site ('thoracentesis using a pigtail catheter':
     # the catheter is the tap's, not an indwelling pleural catheter)

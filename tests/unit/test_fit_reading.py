@@ -422,3 +422,13 @@ def test_a_question_answered_no_is_denied_and_the_answer_is_not(cat):
     f = facts(cat, "Was ultrasound used? No, a landmark technique; knee injection.")
     assert f["ultrasound"] is Status.NEGATED
     assert f["guidance_none"] is Status.AFFIRMED
+
+
+def test_a_probe_placed_with_only_beside_it_is_the_placement_alone(cat):
+    # vocabulary: probe_placement_only formed_by [probe_placement, only]
+    q = "I placed the TEE probe for the cardiologist, nothing else."
+    assert status(cat, q, "93313")["93313"] is CodeStatus.VERIFIED
+    assert status(cat, q, "93312")["93312"] is not CodeStatus.VERIFIED
+    # placing the probe is part of the complete study
+    q = "I placed the TEE probe and interpreted the study."
+    assert status(cat, q, "93312")["93312"] is CodeStatus.VERIFIED
