@@ -97,7 +97,7 @@ def _open_reasks(outcome: Outcome) -> tuple[Finding, ...]:
 def _hints(outcome: Outcome) -> tuple[Finding, ...]:
     """The question leaves a drafted code unsupported and the checker names codes that fit
     it, none of them drafted: the model is told so once. The code is not dropped for it
-    (unknown is not wrong); a second draft is kept only if no fewer of its codes pass."""
+    (unknown is not wrong); a second draft is used only if more of its codes pass."""
     present = {c.code for c in outcome.draft.codes}
     status = {v.code: v.status for v in outcome.verdicts}
     return tuple(dedupe([
