@@ -87,6 +87,11 @@ class RetrieverLike(Protocol):
         """Passages and candidates for a query (a RetrievalResult)."""
 
 
+def _fitting(hints: Sequence[Finding]) -> list[str]:
+    """The codes the checker named as fitting the question, each once, in order."""
+    return list(dict.fromkeys(c for f in hints if f.fix for c in f.fix.alternatives))
+
+
 class Advisor:
     """Answers coding questions; build once and reuse (models and indexes load lazily)."""
 
@@ -390,7 +395,8 @@ class Advisor:
             try:
                 calls += 1
                 raw2 = yield from self._call(
-                    model, Task.REASK, reask_messages(ctx, raw, problems), ctx
+                    model, Task.REASK,
+                    reask_messages(ctx, raw, problems, _fitting(first.hints)), ctx
                 )
                 second = to_draft(raw2, ctx, self.catalog)
             except ModelError as exc:

@@ -292,9 +292,11 @@ def draft_messages(ctx: PromptContext) -> list[BaseMessage]:
 
 
 def reask_messages(
-    ctx: PromptContext, previous: dict[str, Any], problems: Sequence[str]
+    ctx: PromptContext, previous: dict[str, Any], problems: Sequence[str],
+    fits: Sequence[str] = (),
 ) -> list[BaseMessage]:
-    """Messages of the one REASK call: the draft prompt, the failed draft and its findings."""
+    """Messages of the one REASK call: the draft prompt, the failed draft and its findings
+    (``fits``: candidate codes the checker found to fit the question, named last)."""
     tpl = TEMPLATES[Task.REASK]
     shown = [
         {k: c.get(k) for k in ("code", "units", "modifiers")}
@@ -306,6 +308,9 @@ def reask_messages(
         + "\n".join(f"- {trim(p, 240)}" for p in problems[:6])
         + "\nAnswer again with codes from the candidate list that pass them, or with no "
         "codes if none fit."
+        + (f"\nThe checker found that these candidates fit the question: {', '.join(fits)}. "
+           "Use them in place of the codes it could not verify, unless the question rules "
+           "them out." if fits else "")
     )
     return [
         _tagged_system(Task.REASK, tpl.system),
