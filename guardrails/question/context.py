@@ -116,7 +116,9 @@ def _grammar_rules(vocab: Vocabulary, ConTextRule: Any) -> list[Any]:
     """ConText rules of English grammar (patterns and callbacks, not word lists)."""
     return (
         []
-        + [ConTextRule(",", "COMMA", direction="BACKWARD", max_scope=1)]
+        # a comma reaches one word each side, so that it also ends a cue just before it
+        # ("declined, and a limited study was done": the study is not declined)
+        + [ConTextRule(",", "COMMA", direction="BIDIRECTIONAL", max_scope=1)]
         # 'No - a non-tunneled line': a sentence opened by 'no' and a pause answers what
         # was asked before it; it denies nothing after it (a pseudo cue outranks 'no')
         + [ConTextRule("no - (an answer)", "ANSWER", direction="PSEUDO",

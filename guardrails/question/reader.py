@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from guardrails.question import numbers
+from guardrails.question.anaphora import referred_denied
 from guardrails.question.context import (
     ACTION_MATCHERS,
     pipeline,
@@ -92,7 +93,7 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
     service_tokens: list[int] = []
     exam_tokens: set[int] = set()
     sites: list[tuple[Any, list[Fact]]] = []
-    denied = self_denied(doc) | _answered_no(doc)
+    denied = self_denied(doc) | _answered_no(doc) | referred_denied(doc, vocab)
     for ent in doc.ents:
         rule = getattr(ent._, "target_rule", None)
         meta = getattr(rule, "metadata", None) or {}

@@ -432,3 +432,34 @@ def test_a_probe_placed_with_only_beside_it_is_the_placement_alone(cat):
     # placing the probe is part of the complete study
     q = "I placed the TEE probe and interpreted the study."
     assert status(cat, q, "93312")["93312"] is CodeStatus.VERIFIED
+
+
+# ---------------------------------------------------------------- catalog facts, 2026-12
+def test_a_bladder_scanner_volume_is_51798_not_an_imaging_study(cat):
+    # 51798 (cms_A57050, codingahead_51798): a non-imaging volume; imaging codes need images
+    q = "Bladder scan for post-void residual with a portable device."
+    got = status(cat, q, "51798")
+    assert got["51798"] is CodeStatus.VERIFIED
+    for code in ("76857", "76775"):
+        assert status(cat, q, code)[code] is not CodeStatus.VERIFIED
+    q = "Limited pelvic ultrasound for post-void residual with images and a report."
+    assert status(cat, q, "76857")["76857"] is CodeStatus.VERIFIED
+    # a pulse volume recording is not a bladder volume
+    assert status(cat, "Pulse volume recordings of both legs.", "51798")["51798"] \
+        is not CodeStatus.VERIFIED
+
+
+def test_an_endoscopic_study_is_not_the_abdominal_ultrasound(cat):
+    # 76700/76705 are studies through the abdominal wall; EUS is 76975 (codingahead_eus_blog)
+    q = "Endoscopic ultrasound of the pancreas, supervision and interpretation."
+    assert status(cat, q, "76975")["76975"] is CodeStatus.VERIFIED
+    assert status(cat, q, "76705")["76705"] is not CodeStatus.VERIFIED
+    assert status(cat, "Limited RUQ ultrasound for gallstones.", "76705")["76705"] \
+        is CodeStatus.VERIFIED
+
+
+def test_a_volume_study_for_brachytherapy_is_76873_not_76872(cat):
+    # aapc_uro_brachy_steps: the planning volume study is 76873
+    q = "Prostate volume study by TRUS for brachytherapy planning."
+    assert status(cat, q, "76873")["76873"] is CodeStatus.VERIFIED
+    assert status(cat, q, "76872")["76872"] is not CodeStatus.VERIFIED

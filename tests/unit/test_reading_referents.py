@@ -1,0 +1,83 @@
+"""Denials and plans whose object is said apart from the cue: a pronoun ('never turned it
+on'), a subject left out after a comma ('US available, not used'), a cue ended by a comma
+right after it, and an option talked over ('we discussed a biopsy')."""
+
+from __future__ import annotations
+
+import pytest
+
+from guardrails.checker import check
+from guardrails.question import Status, read_frame
+from guardrails.report import CodeStatus, Draft, DraftCode
+from knowledge.catalog import build_catalog
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return build_catalog()
+
+
+def status(cat, question: str, *codes: str) -> dict[str, CodeStatus]:
+    report = check(Draft(codes=tuple(DraftCode(c) for c in codes), context=question), cat)
+    return {c: report.verdict_for(c).status for c in codes}
+
+
+def facts(cat, question: str) -> dict[str, Status]:
+    return {f.concept: f.status for f in read_frame(question, cat).facts if not f.inferred}
+
+
+@pytest.mark.parametrize("question", [
+    "Gave a knee injection; I had the ultrasound in the room but never turned it on.",
+    "Knee injection. The ultrasound machine was at the bedside but we did not use it.",
+    "Knee aspiration; the US was there, but I didn't use it for the tap.",
+])
+def test_it_after_a_denied_use_is_the_imaging_named_before(cat, question):
+    assert facts(cat, question)["ultrasound"] is Status.NEGATED
+    assert status(cat, question, "20611")["20611"] is not CodeStatus.VERIFIED
+
+
+def test_without_it_denies_the_imaging_for_what_follows(cat):
+    q = ("Thoracentesis; I looked with the ultrasound beforehand to mark the spot, then did "
+         "the tap without it.")
+    assert status(cat, q, "32555")["32555"] is not CodeStatus.VERIFIED
+
+
+def test_it_that_is_used_or_is_not_a_tool_denies_nothing(cat):
+    # 'it' after a verb that is not denied, or with no imaging before it
+    q = "Knee injection under ultrasound; we used it to watch the needle, image saved."
+    assert facts(cat, q)["guidance_ultrasound"] is Status.AFFIRMED
+    assert status(cat, q, "20611")["20611"] is CodeStatus.VERIFIED
+    q = ("The effusion was large and we did not drain it; ultrasound-guided knee injection, "
+         "image saved.")
+    assert facts(cat, q)["guidance_ultrasound"] is Status.AFFIRMED
+    assert status(cat, q, "20611")["20611"] is CodeStatus.VERIFIED
+
+
+def test_a_clause_of_not_and_a_participle_denies_what_the_comma_follows(cat):
+    q = "Shoulder injection; US available, not used."
+    assert status(cat, q, "20611")["20611"] is not CodeStatus.VERIFIED
+    # with its own subject, the clause denies that subject only
+    q = "Ultrasound-guided knee injection, fluoroscopy not used, image saved."
+    assert status(cat, q, "20611")["20611"] is CodeStatus.VERIFIED
+
+
+def test_a_comma_right_after_a_cue_ends_it(cat):
+    q = ("We discussed an ultrasound-guided paracentesis; the patient declined, and a limited "
+         "abdominal ultrasound was done.")
+    f = facts(cat, q)
+    assert f["paracentesis"] is Status.HYPOTHETICAL
+    assert f["limited"] is Status.AFFIRMED
+    assert status(cat, q, "49083")["49083"] is not CodeStatus.VERIFIED
+
+
+def test_an_option_discussed_is_not_a_service_done(cat):
+    q = "We discussed a US-guided thyroid biopsy but today only did a diagnostic thyroid ultrasound."
+    assert facts(cat, q)["biopsy"] is Status.HYPOTHETICAL
+    assert status(cat, q, "76536")["76536"] is CodeStatus.VERIFIED
+    assert status(cat, q, "76942")["76942"] is not CodeStatus.VERIFIED
+
+
+def test_consent_talk_does_not_defer_the_procedure(cat):
+    q = ("Discussed risks and benefits of the ultrasound-guided knee injection with the "
+         "patient; the knee was injected under ultrasound with an image saved.")
+    assert status(cat, q, "20611")["20611"] is CodeStatus.VERIFIED
