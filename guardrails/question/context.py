@@ -68,7 +68,10 @@ def pipeline(vocab: Vocabulary) -> Any:
         _quiet()
         try:
             import medspacy  # type: ignore[import-untyped]
-            from medspacy.context import ConTextRule  # type: ignore[import-untyped]
+            from medspacy.context import (  # type: ignore[import-untyped]
+                ConTextRule,
+                context_modifier,
+            )
             from medspacy.target_matcher import TargetRule  # type: ignore[import-untyped]
         except ImportError as exc:
             raise ReaderUnavailable(
@@ -76,6 +79,11 @@ def pipeline(vocab: Vocabulary) -> Any:
                 "see the Makefile's install step). " + str(exc)
             ) from exc
         _quiet()
+        # medspaCy 1.3.1's overlap test is false when the second span holds the first: a
+        # terminator whose reach is the whole sentence (';', 'but') then fails to end a cue
+        # a comma has already shortened ('with contrast; the ECG was done by another
+        # physician': the contrast is not the other physician's). The test, made symmetric:
+        context_modifier.tuple_overlaps = _overlaps
         nlp = medspacy.load(medspacy_enable=["medspacy_pyrush", "medspacy_target_matcher"])
         context = nlp.add_pipe("medspacy_context", config={
             "rules": None,
@@ -110,6 +118,11 @@ def pipeline(vocab: Vocabulary) -> Any:
         ACTION_MATCHERS[id(nlp)] = actions
         _PIPELINES[id(vocab)] = (vocab, nlp)
         return nlp
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two (start, end) token spans share a token."""
+    return a[0] < b[1] and b[0] < a[1]
 
 
 def _grammar_rules(vocab: Vocabulary, ConTextRule: Any) -> list[Any]:

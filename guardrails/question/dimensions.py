@@ -218,8 +218,12 @@ def concepts(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
             fx.has(frame, concept) if fx.vocab.kinds.get(concept) != "guidance"
             else None)
         if hit is not None:
+            # a contradicting service, with the code's own action said apart as well ('knee
+            # injection and a genicular block'): two services may have been done, so the
+            # code is only not verified (a qualifier of the action itself still rules it out)
+            apart = _own_action_apart(fx, frame, d, hit) if hit.kind == "action" else None
             yield fx._misfit(
-                e, "service", True,
+                e, "service", apart is None,
                 f"{code} ({e.label}) does not fit '{hit.text}' "
                 f"({concept.replace('_', ' ')}).", hit.text)
     for concept in d.requires:
@@ -228,6 +232,13 @@ def concepts(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
                 e, "service", False,
                 f"{code} is for {concept.replace('_', ' ')}, which the question does not "
                 "say", need=concept)
+
+def _own_action_apart(fx: Fitter, frame: Frame, d: Describes, hit: Fact) -> Fact | None:
+    """An affirmed action the code is for, said in words of its own (not the contradicting
+    term, nor implied by it)."""
+    return next((f for f in frame.facts if f.affirmed and f.kind == "action"
+                 and not f.inferred and f.span != hit.span and f.concept in d.actions), None)
+
 
 def age(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         ) -> Iterable[Misfit]:

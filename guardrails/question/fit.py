@@ -337,7 +337,9 @@ class Fitter:
     def _diagnostic_with_guidance(self, frame: Frame, e: CodeEntry, d: Describes
                                   ) -> Iterable[Misfit]:
         guided = self.has(frame, "guidance_ultrasound", strong=True)
-        action = next((f for f in frame.facts if f.affirmed and f.kind == "action"
+        # the procedure: an action, or a device placed ('tunneled peritoneal catheter,
+        # US + fluoro' names the placement by its device)
+        action = next((f for f in frame.facts if f.affirmed and f.kind in ("action", "device")
                        and not f.inferred and f.concept not in ("surgery",)), None)
         if guided is None or action is None or self.has(frame, "separately_indicated"):
             return

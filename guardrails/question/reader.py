@@ -278,11 +278,31 @@ def _coordinated_guidance(facts: list[Fact], text: str) -> list[Fact]:
             continue
         for g in guides:
             gap = text[f.span[1]:g.span[0]].strip().lower()
-            if gap in ("or", "and", ",", "/", "and/or", ", or", ", and"):
+            if gap in ("or", "and", ",", "/", "and/or", ", or", ", and", "+", "&", "plus"):
                 out.append(Fact(f"guidance_{f.concept}", "guidance", g.status, f.span,
                                 f.text, f.turn))
                 have.add(f"guidance_{f.concept}")
                 break
+    return out
+
+
+_GUIDED = re.compile(r"\s*-?\s*(?:guided|guidance|gd)\b", re.IGNORECASE)
+
+
+def _guided_by(facts: list[Fact], text: str, vocab: Vocabulary) -> list[Fact]:
+    """'TRUS-guided biopsy', 'sono-guided': a study or modality word with 'guided' (or
+    'guidance') right after it is guidance by its imaging, with the word's status."""
+    have = {f.concept for f in facts if f.kind == "guidance"}
+    out: list[Fact] = []
+    for f in facts:
+        if f.kind not in ("modality", "exam") or _GUIDED.match(text, f.span[1]) is None:
+            continue
+        mod = "ultrasound" if (vocab.is_a(f.concept, "ultrasound")
+                               or vocab.is_a(f.concept, "sonography")) else f.concept
+        concept = f"guidance_{mod}"
+        if concept in vocab.kinds and concept not in have:
+            out.append(Fact(concept, "guidance", f.status, f.span, f.text, f.turn))
+            have.add(concept)
     return out
 
 
@@ -461,6 +481,7 @@ def _read(question: str, vocab: Vocabulary, history: str,
     facts, scopes, doc = _read_turn(question, vocab, 0)
     facts = _about_codes(facts, _naming_spans(question))
     facts += _coordinated_guidance(facts, question)
+    facts += _guided_by(facts, question, vocab)
     facts += _named_guidance(question, guides or {}, facts)
     facts += _infer_guidance(facts, doc, vocab.kinds)
     counts, ages, weeks, _ = _numbers(question, scopes, 0, history)
@@ -469,6 +490,7 @@ def _read(question: str, vocab: Vocabulary, history: str,
         old, old_scopes, old_doc = _read_turn(history, vocab, 1)
         old = _about_codes(old, _naming_spans(history))
         old += _coordinated_guidance(old, history)
+        old += _guided_by(old, history, vocab)
         old += _infer_guidance(old, old_doc, vocab.kinds)
         said_now = {f.kind for f in facts if f.affirmed}
         # A follow-up that names new sites keeps the earlier turn's vessel kind ('venous

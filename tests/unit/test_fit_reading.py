@@ -463,3 +463,16 @@ def test_a_volume_study_for_brachytherapy_is_76873_not_76872(cat):
     q = "Prostate volume study by TRUS for brachytherapy planning."
     assert status(cat, q, "76873")["76873"] is CodeStatus.VERIFIED
     assert status(cat, q, "76872")["76872"] is not CodeStatus.VERIFIED
+
+
+def test_a_nerve_block_is_not_a_joint_injection(cat):
+    # joint codes (20600-20611) are for a joint or bursa; nerve blocks are 644xx
+    for q, block in (("US-guided genicular NB, R knee - CPT?", "64454"),
+                     ("US-guided suprascapular nerve block for a frozen shoulder, image "
+                      "stored.", "64418")):
+        assert status(cat, q, "20611")["20611"] is not CodeStatus.VERIFIED
+        assert status(cat, q, block)[block] is CodeStatus.VERIFIED
+    # both services said apart: the joint code is not verified, never removed
+    q = ("Ultrasound-guided right knee injection and a genicular nerve block in the same "
+         "visit, images saved.")
+    assert status(cat, q, "20611")["20611"] is CodeStatus.NOT_VERIFIED

@@ -81,3 +81,37 @@ def test_consent_talk_does_not_defer_the_procedure(cat):
     q = ("Discussed risks and benefits of the ultrasound-guided knee injection with the "
          "patient; the knee was injected under ultrasound with an image saved.")
     assert status(cat, q, "20611")["20611"] is CodeStatus.VERIFIED
+
+
+def test_a_semicolon_ends_a_cue_a_comma_already_shortened(cat):
+    # medspaCy's overlap test, made symmetric: the ';' ends 'by another physician'
+    q = ("Stress echo, interpretation only, with echo contrast; the ECG monitoring and "
+         "supervision were done by another physician.")
+    f = facts(cat, q)
+    assert f["contrast"] is Status.AFFIRMED
+    assert f["ecg_monitoring"] is Status.OTHER
+
+
+@pytest.mark.parametrize("question", [
+    "TRUS-guided prostate bx - code?",
+    "Sono-guided liver biopsy, one lesion.",
+])
+def test_a_study_word_with_guided_after_it_is_guidance(cat, question):
+    assert facts(cat, question)["guidance_ultrasound"] is Status.AFFIRMED
+
+
+def test_a_diagnostic_study_is_not_verified_beside_a_guided_placement(cat):
+    # NCCI Ch. IX: ultrasound that guides a procedure is not also a diagnostic exam; the
+    # procedure may be named by the device placed ('catheter'), and 'US + fluoro' is guidance
+    q = "Tunneled peritoneal catheter for malignant ascites, US + fluoro."
+    assert facts(cat, q)["guidance_ultrasound"] is Status.AFFIRMED
+    assert status(cat, q, "76700")["76700"] is not CodeStatus.VERIFIED
+    assert status(cat, q, "49418")["49418"] is CodeStatus.VERIFIED
+    assert status(cat, "TRUS-guided prostate bx.", "76872")["76872"] is not CodeStatus.VERIFIED
+
+
+def test_a_transcranial_doppler_is_not_the_head_ultrasound(cat):
+    # the intracranial arteries are vessels, studied by 93886/93888, not the brain (76506)
+    q = "Complete TCD - CPT?"
+    assert status(cat, q, "93886")["93886"] is CodeStatus.VERIFIED
+    assert status(cat, q, "76506")["76506"] is not CodeStatus.VERIFIED
