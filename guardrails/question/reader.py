@@ -312,13 +312,21 @@ def _infer_guidance(facts: list[Fact], doc: Any, known: Collection[str]) -> list
     concept ids (only a guidance concept it has is inferred)."""
     if any(f.kind == "guidance" and f.affirmed for f in facts):
         return []
+    # 'without real-time imaging', 'marked the site with ultrasound': the modality did
+    # not guide the procedure (a denied broader guidance, or a use said to be marking)
+    denied = [f.concept for f in facts if f.kind == "guidance" and not f.inferred
+              and f.status is Status.NEGATED]
+    if any(f.concept == "marking_only" and f.affirmed for f in facts):
+        return []
     out: list[Fact] = []
     sentence = _sentence_of(doc)
     actions = {sentence(f) for f in facts if f.kind == "action" and f.affirmed
                and f.concept not in ("surgery",)}
     for f in facts:
         if (f.kind == "modality" and f.affirmed and sentence(f) in actions
-                and f"guidance_{f.concept}" in known):
+                and f"guidance_{f.concept}" in known
+                and not any(f"guidance_{f.concept}" == d or d == "guidance_imaging"
+                            for d in denied)):
             out.append(Fact(f"guidance_{f.concept}", "guidance", Status.AFFIRMED, f.span,
                             f.text, f.turn, inferred=True))
     return out

@@ -115,3 +115,13 @@ def test_a_transcranial_doppler_is_not_the_head_ultrasound(cat):
     q = "Complete TCD - CPT?"
     assert status(cat, q, "93886")["93886"] is CodeStatus.VERIFIED
     assert status(cat, q, "76506")["76506"] is not CodeStatus.VERIFIED
+
+
+def test_imaging_that_only_marked_the_site_did_not_guide(cat):
+    # a modality beside a procedure is read as its guidance, unless the question denies
+    # real-time imaging or says the imaging marked the site
+    q = ("Procedure: thoracentesis, left. Site marked with ultrasound beforehand, procedure "
+         "performed afterward without real-time imaging. 900 mL removed.")
+    assert "guidance_ultrasound" not in facts(cat, q)
+    assert status(cat, q, "32555")["32555"] is not CodeStatus.VERIFIED
+    assert status(cat, q, "32554")["32554"] is CodeStatus.VERIFIED
