@@ -17,6 +17,7 @@ and 76705" comes back unchanged even though the NER model calls "Bill 93308" a p
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -226,6 +227,26 @@ _CLINICAL_WORDS = frozenset(
     doppler spectral color flow
     """.split()
 )
+
+
+@functools.lru_cache(maxsize=1)
+def _clinical_words() -> frozenset[str]:
+    """The words above and every one-word term of the question reader's vocabulary (sites,
+    studies, procedures, devices and their abbreviations: 'Abd', 'TCD'): a name model may
+    take a capitalised one for a person ('Abd US'), and masking it would blank the question."""
+    from knowledge.catalog import load_catalog
+
+    words = set(_CLINICAL_WORDS)
+    for concept in load_catalog().vocabulary.concepts:
+        if concept.kind == "cue":  # grammar words ('will be', 'only'), not clinical terms
+            continue
+        for term in (*concept.terms, *concept.case_terms):
+            t = term.lower()
+            if t.isalpha():
+                words.add(t)
+    return frozenset(words)
+
+
 _EDGE_WORDS = frozenset(
     """
     bill billed billing code coded coding call called report reported pt patient dob mrn ssn
@@ -257,7 +278,8 @@ def _clean_person(text: str, start: int, end: int) -> tuple[int, int] | None:
     words = [text[a:b] for a, b in tokens]
     if any(ch.isdigit() for w in words for ch in w):
         return None
-    if all(norm(t) in _CLINICAL_WORDS or norm(t) in _EDGE_WORDS or edge(t) for t in tokens):
+    clinical = _clinical_words()
+    if all(norm(t) in clinical or norm(t) in _EDGE_WORDS or edge(t) for t in tokens):
         return None  # clinical words, billing verbs and punctuation only ("renal + Doppler")
     if len(words) == 1 and words[0].isupper() and len(words[0]) <= 6:
         return None  # an acronym (FAST, PICC, IVUS), not a name

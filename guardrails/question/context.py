@@ -267,6 +267,32 @@ def self_denied(doc: Any) -> set[int]:
             if mod.rule.literal == _PASSIVE_NOT}
 
 
+# the verb after a subject: 'No ultrasound guidance was used for this knee aspiration'
+# denies the guidance, not the aspiration the verb goes on to
+_AUX = frozenset({"was", "were", "is", "are", "has", "have", "had"})
+
+
+def _verb_after(doc: Any, start: int, end: int) -> int | None:
+    """Where the predicate of a subject in tokens [start, end) ends: after its first
+    auxiliary verb and the word that follows it ('no fluid was aspirated': the
+    aspiration is denied too), or None when no auxiliary is said."""
+    aux = next((i for i in range(start, min(end, len(doc))) if doc[i].lower_ in _AUX), None)
+    return None if aux is None else aux + 2
+
+
+def categories_of(ent: Any) -> set[str]:
+    """The ConText categories of a target. A negation said before its subject ('No
+    Doppler was done ...') reaches only to the subject's verb."""
+    out: set[str] = set()
+    for mod in getattr(ent._, "modifiers", ()):
+        if mod.category.upper() == "NEGATED_EXISTENCE" and mod.direction.upper() == "FORWARD":
+            verb = _verb_after(ent.doc, mod.modifier_span[1], ent.start)
+            if verb is not None and verb <= ent.start:
+                continue
+        out.add(mod.category.upper())
+    return out
+
+
 def scopes_of(doc: Any, vocab: Vocabulary) -> list[tuple[int, int, str]]:
     """(start char, end char, category) of every ConText cue's reach (the two cues with
     their own ``on_modifies`` reach as those decide)."""
@@ -283,6 +309,9 @@ def scopes_of(doc: Any, vocab: Vocabulary) -> list[tuple[int, int, str]]:
         elif mod.rule.literal == _PASSIVE_NOT:
             reach = _means_reach(doc, end)
             s, e = (s, start) if reach is None else (end, reach)
+        elif mod.category.upper() == "NEGATED_EXISTENCE" and mod.direction.upper() == "FORWARD":
+            verb = _verb_after(doc, end, e)
+            e = e if verb is None else min(e, verb)
         if e <= s:
             continue
         out.append((doc[s].idx, doc[e - 1].idx + len(doc[e - 1]), mod.category.upper()))

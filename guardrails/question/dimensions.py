@@ -228,6 +228,14 @@ def concepts(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
                 f"({concept.replace('_', ' ')}).", hit.text)
     for concept in d.requires:
         if fx.has(frame, concept) is None and not named:
+            # what the code needs, denied in so many words ('not pregnant'), rules it out
+            denied = fx.denies(frame, concept)
+            if denied is not None:
+                yield fx._misfit(
+                    e, "service", True,
+                    f"{code} is for {concept.replace('_', ' ')}; the question says "
+                    f"'{denied.text}'.", denied.text)
+                continue
             yield fx._misfit(
                 e, "service", False,
                 f"{code} is for {concept.replace('_', ' ')}, which the question does not "

@@ -23,6 +23,7 @@ from guardrails.question import numbers
 from guardrails.question.anaphora import referred_denied
 from guardrails.question.context import (
     ACTION_MATCHERS,
+    categories_of,
     pipeline,
     scopes_of,
     self_denied,
@@ -98,7 +99,7 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         rule = getattr(ent._, "target_rule", None)
         meta = getattr(rule, "metadata", None) or {}
         concepts = meta.get("concepts", ())
-        cats = {m.category.upper() for m in getattr(ent._, "modifiers", ())}
+        cats = categories_of(ent)
         if denied.intersection(range(ent.start, ent.end)):  # 'the knee was not aspirated'
             cats.add("NEGATED_EXISTENCE")
         status = status_of(cats)

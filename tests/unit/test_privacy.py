@@ -189,10 +189,18 @@ def test_synthetic_notes_are_masked_and_codes_kept(
         "Can I code 93971-50 or 93970-RT-59 with 37253x6, +76937 and 76942?",
         "Murphy's sign on the RUQ ultrasound 76705; Morton neuroma injection 64455",
         "Call it 76536 or 76604 under the 2026 ruleset",
+        # one-word terms of the question reader's vocabulary are not names
+        "Abd US, ltd, 1 organ, f/u - CPT?",
+        "Complete TCD - CPT?",
     ],
 )
 def test_clinical_text_and_codes_unchanged(scrubber: Scrubber, text: str) -> None:
     assert scrubber.scrub(text) == text
+
+
+def test_a_name_beside_a_clinical_term_is_still_masked(scrubber: Scrubber) -> None:
+    assert "Mary Jones" not in scrubber.scrub("Pt Mary Jones, RUQ US, knee injection")
+    assert "John Smith" not in scrubber.scrub("John Smith had an Abd US")
 
 
 def test_codes_survive_even_when_ner_calls_them_names(scrubber: Scrubber) -> None:
