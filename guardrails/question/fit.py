@@ -547,8 +547,10 @@ class Fitter:
             return 0
         return self._similar(ea.describes, eb.describes, ea, eb)
 
-    @staticmethod
-    def _similar(a: Describes, b: Describes, ea: CodeEntry, eb: CodeEntry) -> int:
+    def _not_services(self, concepts: tuple[str, ...]) -> frozenset[str]:
+        return frozenset(c for c in concepts if self.vocab.kinds.get(c) != "action")
+
+    def _similar(self, a: Describes, b: Describes, ea: CodeEntry, eb: CodeEntry) -> int:
         n = 0
         n += ea.family == eb.family
         n += set(a.sites) == set(b.sites)
@@ -560,7 +562,9 @@ class Fitter:
         n += set(a.devices) == set(b.devices)
         n += a.features == b.features
         n += set(a.requires) == set(b.requires)
-        n += set(a.contradicted_by) == set(b.contradicted_by)
+        # a service that rules a code out (a nerve block for a joint code) says what it is
+        # not, not what it is: only the other exclusions measure likeness
+        n += self._not_services(a.contradicted_by) == self._not_services(b.contradicted_by)
         n += a.count == b.count
         return n
 

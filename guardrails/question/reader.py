@@ -313,12 +313,9 @@ def _infer_guidance(facts: list[Fact], doc: Any, known: Collection[str]) -> list
     concept ids (only a guidance concept it has is inferred)."""
     if any(f.kind == "guidance" and f.affirmed for f in facts):
         return []
-    # 'without real-time imaging', 'marked the site with ultrasound': the modality did
-    # not guide the procedure (a denied broader guidance, or a use said to be marking)
+    # 'without real-time imaging': the modality did not guide the procedure
     denied = [f.concept for f in facts if f.kind == "guidance" and not f.inferred
               and f.status is Status.NEGATED]
-    if any(f.concept == "marking_only" and f.affirmed for f in facts):
-        return []
     out: list[Fact] = []
     sentence = _sentence_of(doc)
     actions = {sentence(f) for f in facts if f.kind == "action" and f.affirmed
