@@ -146,6 +146,12 @@ def kinds(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         if not wanted:
             continue
         facts = [f for f in frame.facts if f.affirmed and f.kind == kind]
+        if (kind == "exam" and not facts and not named
+                and d.service in ("diagnostic", "screening") and _procedure_only(frame)):
+            # a question about a procedure that never speaks of a study ('trigger point
+            # injections, 2 muscles' and a diagnostic extremity code): not verified
+            yield fx._misfit(e, dim, False, "the question does not say a study was done")
+            continue
         if kind == "exam" and "sonography" not in wanted:
             # Plain 'ultrasound' fits any ultrasound study ('DVT ultrasound' is a duplex).
             facts = [f for f in facts if f.concept != "sonography"]
@@ -180,6 +186,14 @@ def kinds(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         ):
             yield fx._misfit(
                 e, dim, False, f"the question does not say {_words(wanted)} was done")
+
+def _procedure_only(frame: Frame) -> bool:
+    """The question affirms a procedure and no study, modality or study word."""
+    affirmed = [f for f in frame.facts if f.affirmed]
+    return (any(f.kind == "action" and not f.inferred for f in affirmed)
+            and not any(f.kind in ("exam", "modality") for f in affirmed)
+            and not any(_STUDY_WORD.search(f.text) for f in affirmed))
+
 
 def features(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         ) -> Iterable[Misfit]:

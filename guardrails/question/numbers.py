@@ -303,6 +303,11 @@ def trimester_of(weeks: float) -> int:
     return 1 if weeks < 14 else 2 if weeks < 28 else 3
 
 
+_BELOW = re.compile(r"(?:<|\u2264|\bunder|\bless than|\bbelow|\bbefore)\s*$", re.IGNORECASE)
+_ABOVE = re.compile(r"(?:>|\u2265|\bover|\bmore than|\bgreater than|\bbeyond|\bpast)\s*$",
+                    re.IGNORECASE)
+
+
 def gestational_weeks(text: str, context: str = "") -> Iterator[Number]:
     """Gestational ages in weeks ('at 20 weeks', 'GA 11w2d', 'second trimester').
 
@@ -318,6 +323,11 @@ def gestational_weeks(text: str, context: str = "") -> Iterator[Number]:
         if _NOT_WEEKS.search(before):
             continue  # "repeat in 4 weeks", "for 2 weeks"
         n = float(m.group(1))
+        # '< 14 wks', 'over 14 weeks': a bound, read as just inside it
+        if _BELOW.search(before):
+            n -= 0.5
+        elif _ABOVE.search(before):
+            n += 0.5
         if 3 <= n <= 43:
             stated.append(n)
             yield Number("weeks", n, m.span(), m.group(0).strip())

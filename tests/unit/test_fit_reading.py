@@ -476,3 +476,15 @@ def test_a_nerve_block_is_not_a_joint_injection(cat):
     q = ("Ultrasound-guided right knee injection and a genicular nerve block in the same "
          "visit, images saved.")
     assert status(cat, q, "20611")["20611"] is CodeStatus.NOT_VERIFIED
+
+
+def test_a_diagnostic_code_for_a_procedure_question_that_names_no_study(cat):
+    # the question speaks of a procedure only: a diagnostic study code is not verified
+    assert status(cat, "Trigger point injections, 2 muscles.", "76882")["76882"] \
+        is CodeStatus.NOT_VERIFIED
+    q = ("Procedure: trigger point injections, 2 muscles, no ultrasound. A diagnostic shoulder "
+         "ultrasound was done at another facility last week.")
+    assert status(cat, q, "76882")["76882"] is not CodeStatus.VERIFIED
+    # a report that lists organs is a study, procedure word or not
+    q = "Findings: liver, gallbladder, CBD, pancreas, spleen, both kidneys, aorta and IVC normal."
+    assert status(cat, q, "76700")["76700"] is CodeStatus.VERIFIED

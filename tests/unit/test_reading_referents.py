@@ -125,3 +125,21 @@ def test_imaging_that_only_marked_the_site_did_not_guide(cat):
     assert "guidance_ultrasound" not in facts(cat, q)
     assert status(cat, q, "32555")["32555"] is not CodeStatus.VERIFIED
     assert status(cat, q, "32554")["32554"] is CodeStatus.VERIFIED
+
+
+def test_a_bound_on_the_weeks_is_read_inside_it(cat):
+    # '< 14 wks' is the first trimester (76801), '> 14 wks' the second (76805)
+    assert read_frame("OB US < 14 wks, single, TA, compl - CPT?", cat).weeks < 14
+    assert read_frame("OB US > 14 wks, singleton, complete.", cat).weeks > 14
+    assert status(cat, "OB US < 14 wks, single, TA, compl - CPT?", "76805")["76805"] \
+        is not CodeStatus.VERIFIED
+
+
+@pytest.mark.parametrize(("question", "right", "wrong"), [
+    ("TTE compl w/ spectral + color dopp - code?", "93306", "93308"),
+    ("Ltd TTE, no dopp - CPT?", "93308", "93306"),
+    ("Compl abd US - CPT?", "76700", "76705"),
+])
+def test_coder_shorthand_for_extent_and_doppler(cat, question, right, wrong):
+    assert status(cat, question, right)[right] is CodeStatus.VERIFIED
+    assert status(cat, question, wrong)[wrong] is not CodeStatus.VERIFIED
