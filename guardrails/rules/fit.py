@@ -307,8 +307,12 @@ def _unanchored_guidance(fitter: Fitter, frame: Frame, code: str,
 
 def _unsupported(fitter: Fitter, frame: Frame, code: str, found: tuple[Misfit, ...]) -> Finding:
     alts = tuple(a for a in fitter.alternatives(frame, code) if fitter.score(frame, a) == 2)
-    gaps = "; ".join(dict.fromkeys(m.message for m in found))
     entry = fitter.catalog.codes[code]
+    if not alts and not entry.add_on:
+        # none of its kin fits: the codes the question fully supports are named instead (a
+        # TEE code drafted for a stress echo question: 93350)
+        alts = tuple(c for c in fitter.supported(frame) if c != code)[:3]
+    gaps = "; ".join(dict.fromkeys(m.message for m in found))
     # Each gap cites its own rule: the code's description for most, NCCI for a study the
     # question names only as guidance.
     sources = tuple(dict.fromkeys(s for m in found for s in m.sources)) or entry.sources
