@@ -20,7 +20,7 @@ from guardrails.question.misfit import (
     _range,
     _words,
 )
-from knowledge.schema import AgeBand, CodeEntry, Describes, Extent, Kind
+from knowledge.schema import AgeBand, CodeEntry, Confidence, Describes, Extent, Kind
 
 if TYPE_CHECKING:
     from guardrails.question.fit import Fitter
@@ -113,6 +113,7 @@ def approach(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
                 f"'{said_app[0].text}'.", said_app[0].text)
 
 
+_BY = re.compile(r"\b(?:by|via|through)\b", re.IGNORECASE)  # a study, then how it was done
 _APPROACH_REACH = 25  # characters: 'transvaginal pelvic ultrasound' ties its approach to it
 
 
@@ -120,10 +121,14 @@ def _study_without_approach(frame: Frame, approaches: list[Fact]) -> bool:
     """True when the question names a study no approach word is said of, besides the one
     it is said of ('complete pelvic ultrasound and transvaginal ultrasound': two studies,
     the first by the usual approach): the approach said is then not this code's study's."""
+    def near(first: tuple[int, int], then: tuple[int, int]) -> bool:
+        return (0 <= then[0] - first[1] <= _APPROACH_REACH
+                and not any(w in frame.text[first[1]:then[0]] for w in (",", ";", " and ")))
+
     def tied(f: Fact) -> bool:
-        return any(a.span == f.span or (
-            0 <= f.span[0] - a.span[1] <= _APPROACH_REACH
-            and not any(w in frame.text[a.span[1]:f.span[0]] for w in (",", ";", " and ")))
+        # 'transvaginal pelvic ultrasound', 'volume study by transrectal ultrasound'
+        return any(a.span == f.span or near(a.span, f.span) or (
+            near(f.span, a.span) and _BY.search(frame.text[f.span[1]:a.span[0]]) is not None)
             for a in approaches)
     return any(f.affirmed and ((f.kind in ("exam", "modality") and not f.inferred)
                                or _STUDY_WORD.search(f.text) is not None)
@@ -433,3 +438,36 @@ BEFORE_GUIDANCE: tuple[Callable[..., Iterable[Misfit]], ...] = (sites, vessel, a
 AFTER_GUIDANCE: tuple[Callable[..., Iterable[Misfit]], ...] = (
     features, concepts, age, weeks, counts, sides, extent, exam_said,
 )
+
+
+def diagnostic_with_guidance(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes
+                             ) -> Iterable[Misfit]:
+    """A diagnostic exam beside an ultrasound-guided procedure (NCCI Ch. IX)."""
+    guided = fx.has(frame, "guidance_ultrasound", strong=True)
+    # the procedure: an action, or a device placed ('tunneled peritoneal catheter,
+    # US + fluoro' names the placement by its device)
+    action = next((f for f in frame.facts if f.affirmed and f.kind in ("action", "device")
+                   and not f.inferred and f.concept not in ("surgery",)), None)
+    if action is None or fx.has(frame, "separately_indicated"):
+        return
+    if guided is None:
+        # ultrasound said beside the procedure ('closure of the saphenous vein with
+        # ultrasound'): most likely its guidance, so a study of it is not verified
+        # (unless the question names this code's own kind of study: 'contrast ultrasound
+        # of two liver lesions' with its microbubble injections)
+        own = any(f.affirmed and f.kind == "exam" and not f.inferred
+                  and f.concept != "sonography"
+                  and any(fx.vocab.related(f.concept, x) for x in d.exams)
+                  for f in frame.facts)
+        if fx.has(frame, "guidance_ultrasound") is not None and not own:
+            yield fx._misfit(e, "diagnostic_with_guidance", False,
+                             "the ultrasound the question names may be the procedure's "
+                             "guidance, not a separate study")
+        return
+    yield Misfit(
+        e.code, "diagnostic_with_guidance", True,
+        "The question describes ultrasound used to guide a procedure. A diagnostic exam "
+        "of the same region is not reported beside it unless it was separately indicated "
+        "and found a new abnormality (then with 59/XU and its own report).",
+        guided.text, sources=NCCI_DIAGNOSTIC_WITH_GUIDANCE, confidence=Confidence.HIGH,
+    )

@@ -23,12 +23,15 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from guardrails.question.dimensions import AFTER_GUIDANCE, BEFORE_GUIDANCE
+from guardrails.question.dimensions import (
+    AFTER_GUIDANCE,
+    BEFORE_GUIDANCE,
+    diagnostic_with_guidance,
+)
 from guardrails.question.frame import Fact, Frame, adjacent
 from guardrails.question.misfit import (
     _VESSEL_WORDS,
     GUIDANCE_OF,
-    NCCI_DIAGNOSTIC_WITH_GUIDANCE,
     Misfit,
     included_modalities,
     modalities_of,
@@ -173,7 +176,7 @@ class Fitter:
                              confidence=self._conf(e))
         # ---- a diagnostic exam beside an ultrasound-guided procedure (NCCI Ch. IX)
         if e.kind is Kind.DIAGNOSTIC and d.service in (None, "diagnostic"):
-            yield from self._diagnostic_with_guidance(frame, e, d)
+            yield from diagnostic_with_guidance(self, frame, e, d)
         # ---- a guidance code where the question's procedure code includes the guidance
         if d.service == "guidance":
             yield from self._guidance_included(frame, e, d)
@@ -333,23 +336,6 @@ class Fitter:
             if self.score(frame, c) == 2 and od.sites and "any" not in od.sites:
                 out.append(c)
         return tuple(out[:4])
-
-    def _diagnostic_with_guidance(self, frame: Frame, e: CodeEntry, d: Describes
-                                  ) -> Iterable[Misfit]:
-        guided = self.has(frame, "guidance_ultrasound", strong=True)
-        # the procedure: an action, or a device placed ('tunneled peritoneal catheter,
-        # US + fluoro' names the placement by its device)
-        action = next((f for f in frame.facts if f.affirmed and f.kind in ("action", "device")
-                       and not f.inferred and f.concept not in ("surgery",)), None)
-        if guided is None or action is None or self.has(frame, "separately_indicated"):
-            return
-        yield Misfit(
-            e.code, "diagnostic_with_guidance", True,
-            "The question describes ultrasound used to guide a procedure. A diagnostic exam "
-            "of the same region is not reported beside it unless it was separately indicated "
-            "and found a new abnormality (then with 59/XU and its own report).",
-            guided.text, sources=NCCI_DIAGNOSTIC_WITH_GUIDANCE, confidence=Confidence.HIGH,
-        )
 
     def supported(self, frame: Frame) -> tuple[str, ...]:
         """Primary codes the frame fully supports: the question names the kind of study,

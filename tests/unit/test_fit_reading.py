@@ -488,3 +488,30 @@ def test_a_diagnostic_code_for_a_procedure_question_that_names_no_study(cat):
     # a report that lists organs is a study, procedure word or not
     q = "Findings: liver, gallbladder, CBD, pancreas, spleen, both kidneys, aorta and IVC normal."
     assert status(cat, q, "76700")["76700"] is CodeStatus.VERIFIED
+
+
+def test_the_infant_head_study_is_of_the_brain(cat):
+    # 76506 is the brain (echoencephalography); the head and neck soft tissues are 76536
+    q = "Soft tissue ultrasound of the head and neck (parotid) - which CPT code?"
+    assert status(cat, q, "76506")["76506"] is not CodeStatus.VERIFIED
+    assert status(cat, q, "76536")["76536"] is CodeStatus.VERIFIED
+    assert status(cat, "Cranial ultrasound, newborn.", "76506")["76506"] is CodeStatus.VERIFIED
+
+
+def test_a_study_beside_a_procedure_done_with_ultrasound_is_not_verified(cat):
+    # NCCI Ch. IX: the ultrasound said with a procedure is likely its guidance
+    q = "Cyanoacrylate adhesive closure of the great saphenous vein with ultrasound."
+    assert status(cat, q, "76882")["76882"] is CodeStatus.NOT_VERIFIED
+    assert status(cat, q, "36482")["36482"] is CodeStatus.VERIFIED
+    # the study the question names for itself stays (the contrast injection is its own)
+    q = ("Contrast ultrasound of two different liver lesions, with a separate microbubble "
+         "injection for each.")
+    assert status(cat, q, "76978")["76978"] is CodeStatus.VERIFIED
+
+
+def test_a_service_being_planned_and_an_approach_said_after_its_study(cat):
+    q = "Prostate volume study by transrectal ultrasound for brachytherapy planning."
+    got = status(cat, q, "76873")
+    assert got["76873"] is CodeStatus.VERIFIED
+    assert status(cat, q, "76965")["76965"] is not CodeStatus.VERIFIED  # planned, not done
+    assert status(cat, q, "76856")["76856"] is CodeStatus.REMOVED  # transrectal, not TA
