@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             cases += c.variant_cases() if args.variants == "only" else [c]
     good = (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
     tot = {"cases": 0, "ok": 0, "scope": 0, "cand": 0, "exp": 0, "leak": 0, "with_forbidden": 0}
+    by_kind: dict[str, dict[str, int]] = {}  # totals by variant kind (no wording)
     for case in cases:
         turns = case.turns
         q = turns[-1]
@@ -119,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         tot["exp"] += exp_ok
         tot["leak"] += bool(leaks)
         tot["with_forbidden"] += bool(case.forbid_codes)
+        kind = getattr(case, "variant_kind", None) or "original"
+        k = by_kind.setdefault(str(kind), {"cases": 0, "ok": 0, "leak": 0})
+        k["cases"] += 1
+        k["ok"] += ok
+        k["leak"] += bool(leaks)
         if args.show and not ok:
             why = [w for w, b in (("scope", scope_ok), ("cand", cand_ok), ("exp", exp_ok))
                    if not b] + ([f"leak {' '.join(leaks)}"] if leaks else [])
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   Q: {q}" + (f" | earlier: {history}" if history else ""))
     n = max(tot["cases"], 1)
     result = {"split": args.split, "variants": args.variants, **tot,
-              "ok_pct": round(100 * tot["ok"] / n, 1)}
+              "ok_pct": round(100 * tot["ok"] / n, 1), "by_kind": by_kind}
     if args.json:
         print(json.dumps(result))
     else:
