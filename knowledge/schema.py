@@ -206,6 +206,17 @@ class Describes(Strict):
     weeks_below: float | None = Field(
         None, ge=0, description="Gestational age (weeks) the code is for only before."
     )
+    age_min: float | None = Field(
+        None, ge=0, description="Youngest patient age (years) the code is for (33017: 6)."
+    )
+    age_below: float | None = Field(
+        None, ge=0, description="Patient age (years) the code is for only before; 'through "
+        "age 5' is below 6 (33018)."
+    )
+    any_age_with: tuple[str, ...] = Field(
+        (), description="Concepts that, affirmed, make the code right whatever the patient's "
+        "age (33018: a congenital heart anomaly). The age range then does not apply."
+    )
     count: CountRange | None = Field(None, description="How many of a thing the code is for.")
     vessel: Literal["artery", "vein"] | None = Field(
         None, description="Arteries or veins: a question about the other kind only contradicts."

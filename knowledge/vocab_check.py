@@ -88,7 +88,8 @@ def check_vocabulary(
                     problems.append(
                         f"{where(fkey, *loc, field_name)}: {ref} is a {kind} concept"
                     )
-        for ref in (*d.requires, *d.contradicted_by, *d.features, *d.requires_absent):
+        for ref in (*d.requires, *d.contradicted_by, *d.features, *d.requires_absent,
+                    *d.any_age_with):
             if ref not in kinds:
                 problems.append(f"{where(fkey, *loc)}: no concept {ref}")
     return problems

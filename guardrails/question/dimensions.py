@@ -285,6 +285,41 @@ def age(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
                 f"{code} is for a patient {_BAND[e.age_band.value]}, and the question does "
                 "not give the age")
 
+def age_range(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
+              ) -> Iterable[Misfit]:
+    """Patient age in years against a code's range, unless the question affirms a fact
+    that makes the code right at any age (a congenital anomaly for 33018)."""
+    if d.age_min is None and d.age_below is None:
+        return
+    if any(frame.affirms(c) for c in d.any_age_with):
+        return
+    limit = " and ".join(x for x in (
+        f"{d.age_min:g} or older" if d.age_min is not None else "",
+        f"younger than {d.age_below:g}" if d.age_below is not None else "") if x)
+    ages = set(frame.age_years)
+    if len(ages) == 1:
+        (a,) = ages
+        if (d.age_min is not None and a < d.age_min) or (d.age_below is not None
+                                                          and a >= d.age_below):
+            yield fx._misfit(e, "age", True, f"{e.code} is for a patient {limit}; the "
+                             f"question's patient is {a:g}.", f"{a:g} years")
+        return
+    # Without a number, 'infant' (through toddler, under 4) or 'adult' (18 or older) is
+    # still outside some ranges.
+    young, grown = frame.affirms("infant"), frame.affirms("adult")
+    if not ages and young != grown and (
+            (young and d.age_min is not None and d.age_min >= 4)
+            or (grown and d.age_below is not None and d.age_below <= 18)):
+        said = "an infant or toddler" if young else "an adult"
+        yield fx._misfit(e, "age", True, f"{e.code} is for a patient {limit}; the question's "
+                         f"patient is {said}.", said)
+    elif not ages and not young and d.age_below is not None:
+        # an age left unsaid is taken as the usual (older) patient: the code for a young
+        # child needs the question to say so
+        yield fx._misfit(e, "age", False, f"{e.code} is for a patient {limit}, and the "
+                         "question does not give the age")
+
+
 def weeks(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         ) -> Iterable[Misfit]:
     """Gestational age."""
@@ -436,7 +471,7 @@ def exam_said(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
 # The dimensions in the order they are judged (guidance comes after the first four).
 BEFORE_GUIDANCE: tuple[Callable[..., Iterable[Misfit]], ...] = (sites, vessel, approach, kinds)
 AFTER_GUIDANCE: tuple[Callable[..., Iterable[Misfit]], ...] = (
-    features, concepts, age, weeks, counts, sides, extent, exam_said,
+    features, concepts, age, age_range, weeks, counts, sides, extent, exam_said,
 )
 
 

@@ -139,3 +139,27 @@ def test_a_guidance_code_the_procedure_reports_with_another_code_is_replaced() -
     assert got.get("76942") == "removed" and got.get("75989") == "corrected"
     assert fit_score(CAT, "32557", q) == 0 and fit_score(CAT, "32550", q) == 2
     assert fit_score(CAT, "32557", "Indwelling pleural catheter placement with ultrasound.") == 2
+
+
+_DRAIN = "Percutaneous pericardial drainage catheter left in place, placed under echo guidance"
+
+
+@pytest.mark.parametrize(("patient", "drafted", "want"), [
+    # 33017: six or older, no congenital anomaly; 33018: through age 5, or any age with a
+    # congenital heart anomaly (iframe_33018). A stated age or anomaly decides; silence
+    # leaves the young child's code unverified.
+    ("a 70-year-old", "33018", {"33018": "removed", "33017": "corrected"}),
+    ("a 70-year-old", "33017", {"33017": "verified"}),
+    ("a 4 year old", "33017", {"33017": "removed", "33018": "corrected"}),
+    ("a 4 year old", "33018", {"33018": "verified"}),
+    ("a 30 yo with repaired tetralogy of Fallot", "33018", {"33018": "verified"}),
+    ("a 30 yo with repaired tetralogy of Fallot", "33017",
+     {"33017": "removed", "33018": "corrected"}),
+    ("an adult, no congenital heart disease", "33017", {"33017": "verified"}),
+    ("an adult", "33018", {"33018": "removed", "33017": "corrected"}),
+    ("a newborn", "33017", {"33017": "removed", "33018": "corrected"}),
+    ("the patient", "33018", {"33018": "not_verified"}),
+])
+def test_the_pericardial_drain_codes_follow_age_or_a_congenital_anomaly(patient, drafted,
+                                                                          want) -> None:
+    assert verdicts(f"{_DRAIN} for {patient}.", drafted) == want
