@@ -378,8 +378,14 @@ class Advisor:
         rounds: Sequence[Round] = [first]
         extra: list[Finding] = []
         withhold_prose = False
-        if first.ask_again:
-            problems = [f"{'+'.join(f.codes) or 'text'}: {f.message}" for f in first.ask_again]
+        problems = [f"{'+'.join(f.codes) or 'text'}: {f.message}" for f in first.ask_again]
+        fits = _fitting(first.hints)
+        if not first.outcome.draft.codes and not problems:
+            fits = self._unanswered(ctx)
+            if fits:
+                problems = ["text: the draft names no code, and the question describes a "
+                            "service that candidates fit"]
+        if problems:
             yield "\nchecking found problems; asking the model once more\n"
             extra.append(
                 note(
@@ -396,7 +402,7 @@ class Advisor:
                 calls += 1
                 raw2 = yield from self._call(
                     model, Task.REASK,
-                    reask_messages(ctx, raw, problems, _fitting(first.hints)), ctx
+                    reask_messages(ctx, raw, problems, fits), ctx
                 )
                 second = to_draft(raw2, ctx, self.catalog)
             except ModelError as exc:
@@ -418,6 +424,12 @@ class Advisor:
             q, rounds, self.backend_label(), ctx, extra, withhold_prose, banner, timings,
             started, calls,
         )
+
+    def _unanswered(self, ctx: PromptContext) -> list[str]:
+        """For a draft with no code: the candidates the question's reading fully supports
+        (each fact the code needs affirmed, none contradicted), to name in the re-ask."""
+        said = set(supported(self.catalog, ctx.question, ctx.history))
+        return [c.code for c in ctx.candidates if c.code in said]
 
     def _call(
         self,

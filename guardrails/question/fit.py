@@ -264,6 +264,13 @@ class Fitter:
             return False
         if d.count.min <= 2 and frame.affirms("several"):
             return True  # 'several veins', 'multiple levels'
+        if d.count.thing == "lesion":
+            # lesions are not counted by naming their organ twice ('left breast mass,
+            # BI-RADS 4B'): only distinct sites list them
+            v = self.vocab
+            return len({f.concept for f in frame.facts if f.affirmed and f.kind == "site"
+                        and not f.inferred and any(v.is_a(f.concept, s) for s in d.sites)}
+                       ) >= d.count.min
         return len(self.sites_named(frame, d)) >= d.count.min
 
     def sites_named(self, frame: Frame, d: Describes) -> set[str]:

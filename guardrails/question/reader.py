@@ -31,6 +31,7 @@ from guardrails.question.context import (
     status_of,
 )
 from guardrails.question.frame import Count, Fact, Frame, Status
+from guardrails.question.spelling import speller
 from guardrails.question.vocab import Vocabulary, vocabulary_of
 from knowledge.schema import AgeBand
 
@@ -484,6 +485,8 @@ def _about_codes(facts: list[Fact], spans: list[tuple[int, int]]) -> list[Fact]:
 
 def _read(question: str, vocab: Vocabulary, history: str,
           guides: dict[str, str] | None = None) -> Frame:
+    fix = speller(vocab).correct  # 'thoracentsis' is read as 'thoracentesis'
+    question, history = fix(question), fix(history)
     facts, scopes, doc = _read_turn(question, vocab, 0)
     facts = _about_codes(facts, _naming_spans(question))
     facts += _coordinated_guidance(facts, question)

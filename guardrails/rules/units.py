@@ -105,7 +105,7 @@ def _each_additional(ctx: Context, code: str) -> tuple[str, int] | None:
         return None  # names one level or all further levels (0214T, 0215T), not each one
 
     primary = entry.primaries[0]
-    if ctx.units.get(primary) != 1 or not ctx.context:
+    if primary not in ctx.units or not ctx.context:
         return None
     total = stated_total(ctx.context)
     if total is None or total < 2:
@@ -113,10 +113,34 @@ def _each_additional(ctx: Context, code: str) -> tuple[str, int] | None:
     return primary, total - 1
 
 
+def _first_of(ctx: Context, code: str) -> str | None:
+    """The drafted "each additional" add-on whose one primary ``code`` is (the first lesion
+    or vessel: one unit, whatever the total), when the question states the total."""
+    for other in ctx.known():
+        got = _each_additional(ctx, other) if other != code else None
+        if got is not None and got[0] == code:
+            return other
+    return None
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     """Findings for units above the limit held for a code."""
     cat = ctx.catalog
     for code in ctx.known():
+        extra_code = _first_of(ctx, code) if ctx.units[code] != 1 else None
+        if extra_code is not None:
+            yield Finding(
+                RuleId.UNITS_EACH_ADDITIONAL,
+                Severity.WARNING,
+                (code,),
+                f"{code} is the first lesion, vessel, level or gestation, once; each one "
+                f"after it is {extra_code}.",
+                sources=cat.codes[extra_code].sources,
+                confidence=cat.codes[extra_code].confidence.value,
+                fix=Fix(f"Report {code} x1.", set_units=((code, 1),)),
+                on_fail=OnFail.FIX,
+            )
+            continue
         limit = cat.unit_limit(code)
         units = ctx.units[code]
         question = ctx.context

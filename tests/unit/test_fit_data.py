@@ -163,3 +163,14 @@ _DRAIN = "Percutaneous pericardial drainage catheter left in place, placed under
 def test_the_pericardial_drain_codes_follow_age_or_a_congenital_anomaly(patient, drafted,
                                                                           want) -> None:
     assert verdicts(f"{_DRAIN} for {patient}.", drafted) == want
+
+
+def test_the_first_vessel_code_is_one_unit_and_the_rest_go_on_the_add_on() -> None:
+    # 37252 is the first vessel, 37253 each one after it: drafted with units of its own
+    # (x50, x100), the question's total of three sets them (x1, x2)
+    q = "Intravascular ultrasound of three separate vessels during the leg intervention."
+    draft = Draft(codes=(DraftCode("37252", 50, ()), DraftCode("37253", 100, ())), text="",
+                  context=q)
+    out = check_and_repair(draft, CAT)
+    assert [(v.code, v.units, v.status.value) for v in out.verdicts] == [
+        ("37252", 1, "corrected"), ("37253", 2, "corrected")]

@@ -591,3 +591,34 @@ def test_a_hint_answered_no_better_keeps_the_first_draft_not_verified(settings, 
     assert statuses(answer) == {"93303": "not_verified"}
     assert "pipeline.dropped_after_reask" not in rules(answer)
     assert "pipeline.reask_discarded" in rules(answer)
+
+
+def test_a_draft_with_no_code_is_asked_again_with_the_codes_the_question_supports(
+        settings, catalog) -> None:
+    # the model drafts nothing for a question whose reading fully supports a candidate
+    # (a limited echo): it is asked once more, told of that code, and its answer is checked
+    first = {"codes": [], "answer": "It depends on the payer."}
+    second = {"codes": [code("93308")], "answer": "Report 93308."}
+    q = "Limited transthoracic echo for a pericardial effusion, no Doppler. Code?"
+    adv, model, _ = advisor_with(settings, catalog, [first, second],
+                                 codes=("93306", "93308", "93307"), passages=[])
+
+    answer = adv.ask(q)
+
+    assert len(model.calls) == 2
+    assert "93308" in str(model.calls[1])
+    assert statuses(answer) == {"93308": "verified"}
+    assert "pipeline.reasked" in rules(answer)
+
+
+def test_a_draft_with_no_code_is_not_asked_again_when_no_candidate_is_supported(
+        settings, catalog) -> None:
+    # a question that names no service: nothing the reading supports, so no second call
+    first = {"codes": [], "answer": "Add-on codes need a primary code on the same claim."}
+    adv, model, _ = advisor_with(settings, catalog, [first],
+                                 codes=("76937", "36556"), passages=[])
+
+    answer = adv.ask("What documentation do payers want for ultrasound guidance?")
+
+    assert len(model.calls) == 1
+    assert statuses(answer) == {}
