@@ -95,6 +95,27 @@ def stated_total(question: str) -> int | None:
     return best
 
 
+# Words that count without a number: the question may then count any number of services.
+_UNBOUNDED = re.compile(r"\b(?:several|multiple|many|numerous|each|every|additional|"
+                        r"another|other|further|all|per)\b")
+_ANY_NUMBER = re.compile(r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten|twins|"
+                         r"triplets)\b")
+_TIMES = re.compile(r"\bx ?(\d+)\b|\b(?<!\d)(\d+) ?x\b")
+
+
+@lru_cache(maxsize=4096)
+def stated_most(question: str) -> int | None:
+    """The most services the (lowercased) question could count: its largest number (not of
+    weeks, sizes, views or years), 2 where it says both sides, at least 1; None where it
+    counts without a number ('several', 'each') and any count may be meant."""
+    q = _ASKS_HOW_MANY.sub(" ", _NOT_SERVICES.sub(" ", question))
+    if _UNBOUNDED.search(q):
+        return None
+    q = _TIMES.sub(lambda m: f" {m.group(1) or m.group(2)} ", q)  # 'x2', '2x': the number
+    found: list[int] = [int(n) if n.isdigit() else _NUMBER[n] for n in _ANY_NUMBER.findall(q)]
+    return int(max([1, *found, *((2,) if _BOTH.search(q) else ())]))
+
+
 def _each_additional(ctx: Context, code: str) -> tuple[str, int] | None:
     """(primary, units it should carry) for an "each additional" add-on whose one primary is
     drafted and whose total the question states; None when this does not apply."""
@@ -151,6 +172,10 @@ def check(ctx: Context) -> Iterator[Finding]:
         # code billed per side, no "each"): the extra units are the draft's own, and the
         # limit is the fix.
         uncounted = bool(question) and not counts(question, cat.codes[code].bilateral)
+        # more units than any number the question says: the count is the draft's own
+        cap = stated_most(question) if question else None
+        beyond = cap is not None and units > cap
+        uncounted = uncounted or beyond
         extra = _each_additional(ctx, code)
         if extra is not None:
             primary, want = extra
@@ -170,7 +195,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 continue
             uncounted = False  # the question's own count, less the first
         if limit is None:
-            yield from _no_limit(ctx, code, uncounted)
+            yield from _no_limit(ctx, code, uncounted, beyond)
             continue
         if units <= limit.value:
             continue
@@ -222,7 +247,8 @@ def _over_limit(
     )
 
 
-def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
+def _no_limit(ctx: Context, code: str, uncounted: bool, beyond: bool = False
+              ) -> Iterator[Finding]:
     """More than one unit on a line of a code with no unit limit held: not verified.
 
     Separate lines of one unit each told apart by RT/LT, 76/77 or 59/X{EPSU} are left to the
@@ -254,7 +280,7 @@ def _no_limit(ctx: Context, code: str, uncounted: bool) -> Iterator[Finding]:
         "50" in sided or {"RT", "LT"} <= sided
     )
     if (
-        (most == 2 or (on_one_line and most == 3))
+        (most == 2 or (on_one_line and most == 3) or beyond)
         and entry.bilateral in (Bilateral.MODIFIER_50, Bilateral.EACH_SIDE)
         and (not sided or on_one_line)
         and _BOTH.search(ctx.context)

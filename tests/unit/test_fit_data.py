@@ -174,3 +174,33 @@ def test_the_first_vessel_code_is_one_unit_and_the_rest_go_on_the_add_on() -> No
     out = check_and_repair(draft, CAT)
     assert [(v.code, v.units, v.status.value) for v in out.verdicts] == [
         ("37252", 1, "corrected"), ("37253", 2, "corrected")]
+
+
+@pytest.mark.parametrize(("question", "drafted", "want"), [
+    # more units than any number the question says are the draft's own: both breasts is
+    # one unit with -50, not 50 units
+    ("Complete ultrasound of both breasts, all quadrants and retroareolar regions.",
+     ("76641", 50), ("76641", 1, ("50",), "corrected")),
+    ("Limited TTE for effusion.", ("93308", 3), ("93308", 1, (), "corrected")),
+    # a count said without a number may be any count: left as drafted, not verified
+    ("Ultrasound-guided FNA of several thyroid nodules.", ("10006", 4),
+     ("10006", 4, (), "not_verified")),
+])
+def test_units_beyond_every_number_the_question_says_are_the_drafts_own(question, drafted,
+                                                                        want) -> None:
+    from guardrails import policy
+
+    draft = Draft(codes=(DraftCode(drafted[0], drafted[1], ()),), context=question)
+    got = {(v.code, v.units, v.modifiers, v.status.value)
+           for v in policy.first_round(draft, CAT).outcome.verdicts}
+    assert want in got
+
+
+@pytest.mark.parametrize(("question", "most"), [
+    ("both breasts, all four quadrants", 2), ("three lesions at 20 weeks, 4 cm", 3),
+    ("a limited echo", 1), ("several nodules", None), ("x2 units", 2),
+])
+def test_stated_most(question, most) -> None:
+    from guardrails.rules.units import stated_most
+
+    assert stated_most(question) == most
