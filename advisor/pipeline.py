@@ -51,7 +51,7 @@ from advisor.scope import (
 from advisor.settings import Backend, Settings
 from guardrails import check_claim, policy
 from guardrails.claims import MalformedCode
-from guardrails.fit import misfits, outside, rank, supported
+from guardrails.fit import less_specific, misfits, outside, rank, supported
 from guardrails.policy import Round, note
 from guardrails.registry import RuleId
 from guardrails.report import CodeStatus, Finding, Severity
@@ -498,6 +498,12 @@ class Advisor:
                 offered[code] = Candidate(code=code, label=entry.label, score=top,
                                           why="fits what the question describes")
         # The fit rides to the prompt: a small model told which codes the question supports
-        # and which it rules out picks among near codes better than from labels alone.
-        return [offered[c].model_copy(update={"fit": FIT_NOTE[score]})
-                for c, score in rank(self.catalog, list(offered), q, history)]
+        # and which it rules out picks among near codes better than from labels alone. A
+        # code that fits but that another fitting code describes more exactly (the limited
+        # abdomen beside liver elastography) is not marked as fitting, and follows it.
+        vaguer = less_specific(self.catalog, q, history)
+        ranked = sorted(rank(self.catalog, list(offered), q, history),
+                        key=lambda cs: -(cs[1] + (cs[1] == 2 and cs[0] not in vaguer)))
+        return [offered[c].model_copy(update={
+                    "fit": FIT_NOTE[1 if c in vaguer and score == 2 else score]})
+                for c, score in ranked]

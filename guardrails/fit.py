@@ -59,6 +59,14 @@ def supported(catalog: Catalog, question: str, history: str = "") -> list[str]:
     return list(codes) if len(codes) <= SUPPORTED_MAX else []
 
 
+def less_specific(catalog: Catalog, question: str, history: str = "") -> frozenset[str]:
+    """Codes the question fully supports that another supported code describes more
+    exactly (the limited abdomen beside liver elastography)."""
+    if not question.strip():
+        return frozenset()
+    return frozenset(fitter_for(catalog).less_specific(read_frame(question, catalog, history)))
+
+
 def outside(catalog: Catalog, question: str, history: str = "") -> bool:
     """True when every service the question affirms is one no code of the catalog describes
     and it names no ultrasound or imaging guidance (a knee arthroscopy)."""

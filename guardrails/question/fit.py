@@ -36,6 +36,7 @@ from guardrails.question.misfit import (
     included_modalities,
     modalities_of,
 )
+from guardrails.question.specific import most_specific
 from guardrails.question.vocab import Vocabulary, vocabulary_of
 from knowledge.schema import CodeEntry, Confidence, Describes, Kind, PairRelation
 
@@ -351,7 +352,17 @@ class Fitter:
         nothing, so every code would "fit")."""
         if frame.empty:
             return ()
-        return self._codes_per_frame("supported", frame, self._build_supported)
+        fitting = self._codes_per_frame("supported", frame, self._build_supported)
+        return most_specific(self.vocab, self.catalog, frame, fitting)
+
+    def less_specific(self, frame: Frame) -> tuple[str, ...]:
+        """Codes that fully fit the frame but that another fitting code describes more
+        exactly (see :func:`~guardrails.question.specific.most_specific`)."""
+        if frame.empty:
+            return ()
+        fitting = self._codes_per_frame("supported", frame, self._build_supported)
+        best = most_specific(self.vocab, self.catalog, frame, fitting)
+        return tuple(c for c in fitting if c not in best)
 
     def _build_supported(self, frame: Frame) -> tuple[str, ...]:
         kinds = ("exam", "action", "device")

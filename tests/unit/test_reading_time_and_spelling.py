@@ -104,3 +104,24 @@ def test_a_misspelled_procedure_is_read(cat) -> None:
 ])
 def test_one_edit(a, b, want) -> None:
     assert one_edit(a, b) is want
+
+
+@pytest.mark.parametrize(("question", "best", "vaguer"), [
+    # a specific study of the organ is the code, not also the general organ study
+    ("Shear wave elastography of the liver parenchyma for fibrosis.", "76981", "76705"),
+])
+def test_the_most_specific_fitting_code_is_offered_as_fitting(cat, question, best,
+                                                              vaguer) -> None:
+    from guardrails.fit import fit_score, less_specific, supported
+
+    assert fit_score(cat, vaguer, question) == 2  # it fits, only less exactly
+    assert best in supported(cat, question) and vaguer not in supported(cat, question)
+    assert less_specific(cat, question) == {vaguer}
+
+
+def test_codes_of_different_services_are_not_compared_for_specificity(cat) -> None:
+    from guardrails.fit import supported
+
+    # the guidance code is no vaguer form of the biopsy it guides
+    got = supported(cat, "US-guided percutaneous core biopsy of a liver mass, image saved.")
+    assert {"47000", "76942"} <= set(got)
