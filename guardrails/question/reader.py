@@ -308,6 +308,18 @@ def _guided_by(facts: list[Fact], text: str, vocab: Vocabulary) -> list[Fact]:
     return out
 
 
+def _obstetric_scan(facts: list[Fact], vocab: Vocabulary) -> list[Fact]:
+    """'A quick scan' of a pregnant patient: a vague word for a study names an ultrasound
+    study in obstetrics, where other imaging is named by its own word (MRI, CT)."""
+    if not any(f.affirmed and f.concept == "pregnant" for f in facts):
+        return []
+    if any(f.affirmed and f.kind == "exam" for f in facts):
+        return []
+    return [Fact("sonography", "exam", Status.AFFIRMED, f.span, f.text, f.turn, inferred=True)
+            for f in facts if f.affirmed and f.concept == "ultrasound"
+            and f.text.lower() in vocab.vague][:1]
+
+
 def _infer_guidance(facts: list[Fact], doc: Any, known: Collection[str]) -> list[Fact]:
     """'Knee injection with ultrasound': a modality named in the sentence of an affirmed
     procedure says (less firmly) that it guided the procedure. ``known``: the vocabulary's
@@ -493,6 +505,7 @@ def _read(question: str, vocab: Vocabulary, history: str,
     facts += _guided_by(facts, question, vocab)
     facts += _named_guidance(question, guides or {}, facts)
     facts += _infer_guidance(facts, doc, vocab.kinds)
+    facts += _obstetric_scan(facts, vocab)
     counts, ages, weeks, _ = _numbers(question, scopes, 0, history)
     sides = _sides(facts, doc)
     if history.strip():

@@ -125,3 +125,14 @@ def test_codes_of_different_services_are_not_compared_for_specificity(cat) -> No
     # the guidance code is no vaguer form of the biopsy it guides
     got = supported(cat, "US-guided percutaneous core biopsy of a liver mass, image saved.")
     assert {"47000", "76942"} <= set(got)
+
+
+def test_a_scan_of_a_pregnant_patient_is_an_ultrasound_study(cat) -> None:
+    from guardrails.fit import supported
+
+    q = "Twins came to L&D triage and I did a quick scan for heartbeats and presentation."
+    assert supported(cat, q) == ["76815"]
+    # another modality's scan stays that modality's; no pregnancy, no study named
+    assert not read_frame("Pregnant at 20 weeks; CT scan of the chest.", cat).affirms(
+        "sonography")
+    assert not read_frame("Knee scan for effusion.", cat).affirms("sonography")
