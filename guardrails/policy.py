@@ -96,15 +96,26 @@ def _open_reasks(outcome: Outcome) -> tuple[Finding, ...]:
 
 def _hints(outcome: Outcome) -> tuple[Finding, ...]:
     """The question leaves a drafted code unsupported and the checker names codes that fit
-    it, none of them drafted: the model is told so once. The code is not dropped for it
+    it, none of them drafted, or the code's pair with another drafted code holds that one
+    back too: the model is told so once. The code is not dropped for it
     (unknown is not wrong); a second draft is used only if more of its codes pass."""
     present = {c.code for c in outcome.draft.codes}
     status = {v.code: v.status for v in outcome.verdicts}
+    # codes held back by a pair rule with another drafted code
+    paired = {c for f in outcome.final.findings if str(f.rule).startswith("pairs.")
+              and len(set(f.codes) & present) > 1 for c in f.codes}
     return tuple(dedupe([
         f for f in outcome.final.findings
-        if f.rule == RuleId.FIT_UNSUPPORTED and f.fix is not None and f.fix.alternatives
-        and present.intersection(f.codes) and not present.intersection(f.fix.alternatives)
+        if f.rule == RuleId.FIT_UNSUPPORTED
+        and present.intersection(f.codes)
         and all(status.get(c) is CodeStatus.NOT_VERIFIED for c in f.codes)
+        and (
+            (f.fix is not None and f.fix.alternatives
+             and not present.intersection(f.fix.alternatives))
+            # a code the question does not support, whose pair with another drafted code
+            # holds that code back too: the model is told once
+            or bool(paired.intersection(f.codes))
+        )
     ]))
 
 

@@ -78,6 +78,7 @@ _TOTAL = re.compile(
     r"fetuses|sacs|areas|spots)|(?P<t>twins|triplets))\b"
 )
 _MORE_WORDS = frozenset({"additional", "more", "other", "extra", "further", "added"})
+_MORE = re.compile(r"\b(?:" + "|".join(sorted(_MORE_WORDS)) + r")\b")
 
 
 def stated_total(question: str) -> int | None:
@@ -129,6 +130,14 @@ def _each_additional(ctx: Context, code: str) -> tuple[str, int] | None:
     if primary not in ctx.units or not ctx.context:
         return None
     total = stated_total(ctx.context)
+    d = entry.describes
+    if (total is None and ctx.frame is not None and d is not None and d.count is not None
+            and not _MORE.search(ctx.context)):
+        # the reading's count of the thing ('lesion A ... and lesion B': 2), unless it is
+        # only a least number ('several')
+        thing = d.count.thing
+        if not ctx.frame.count_is_minimum(thing):
+            total = ctx.frame.count_of(thing)
     if total is None or total < 2:
         return None
     return primary, total - 1
