@@ -256,8 +256,7 @@ def _over_limit(
     )
 
 
-def _no_limit(ctx: Context, code: str, uncounted: bool, beyond: bool = False
-              ) -> Iterator[Finding]:
+def _no_limit(ctx: Context, code: str, uncounted: bool, beyond: bool) -> Iterator[Finding]:
     """More than one unit on a line of a code with no unit limit held: not verified.
 
     Separate lines of one unit each told apart by RT/LT, 76/77 or 59/X{EPSU} are left to the
