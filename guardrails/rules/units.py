@@ -203,6 +203,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                 )
                 continue
             uncounted = False  # the question's own count, less the first
+            if limit is None:
+                continue  # the count is the question's: nothing more to hold it to
         if limit is None:
             yield from _no_limit(ctx, code, uncounted, beyond)
             continue
