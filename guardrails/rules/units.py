@@ -143,15 +143,6 @@ def _each_additional(ctx: Context, code: str) -> tuple[str, int] | None:
     return primary, total - 1
 
 
-def _read_count(ctx: Context, code: str) -> int | None:
-    """How many of the things ``code`` counts the question's reading affirms (negation and
-    plans told apart), or None."""
-    d = ctx.catalog.codes[code].describes
-    if ctx.frame is None or d is None or d.count is None:
-        return None
-    return ctx.frame.count_of(d.count.thing)
-
-
 def _first_of(ctx: Context, code: str) -> str | None:
     """The drafted "each additional" add-on whose one primary ``code`` is (the first lesion
     or vessel: one unit, whatever the total), when the question states the total."""
@@ -212,8 +203,6 @@ def check(ctx: Context) -> Iterator[Finding]:
                 )
                 continue
             uncounted = False  # the question's own count, less the first
-            if limit is None and _read_count(ctx, code) == want + 1:
-                continue  # the reading counts as many: nothing more to hold it to
         if limit is None:
             yield from _no_limit(ctx, code, uncounted, beyond)
             continue

@@ -205,13 +205,3 @@ def test_stated_most(question, most) -> None:
 
     assert stated_most(question) == most
 
-
-def test_an_each_additional_add_on_at_the_count_the_question_states_is_verified() -> None:
-    # triplets: the first gestation's code and two more; nothing else holds the units back
-    from guardrails import policy
-
-    q = "Triplets at 12 weeks, complete first trimester transabdominal OB ultrasound."
-    draft = Draft(codes=(DraftCode("76801", 1, ()), DraftCode("76802", 2, ())), context=q)
-    got = [(v.code, v.units, v.status.value)
-           for v in policy.first_round(draft, CAT).outcome.verdicts]
-    assert got == [("76801", 1, "verified"), ("76802", 2, "verified")]
