@@ -4,6 +4,7 @@ rule it rests on (vocabulary, a code's description, an element set), not a suite
 from __future__ import annotations
 
 import pytest
+from reading_helpers import facts, status
 
 from guardrails.checker import check
 from guardrails.question import Status, read_frame
@@ -16,14 +17,6 @@ def cat():
     return build_catalog()
 
 
-def status(cat, question: str, *codes: str) -> dict[str, CodeStatus]:
-    draft = Draft(codes=tuple(DraftCode(c) for c in codes), context=question)
-    report = check(draft, cat)
-    return {c: report.verdict_for(c).status for c in codes}
-
-
-def facts(cat, question: str) -> dict[str, Status]:
-    return {f.concept: f.status for f in read_frame(question, cat).facts if not f.inferred}
 
 
 # ---------------------------------------------------------------- assertion status

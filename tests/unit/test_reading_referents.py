@@ -5,10 +5,10 @@ right after it, and an option talked over ('we discussed a biopsy')."""
 from __future__ import annotations
 
 import pytest
+from reading_helpers import facts, status
 
-from guardrails.checker import check
 from guardrails.question import Status, read_frame
-from guardrails.report import CodeStatus, Draft, DraftCode
+from guardrails.report import CodeStatus
 from knowledge.catalog import build_catalog
 
 
@@ -17,13 +17,6 @@ def cat():
     return build_catalog()
 
 
-def status(cat, question: str, *codes: str) -> dict[str, CodeStatus]:
-    report = check(Draft(codes=tuple(DraftCode(c) for c in codes), context=question), cat)
-    return {c: report.verdict_for(c).status for c in codes}
-
-
-def facts(cat, question: str) -> dict[str, Status]:
-    return {f.concept: f.status for f in read_frame(question, cat).facts if not f.inferred}
 
 
 @pytest.mark.parametrize("question", [

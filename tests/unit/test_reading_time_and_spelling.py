@@ -4,12 +4,12 @@ saved image, spectral against colour Doppler, and misspelled vocabulary words.""
 from __future__ import annotations
 
 import pytest
+from reading_helpers import status
 
-from guardrails.checker import check
 from guardrails.question import Status, read_frame
 from guardrails.question.spelling import one_edit, speller
 from guardrails.question.vocab import vocabulary_of
-from guardrails.report import CodeStatus, Draft, DraftCode
+from guardrails.report import CodeStatus
 from knowledge.catalog import build_catalog
 
 
@@ -18,9 +18,6 @@ def cat():
     return build_catalog()
 
 
-def status(cat, question: str, *codes: str) -> dict[str, CodeStatus]:
-    report = check(Draft(codes=tuple(DraftCode(c) for c in codes), context=question), cat)
-    return {c: report.verdict_for(c).status for c in codes}
 
 
 def statuses_of(cat, question: str, concept: str) -> set[Status]:
