@@ -75,6 +75,9 @@ __all__ = [
     "parse_code_query",
 ]
 
+# Statuses of a code that passed the checks.
+_PASSED = (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+
 # The note beside a candidate in the draft prompt, by its fit score (guardrails.fit).
 FIT_NOTE = {2: FITS, 1: "", 0: RULED_OUT}
 
@@ -200,7 +203,7 @@ class Advisor:
                 claim.tokens, question=claim.context, history=last.question if last else "",
                 asked=True,
             )
-            ok = (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+            ok = _PASSED
             # A question that describes the service and names codes none of which fit it
             # ("knee injection: is it 20612 with 76943?") asks which code is right: the
             # drafting flow finds it, and its prose flags the codes named.
@@ -385,6 +388,15 @@ class Advisor:
             if fits:
                 problems = ["text: the draft names no code, and the question describes a "
                             "service that candidates fit"]
+        elif left := self._left_out(first, ctx):
+            # A drafted code failed and the reading supports a candidate the draft left out
+            # (the fluoroscopy guidance drafted, the ultrasound guidance the question names
+            # not): the model is told once; the second draft is used only if more pass.
+            fits = list(dict.fromkeys([*fits, *left]))
+            problems.append(
+                f"{'+'.join(left)}: the question describes a service the draft left out; "
+                f"the checker found {', '.join(left)} fits it"
+            )
         if problems:
             yield "\nchecking found problems; asking the model once more\n"
             extra.append(
@@ -424,6 +436,14 @@ class Advisor:
             q, rounds, self.backend_label(), ctx, extra, withhold_prose, banner, timings,
             started, calls,
         )
+
+    def _left_out(self, first: Round, ctx: PromptContext) -> list[str]:
+        """Candidates the reading fully supports that the first draft left out, when one of
+        its codes failed (removed or not verified); none when every drafted code passed."""
+        if all(v.status in _PASSED for v in first.outcome.verdicts):
+            return []
+        drafted = {c.code for c in first.draft.codes} | {c.code for c in first.outcome.draft.codes}
+        return [c for c in self._unanswered(ctx) if c not in drafted]
 
     def _unanswered(self, ctx: PromptContext) -> list[str]:
         """For a draft with no code: the candidates the question's reading fully supports
