@@ -92,6 +92,65 @@ def _quiet_environment() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+EXPORT_PREFIX = "advisor-export-"
+
+
+def sweep_orphan_exports(ttl_s: float) -> int:
+    """Remove export folders left by app processes that are gone; returns how many.
+
+    A process killed outright cannot run its exit clean-up, so each app names its folder
+    with its process id and the next app to start removes the folders of processes no
+    longer running (this user's only). A folder without an id (an older version's) goes
+    once it is older than ``ttl_s``.
+    """
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{EXPORT_PREFIX}*"):
+        try:
+            info = folder.stat()
+            if not folder.is_dir() or info.st_uid != os.getuid():
+                continue
+            head = folder.name[len(EXPORT_PREFIX):].split("-", 1)[0]
+            if head.isdigit() and "-" in folder.name[len(EXPORT_PREFIX):]:
+                if int(head) == os.getpid() or _running(int(head)):
+                    continue
+            elif info.st_mtime > time.time() - ttl_s:
+                continue
+            shutil.rmtree(folder)
+            removed += 1
+        except OSError:
+            log.warning("could not remove an orphaned export folder", exc_info=True)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (a service manager stopping the app) into a normal exit, so the exit
+    clean-up runs: exported conversations removed, the audit log closed."""
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def _stop(signum: int, frame: Any) -> None:
+        log.info("stopping (SIGTERM)")
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _stop)
+
+
 class AdvisorApp:
     """The app's state (settings, catalog, advisor, warm-up) and its event handlers."""
 
@@ -113,7 +172,8 @@ class AdvisorApp:
         # Exported conversations hold what users typed: each is removed once it is older than
         # settings.export_ttl_s, and the whole folder when the app is closed, collected or the
         # process exits.
-        self.export_dir = Path(tempfile.mkdtemp(prefix="advisor-export-"))
+        sweep_orphan_exports(settings.export_ttl_s)
+        self.export_dir = Path(tempfile.mkdtemp(prefix=f"{EXPORT_PREFIX}{os.getpid()}-"))
         self._remove_exports = weakref.finalize(
             self, shutil.rmtree, str(self.export_dir), ignore_errors=True
         )
@@ -710,6 +770,7 @@ def serve(host: str | None = None, port: int | None = None, *, block: bool = Tru
     from advisor.settings import load_settings
 
     setup_logging(logging.INFO)  # PHI masked in every record of the app's loggers
+    exit_on_sigterm()
     settings = load_settings(host=host, port=port)
     state = AdvisorApp(settings)
     state.start_warmup()

@@ -378,6 +378,71 @@ def test_exports_do_not_outlive_their_time_or_the_app(tmp_path) -> None:
     assert demo.delete_cache == (600, 3600)
 
 
+def test_exports_of_a_killed_app_are_removed_by_the_next_app(tmp_path, monkeypatch) -> None:
+    """A process killed outright cannot clean up: the next app removes what it left."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    import app
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = tmp_path / "tmp" / f"advisor-export-{gone.stdout.strip()}-abc"
+    (dead / "export-x").mkdir(parents=True)
+    (dead / "export-x" / "advisor-conversation.json").write_text("{}")
+    alive = tmp_path / "tmp" / f"advisor-export-{os.getppid()}-def"
+    alive.mkdir()
+    legacy_old = tmp_path / "tmp" / "advisor-export-k2j4_x9q"
+    legacy_new = tmp_path / "tmp" / "advisor-export-p0q1r2s3"
+    legacy_old.mkdir()
+    legacy_new.mkdir()
+    old = time.time() - Settings(data_dir=tmp_path).export_ttl_s - 5
+    os.utime(legacy_old, (old, old))
+    state = _app(tmp_path / "data", ScriptedAdvisor())
+    assert not dead.exists() and not legacy_old.exists()
+    assert alive.exists() and legacy_new.exists()
+    assert state.export_dir.parent == tmp_path / "tmp"
+    assert state.export_dir.name.startswith(f"advisor-export-{os.getpid()}-")
+    assert app.sweep_orphan_exports(3600) == 0  # its own folder stays
+
+
+def test_sigterm_stops_the_app_with_its_exports_removed(tmp_path) -> None:
+    """A service manager's SIGTERM runs the exit clean-up: no conversation left on disk."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys, time, app\n"
+        "from advisor.settings import Settings\n"
+        "state = app.AdvisorApp(Settings(data_dir=sys.argv[1], backend='none'), advisor=object())\n"
+        "app.exit_on_sigterm()\n"
+        "(state.export_dir / 'export-1').mkdir()\n"
+        "(state.export_dir / 'export-1' / 'c.json').write_text('{}')\n"
+        "print(state.export_dir, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=root, env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        folder = Path(proc.stdout.readline().strip())
+        assert folder.is_dir()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    assert not folder.exists()
+
+
 def test_chat_handler_shows_errors_as_messages(tmp_path) -> None:
     state = _app(tmp_path, ScriptedAdvisor(fail=RuntimeError("index is locked")))
     chat, turns, _ = list(state.chat("knee?", [], []))[-1]
