@@ -438,12 +438,14 @@ class Advisor:
         )
 
     def _left_out(self, first: Round, ctx: PromptContext) -> list[str]:
-        """Candidates the reading fully supports that the first draft left out, when one of
-        its codes failed (removed or not verified); none when every drafted code passed."""
-        if all(v.status in _PASSED for v in first.outcome.verdicts):
-            return []
+        """Candidates the reading fully supports that the first draft left out, of the kind
+        of a drafted code that failed (removed or not verified): the guidance the question
+        names beside a wrong guidance code. None when every drafted code passed."""
+        failed = {v.code for v in first.outcome.verdicts if v.status not in _PASSED}
+        kinds = {e.kind for c in failed if (e := self.catalog.get(c)) is not None}
         drafted = {c.code for c in first.draft.codes} | {c.code for c in first.outcome.draft.codes}
-        return [c for c in self._unanswered(ctx) if c not in drafted]
+        return [c for c in self._unanswered(ctx) if c not in drafted
+                and (e := self.catalog.get(c)) is not None and e.kind in kinds]
 
     def _unanswered(self, ctx: PromptContext) -> list[str]:
         """For a draft with no code: the candidates the question's reading fully supports

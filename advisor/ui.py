@@ -185,6 +185,7 @@ RULE_WORDS: dict[str, str] = {
     "pipeline.reasked": "asked again",
     "pipeline.reask_failed": "second try failed",
     "pipeline.reask_discarded": "second try discarded",
+    "pipeline.kept_passing": "kept from the first try",
     "pipeline.out_of_scope": "out of scope",
     "pipeline.language": "language",
 }

@@ -146,6 +146,19 @@ def after_reask(first: Round, second: Draft | None, catalog: Catalog) -> Settled
     notes: list[Finding] = []
     rounds = [first]
     if second is not None:
+        second, kept = _keep_passing(first, second)
+        if kept:
+            notes.append(
+                note(
+                    RuleId.PIPELINE_KEPT_PASSING,
+                    Severity.INFO,
+                    kept,
+                    f"{', '.join(kept)} passed the checks in the first draft and the second "
+                    "left {} out with no finding against {}: kept, and checked again with the "
+                    "second draft's codes.".format(*(("them", "them") if len(kept) > 1
+                                                     else ("it", "it"))),
+                )
+            )
         later = _round(second, catalog)
         gained = _passing(later, catalog) - _passing(first, catalog)
         # asked for hints only (nothing failed), a second draft must do better to be used
@@ -165,6 +178,22 @@ def after_reask(first: Round, second: Draft | None, catalog: Catalog) -> Settled
     last, dropped, withhold = _drop_still_failing(rounds[-1], catalog)
     rounds[-1] = last
     return Settled(tuple(rounds), tuple(notes + dropped), withhold)
+
+
+def _keep_passing(first: Round, second: Draft) -> tuple[Draft, tuple[str, ...]]:
+    """The second draft with the first draft's passing codes it left out.
+
+    Asked again about one code, a small model often answers with a new list and loses a code
+    that passed (the trigger point injection, kept with the guidance only). A code is removed
+    only for a finding against it, so such a code is added back; the whole draft is then
+    checked again, and a pair or unit rule between old and new codes still applies.
+    """
+    now = {c.code for c in second.codes}
+    passed = {v.code for v in first.outcome.verdicts if v.status in _SHOWN_OK}
+    lines = tuple(c for c in first.outcome.draft.codes if c.code in passed and c.code not in now)
+    if not lines:
+        return second, ()
+    return replace(second, codes=second.codes + lines), tuple(c.code for c in lines)
 
 
 def _drop_still_failing(rnd: Round, catalog: Catalog) -> tuple[Round, list[Finding], bool]:

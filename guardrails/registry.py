@@ -99,6 +99,7 @@ class RuleId(StrEnum):
     PIPELINE_REASKED = "pipeline.reasked"
     PIPELINE_REASK_FAILED = "pipeline.reask_failed"
     PIPELINE_REASK_DISCARDED = "pipeline.reask_discarded"
+    PIPELINE_KEPT_PASSING = "pipeline.kept_passing"
     PIPELINE_DROPPED_AFTER_REASK = "pipeline.dropped_after_reask"
     PIPELINE_PROSE_WITHHELD = "pipeline.prose_withheld"
     PIPELINE_MODEL_UNAVAILABLE = "pipeline.model_unavailable"
@@ -258,6 +259,8 @@ _TABLE: tuple[tuple[RuleId, tuple[Severity, ...], tuple[OnFail, ...], str, bool]
      False),
     (R.PIPELINE_REASK_DISCARDED, (_I,), (_WARN,), "the second draft passed fewer codes; the "
      "first is used", False),
+    (R.PIPELINE_KEPT_PASSING, (_I,), (_WARN,), "a code that passed in the first draft and the "
+     "second left out, kept", False),
     (R.PIPELINE_DROPPED_AFTER_REASK, (_E,), (_DROP,), "a code still failing after the re-ask, "
      "removed", False),
     (R.PIPELINE_PROSE_WITHHELD, (_W,), (_WARN,), "prose still contradicted after the re-ask, "

@@ -50,6 +50,10 @@ _OVERRIDING_KINDS = frozenset({
 _ONLY = frozenset({"only", "alone", "just", "solely", "exclusively"})
 _FULL = frozenset({"full", "fully"})
 _NOT_ONLY = frozenset({"the", "an", "a", "not", "her", "his", "its", "their", "my"})
+# A yes/no question about what was described: an auxiliary verb, then a pronoun for it.
+_AUX = frozenset({"do", "does", "did", "is", "are", "was", "were", "would", "will", "could",
+                  "can", "should", "shall", "may", "might", "must", "has", "have", "had"})
+_ANAPHOR = frozenset({"that", "this", "it", "these", "those"})
 _NEAR = 6  # tokens: how close a site must be to a service word to be the service's site
 
 
@@ -109,6 +113,8 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
             for c in vocab.closure(concept):
                 kind = vocab.kinds.get(c, "")
                 own = status
+                if kind == "extent" and own is Status.AFFIRMED and _asked(ent.sent):
+                    own = Status.HYPOTHETICAL  # 'does that make it limited?': asked, not said
                 if "FETUS" in cats and own is Status.AFFIRMED and not _fetal(vocab, c):
                     own = Status.OTHER  # a fetal organ or finding, not the patient's
                 made.append(Fact(c, kind, own, (ent.start_char, ent.end_char), ent.text, turn,
@@ -163,6 +169,15 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         for f in facts
     ]
     return facts, scopes_of(doc, vocab), doc
+
+
+def _asked(sent: Any) -> bool:
+    """A yes/no question about what was just described ('Does that knock it down to
+    limited?', 'Is this still complete?'): an auxiliary verb, then 'that', 'this' or 'it',
+    and a question mark. Its predicate is asked, not said."""
+    words = [t for t in sent if not t.is_space]
+    return (len(words) > 2 and words[-1].text == "?" and words[0].lower_ in _AUX
+            and words[1].lower_ in _ANAPHOR)
 
 
 def _only_said(doc: Any, ent: Any) -> bool:

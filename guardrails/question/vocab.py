@@ -106,6 +106,7 @@ def build(vocab: VocabularyFile) -> Vocabulary:
             vague.update(_plurals(t.lower().strip()))
         for t in c.case_terms:
             case_terms.setdefault(t.strip(), {})[c.id] = None
+    _heads(terms, kinds)
     formed_by = tuple((c.id, a, site) for c in vocab.concepts for a, site in c.formed_by)
     return Vocabulary(
         kinds=kinds,
@@ -122,6 +123,28 @@ def build(vocab: VocabularyFile) -> Vocabulary:
         formed_by=formed_by,
         forming_cues=frozenset(a for _, a, _ in formed_by if kinds.get(a) == "cue"),
     )
+
+
+# Kinds of a compound term's modifier ('OB ultrasound', 'head ultrasound', 'penile duplex'):
+# the compound names its head noun's study too.
+_MODIFIER_KINDS = frozenset({"site", "patient"})
+_HEAD_KINDS = frozenset({"exam", "modality"})
+
+
+def _heads(terms: dict[str, dict[str, None]], kinds: dict[str, str]) -> None:
+    """A site's or patient's term that ends in a study word names that study too: the
+    matcher keeps the longest term, so 'OB ultrasound' would otherwise hide 'ultrasound'.
+    In English the last word of a compound is its head ('OB ultrasound' is an ultrasound);
+    a guidance, approach or action term ('real-time ultrasound') is left as it is."""
+    studies = {t: [c for c in cs if kinds.get(c) in _HEAD_KINDS] for t, cs in terms.items()}
+    for term, concepts in terms.items():
+        words = term.split(" ")
+        if len(words) < 2 or not any(kinds.get(c) in _MODIFIER_KINDS for c in concepts):
+            continue
+        if any(kinds.get(c) not in _MODIFIER_KINDS for c in concepts):
+            continue  # the term already names something else (an exam, an action)
+        for c in studies.get(words[-1], ()):
+            concepts[c] = None
 
 
 _CACHE: dict[int, tuple[object, Vocabulary]] = {}
