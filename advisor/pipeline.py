@@ -439,13 +439,19 @@ class Advisor:
 
     def _left_out(self, first: Round, ctx: PromptContext) -> list[str]:
         """Candidates the reading fully supports that the first draft left out, of the kind
-        of a drafted code that failed (removed or not verified): the guidance the question
-        names beside a wrong guidance code. None when every drafted code passed."""
-        failed = {v.code for v in first.outcome.verdicts if v.status not in _PASSED}
-        kinds = {e.kind for c in failed if (e := self.catalog.get(c)) is not None}
+        of a drafted code that failed (removed or not verified) and of a family no passing
+        code answers: the guidance the question names beside a wrong guidance code. None
+        when every drafted code passed."""
+        def entries(passed: bool) -> list[Any]:
+            return [e for v in first.outcome.verdicts
+                    if (v.status in _PASSED) is passed and (e := self.catalog.get(v.code))]
+
+        kinds = {e.kind for e in entries(False)}
+        answered = {e.family for e in entries(True)}  # a service the draft already answers
         drafted = {c.code for c in first.draft.codes} | {c.code for c in first.outcome.draft.codes}
         return [c for c in self._unanswered(ctx) if c not in drafted
-                and (e := self.catalog.get(c)) is not None and e.kind in kinds]
+                and (e := self.catalog.get(c)) is not None and e.kind in kinds
+                and e.family not in answered]
 
     def _unanswered(self, ctx: PromptContext) -> list[str]:
         """For a draft with no code: the candidates the question's reading fully supports
