@@ -142,24 +142,28 @@ def after_reask(first: Round, second: Draft | None, catalog: Catalog) -> Settled
     ``second`` is the re-asked draft, or None when the model could not give one (the first
     draft is then used). A second draft with fewer codes that pass than the first is
     discarded (a small model told about one wrong statement may answer "no codes fit").
+    A second draft with codes that pass keeps the first draft's passing codes it left out
+    (:func:`_keep_passing`), and is checked again as a whole.
     """
     notes: list[Finding] = []
     rounds = [first]
     if second is not None:
-        second, kept = _keep_passing(first, second)
-        if kept:
-            notes.append(
-                note(
-                    RuleId.PIPELINE_KEPT_PASSING,
-                    Severity.INFO,
-                    kept,
-                    f"{', '.join(kept)} passed the checks in the first draft and the second "
-                    "left {} out with no finding against {}: kept, and checked again with the "
-                    "second draft's codes.".format(*(("them", "them") if len(kept) > 1
-                                                     else ("it", "it"))),
-                )
-            )
         later = _round(second, catalog)
+        merged, kept = _keep_passing(first, second)
+        # a second draft with codes of its own that pass, which lost one that passed before
+        # (an empty "no codes fit" answer is a refusal, not a new list: nothing is merged)
+        if kept and _passing(later, catalog) > 0:
+            later = _round(merged, catalog)
+            kept_note = note(
+                RuleId.PIPELINE_KEPT_PASSING,
+                Severity.INFO,
+                kept,
+                f"{', '.join(kept)} passed the checks in the first draft and the second "
+                "draft left {0} out with no finding against {0}: kept, and checked again with "
+                "the second draft's codes.".format("them" if len(kept) > 1 else "it"),
+            )
+        else:
+            kept_note = None
         gained = _passing(later, catalog) - _passing(first, catalog)
         # asked for hints only (nothing failed), a second draft must do better to be used
         if gained < 0 or (gained == 0 and not first.reask):
@@ -175,6 +179,8 @@ def after_reask(first: Round, second: Draft | None, catalog: Catalog) -> Settled
             )
         else:
             rounds.append(later)
+            if kept_note is not None:
+                notes.append(kept_note)
     last, dropped, withhold = _drop_still_failing(rounds[-1], catalog)
     rounds[-1] = last
     return Settled(tuple(rounds), tuple(notes + dropped), withhold)

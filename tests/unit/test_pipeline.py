@@ -182,6 +182,52 @@ def test_a_reask_that_loses_passing_codes_is_discarded(settings, catalog) -> Non
     assert "No codes fit" not in answer.answer
 
 
+IPC_Q = "Tunneled IPC w/ cuff (PleurX) under US - which guidance code?"
+
+
+def test_a_failing_draft_is_told_the_code_it_left_out_and_keeps_what_passed(settings,
+                                                                           catalog) -> None:
+    # The vascular guidance add-on drafted for a pleural catheter fails; the reading supports
+    # the drainage guidance code, which the draft left out: the model is told once. Its
+    # second list loses the catheter code that passed, which is kept.
+    first = {"codes": [code("32550"), code("76937")], "answer": "Report 32550 and 76937."}
+    second = {"codes": [code("75989")], "answer": "Report 75989 for the guidance."}
+    adv, model, _ = advisor_with(settings, catalog, [first, second],
+                                 codes=("32550", "76937", "75989"))
+
+    answer = adv.ask(IPC_Q)
+
+    assert [t for t, _ in model.calls] == [Task.DRAFT, Task.REASK]
+    assert "75989" in model.calls[1][1][-1].content
+    assert statuses(answer) == {"32550": "verified", "75989": "verified"}
+    assert [c.code for c in answer.removed] == ["76937"]
+    assert {"pipeline.reasked", "pipeline.kept_passing"} <= rules(answer)
+
+
+def test_no_left_out_code_is_offered_when_every_drafted_code_passed(settings, catalog) -> None:
+    first = {"codes": [code("32550")], "answer": "Report 32550."}
+    adv, model, _ = advisor_with(settings, catalog, [first], codes=("32550", "75989"))
+
+    answer = adv.ask(IPC_Q)
+
+    assert len(model.calls) == 1
+    assert statuses(answer) == {"32550": "verified"}
+
+
+def test_a_left_out_code_of_a_service_the_draft_answers_is_not_offered(settings,
+                                                                       catalog) -> None:
+    # The diagnostic puncture code passes; a failing guidance code beside it is no reason to
+    # offer a second puncture code of the same family.
+    q = "LP under fluoroscopy for a therapeutic CSF drainage, 30 mL removed."
+    first = {"codes": [code("62329"), code("77003")], "answer": "Report 62329 and 77003."}
+    adv, model, _ = advisor_with(settings, catalog, [first, first],
+                                 codes=("62329", "62328", "77003"))
+
+    adv.ask(q)
+
+    assert all("62328" not in str(m[-1].content) for _, m in model.calls[1:])
+
+
 @pytest.fixture
 def checker_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every call from the pipeline into the checker, by entry point."""

@@ -115,6 +115,10 @@ def _ask(replies: list[Any], codes: tuple[str, ...], question: str, tmp: Path) -
             model=model).ask(question)
 
 
+def _line(code: str) -> dict[str, Any]:
+    return {"code": code, "units": 1, "modifiers": [], "reason": "r", "citations": []}
+
+
 _ADD_ON_ALONE = {"codes": [{"code": "76937", "units": 1, "modifiers": [], "reason": "r",
                             "citations": []}], "answer": "Report 76937."}
 _ECHO = {"codes": [{"code": "93308", "units": 1, "modifiers": [], "reason": "r",
@@ -166,6 +170,10 @@ EXAMPLES: dict[str, Callable[[Path], object]] = {
                                                      _VASCULAR, tmp),
     "pipeline.reask_failed": lambda tmp: _ask([_ADD_ON_ALONE, ModelTimeout("too slow")],
                                               ("76937", "36556"), _VASCULAR, tmp),
+    "pipeline.kept_passing": lambda tmp: _ask(
+        [{"codes": [_line("32550"), _line("76937")], "answer": "Report 32550 and 76937."},
+         {"codes": [_line("75989")], "answer": "Report 75989."}], ("32550", "76937", "75989"),
+        "Tunneled IPC w/ cuff (PleurX) under US - which guidance code?", tmp),
     "pipeline.reask_discarded": lambda tmp: _ask(
         [_ECHO, {"codes": [], "answer": "No codes fit."}], ("93308",),
         "Limited follow-up TTE, which code?", tmp),

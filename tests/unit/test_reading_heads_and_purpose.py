@@ -1,0 +1,96 @@
+"""Compound terms that name their head study, yes/no questions about the extent, the
+purpose of a lumbar puncture, and the approach of the limited OB study."""
+
+from __future__ import annotations
+
+import pytest
+from reading_helpers import facts, status
+
+from guardrails.fit import supported
+from guardrails.question import Status, read_frame
+from guardrails.question.vocab import vocabulary_of
+from guardrails.report import CodeStatus
+from knowledge.catalog import build_catalog
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return build_catalog()
+
+
+@pytest.mark.parametrize(("question", "code"), [
+    # 'OB ultrasound', 'head ultrasound': the longest term is kept, and it names the study
+    ("OB ultrasound at 20 weeks, complete, single fetus.", "76805"),
+    ("Head ultrasound in a newborn through the anterior fontanelle.", "76506"),
+    ("Limited OB ultrasound to check the fetal heartbeat at 30 weeks.", "76815"),
+])
+def test_a_compound_names_its_head_study(cat, question, code) -> None:
+    assert read_frame(question, cat).affirms("sonography")
+    assert code in supported(cat, question)
+
+
+def test_only_site_and_patient_compounds_take_their_head(cat) -> None:
+    vocab = vocabulary_of(cat)
+    # a patient's compound ('ob ultrasound') names the study too
+    assert {"pregnant", "sonography"} <= set(vocab.terms["ob ultrasound"])
+    # a guidance phrase ending in 'ultrasound' is guidance, not a diagnostic study
+    assert "sonography" not in vocab.terms["real-time ultrasound"]
+    assert "sonography" not in vocab.terms["under ultrasound"]
+
+
+def test_a_guided_procedure_does_not_become_a_study(cat) -> None:
+    q = "Knee injection under real-time ultrasound, image saved."
+    assert not read_frame(q, cat).affirms("sonography")
+
+
+@pytest.mark.parametrize(("question", "asked"), [
+    ("I did a complete abdomen, every organ, but the pancreatic tail was hidden by bowel gas. "
+     "Does that knock it down to limited?", True),
+    ("Right kidney seen, left not seen. Is it still complete?", True),
+    # a question that says what was done, not asks about it
+    ("What code for a limited abdominal ultrasound of the liver?", False),
+    ("Can I bill 76705 for a limited RUQ ultrasound?", False),
+])
+def test_an_extent_asked_about_is_not_said(cat, question, asked) -> None:
+    extents = {f.status for f in read_frame(question, cat).facts if f.kind == "extent"
+               and f.text.lower() in ("limited", "complete")}
+    want = Status.HYPOTHETICAL if asked else Status.AFFIRMED
+    assert want in extents
+
+
+def test_the_study_described_keeps_its_extent_when_a_smaller_one_is_asked(cat) -> None:
+    q = ("Sonographer question: I did a complete abdomen, liver, GB, ducts, pancreas, spleen, "
+         "kidneys, aorta, IVC, but the pancreatic tail was hidden by bowel gas and I "
+         "documented that. Does that knock it down to limited?")
+    assert status(cat, q, "76700") == {"76700": CodeStatus.VERIFIED}
+    assert status(cat, q, "76705")["76705"] is not CodeStatus.VERIFIED
+
+
+@pytest.mark.parametrize(("question", "fits", "not_fit"), [
+    ("Dx LP under fluoro.", "62328", "62329"),
+    ("Bedside diagnostic LP by landmarks, CSF sent for cell count.", "62270", "62272"),
+    ("Therapeutic LP under fluoroscopy for NPH, 40 mL of CSF removed.", "62329", "62328"),
+    ("Large-volume tap at the bedside without imaging for NPH.", "62272", "62270"),
+])
+def test_a_puncture_to_drain_csf_is_told_from_a_diagnostic_one(cat, question, fits,
+                                                               not_fit) -> None:
+    assert fits in supported(cat, question)
+    assert not_fit not in supported(cat, question)
+    assert status(cat, question, fits) == {fits: CodeStatus.VERIFIED}
+    assert status(cat, question, not_fit)[not_fit] is not CodeStatus.VERIFIED
+
+
+def test_a_transvaginal_only_limited_ob_study_is_the_transvaginal_code(cat) -> None:
+    q = ("ED: 6 weeks pregnant with spotting, I did a transvaginal scan only and saw an "
+         "intrauterine pregnancy with cardiac activity. No transabdominal views.")
+    assert status(cat, q, "76817") == {"76817": CodeStatus.VERIFIED}
+    assert status(cat, q, "76815")["76815"] is not CodeStatus.VERIFIED
+    # unsaid, the approach rules nothing out
+    assert status(cat, "Limited OB ultrasound at 30 weeks for fetal position.", "76815") == {
+        "76815": CodeStatus.VERIFIED}
+
+
+def test_a_stress_tte_is_a_stress_echo_not_a_resting_tte(cat) -> None:
+    q = "Stress TTE w/ continuous ECG monitoring, supervision, interp & report - CPT?"
+    assert facts(cat, q).get("stress_echo") is Status.AFFIRMED
+    assert supported(cat, q) == ["93351"]
