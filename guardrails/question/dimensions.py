@@ -130,8 +130,11 @@ def _study_without_approach(frame: Frame, approaches: list[Fact]) -> bool:
         return any(a.span == f.span or near(a.span, f.span) or (
             near(f.span, a.span) and _BY.search(frame.text[f.span[1]:a.span[0]]) is not None)
             for a in approaches)
-    return any(f.affirmed and ((f.kind in ("exam", "modality") and not f.inferred)
-                               or _STUDY_WORD.search(f.text) is not None)
+    # a generic word ('read the study', 'the exam') refers back to the study named; it
+    # names no second one
+    return any(f.affirmed and f.concept != "diagnostic_exam"
+               and ((f.kind in ("exam", "modality") and not f.inferred)
+                    or _STUDY_WORD.search(f.text) is not None)
                and not tied(f) for f in frame.facts)
 
 

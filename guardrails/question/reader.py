@@ -113,8 +113,11 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
             for c in vocab.closure(concept):
                 kind = vocab.kinds.get(c, "")
                 own = status
-                if kind == "extent" and own is Status.AFFIRMED and _asked(ent.sent):
-                    own = Status.HYPOTHETICAL  # 'does that make it limited?': asked, not said
+                if kind == "extent" and own is Status.AFFIRMED and (
+                        _asked(ent.sent) or _names_code(doc, ent)):
+                    # 'does that make it limited?', 'do we use the follow-up code?': asked
+                    # about, or the name of a code, not said of the study
+                    own = Status.HYPOTHETICAL
                 if "FETUS" in cats and own is Status.AFFIRMED and not _fetal(vocab, c):
                     own = Status.OTHER  # a fetal organ or finding, not the patient's
                 made.append(Fact(c, kind, own, (ent.start_char, ent.end_char), ent.text, turn,
@@ -178,6 +181,11 @@ def _asked(sent: Any) -> bool:
     words = [t for t in sent if not t.is_space]
     return (len(words) > 2 and words[-1].text == "?" and words[0].lower_ in _AUX
             and words[1].lower_ in _ANAPHOR)
+
+
+def _names_code(doc: Any, ent: Any) -> bool:
+    """An extent word that names a code ('the follow-up code', 'the limited codes')."""
+    return ent.end < len(doc) and doc[ent.end].lower_ in ("code", "codes")
 
 
 def _only_said(doc: Any, ent: Any) -> bool:
