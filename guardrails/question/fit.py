@@ -364,6 +364,18 @@ class Fitter:
         best = most_specific(self.vocab, self.catalog, frame, fitting)
         return tuple(c for c in fitting if c not in best)
 
+    def more_specific(self, frame: Frame, code: str) -> tuple[str, ...]:
+        """The fitting codes of ``code``'s kind of service that describe the question more
+        exactly than ``code``, when it is one of :meth:`less_specific`; else ()."""
+        if code not in self.less_specific(frame):
+            return ()
+        d = self.catalog.codes[code].describes
+        best = most_specific(self.vocab, self.catalog, frame,
+                             self._codes_per_frame("supported", frame, self._build_supported))
+        return tuple(c for c in best if d is not None
+                     and (o := self.catalog.codes[c].describes) is not None
+                     and o.service == d.service)
+
     def _build_supported(self, frame: Frame) -> tuple[str, ...]:
         kinds = ("exam", "action", "device")
         said = [f.concept for f in frame.facts if f.affirmed and f.kind in kinds]

@@ -9,10 +9,14 @@ why a word did not count.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from knowledge.schema import AgeBand
+
+# A code number as a fact's text: a fact read from a code named, not from the words.
+_CODE_NUMBER = re.compile(r"\+?(?:\d{4}[\dT]|[A-HJ-NP-V]\d{4})", re.IGNORECASE)
 
 
 class Status(StrEnum):
@@ -89,8 +93,10 @@ class Frame:
 
     @property
     def describes_service(self) -> bool:
-        """True when the question says something of the service beyond code numbers."""
-        return any(f.affirmed and not f.inferred and f.kind not in ("cue", "count")
+        """True when the question says something of the service beyond code numbers
+        (a fact a cue implies counts: 'placed the TEE probe' says a TEE was done)."""
+        return any(f.affirmed and f.kind not in ("cue", "count")
+                   and not (f.inferred and _CODE_NUMBER.fullmatch(f.text))
                    for f in self.facts)
 
     def affirms(self, concept: str) -> bool:

@@ -184,8 +184,14 @@ def _asked(sent: Any) -> bool:
 
 
 def _names_code(doc: Any, ent: Any) -> bool:
-    """An extent word that names a code ('the follow-up code', 'the limited codes')."""
-    return ent.end < len(doc) and doc[ent.end].lower_ in ("code", "codes")
+    """An extent word that names a code ('the follow-up code', 'the complete bilateral
+    code'): 'code' within the next three words, only words between."""
+    for t in doc[ent.end:ent.end + 3]:
+        if t.lower_ in ("code", "codes"):
+            return True
+        if not t.is_alpha:
+            return False
+    return False
 
 
 def _only_said(doc: Any, ent: Any) -> bool:

@@ -25,7 +25,9 @@ def most_specific(vocab: Vocabulary, catalog: Catalog, frame: Frame, codes: tupl
     for c in codes:
         d = catalog.codes[c].describes
         assert d is not None
-        own = (*d.exams, *d.actions, *d.devices, *d.sites, *d.approach,
+        # what the code names: its study, action, device, sites, approach, the features it
+        # is with and the facts it requires (the NT measurement of 76813)
+        own = (*d.exams, *d.actions, *d.devices, *d.sites, *d.approach, *d.requires,
                *(k for k, v in d.features.items() if v == "with"))
         anywhere = "any" in d.sites  # every site, none by name
         cover[c] = (

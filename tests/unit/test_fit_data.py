@@ -205,3 +205,24 @@ def test_stated_most(question, most) -> None:
 
     assert stated_most(question) == most
 
+
+
+def test_an_add_on_describes_the_sites_and_studies_of_each_of_its_primaries() -> None:
+    """An add-on reported with a primary is about that primary's site and study: its own
+    data must cover them, or the add-on is ruled out where its primary fits."""
+    from guardrails.question.vocab import vocabulary_of
+
+    v = vocabulary_of(CAT)
+    gaps = []
+    for code, e in CAT.codes.items():
+        d = e.describes
+        if not e.add_on or d is None:
+            continue
+        for p in e.primaries or ():
+            pd = CAT.codes[p].describes if p in CAT.codes else None
+            if pd is None:
+                continue
+            for mine, theirs in ((d.sites, pd.sites), (d.exams, pd.exams)):
+                if mine and theirs and not any(v.related(a, b) for a in mine for b in theirs):
+                    gaps.append((code, p, mine, theirs))
+    assert gaps == []

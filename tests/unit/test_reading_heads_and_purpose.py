@@ -94,3 +94,31 @@ def test_a_stress_tte_is_a_stress_echo_not_a_resting_tte(cat) -> None:
     q = "Stress TTE w/ continuous ECG monitoring, supervision, interp & report - CPT?"
     assert facts(cat, q).get("stress_echo") is Status.AFFIRMED
     assert supported(cat, q) == ["93351"]
+
+
+@pytest.mark.parametrize(("question", "right", "wrong"), [
+    # 'MR jet' is the mitral valve's regurgitation, and 'read the study' names no second
+    # study: the TEE said is the study's approach
+    ("TEE for suspected endocarditis: vegetation on the mitral valve, CW Doppler of the MR "
+     "jet and color flow mapping performed; same cardiologist placed the probe and read the "
+     "study.", "93312", "93306"),
+    # a ventricular septal defect is a congenital anomaly
+    ("Follow-up limited echo in a child with a known small muscular VSD, color flow only, no "
+     "spectral Doppler.", "93304", "93308"),
+    # 'the follow-up code' names a code; the study was complete
+    ("First prenatal visit at 30 wk, no prior ultrasound; complete TA exam with biometry, "
+     "anatomy, placenta and fluid. Do we use the follow-up code?", "76805", "76816"),
+])
+def test_words_read_as_what_they_name(cat, question, right, wrong) -> None:
+    assert status(cat, question, right)[right] in (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+    assert status(cat, question, wrong)[wrong] is not CodeStatus.VERIFIED
+
+
+def test_mr_alone_is_still_the_mri(cat) -> None:
+    assert facts(cat, "Knee MR without contrast.").get("mr") is Status.AFFIRMED
+    assert "mr" not in facts(cat, "TTE, moderate MR jet by color Doppler.")
+
+
+def test_dse_is_a_stress_echo(cat) -> None:
+    q = "DSE w/ Definity for LV opacification, cardiologist supervised & interpreted."
+    assert facts(cat, q).get("stress_echo") is Status.AFFIRMED
