@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from guardrails.question.elements import all_elements, most_elements, one_element
+from guardrails.question.elements import all_elements, most_elements, omitted, one_element
 from guardrails.question.frame import Fact, Frame
 from guardrails.question.misfit import (
     _BAND,
@@ -203,11 +203,22 @@ def _procedure_only(frame: Frame) -> bool:
             and not any(_STUDY_WORD.search(f.text) for f in affirmed))
 
 
+def _features(fx: Fitter, e: CodeEntry, d: Describes) -> dict[str, str]:
+    """The code's features, with the saved image when its documentation needs a permanent
+    image (documentation.yaml): 'no images were saved' then rules the code out."""
+    out = dict(d.features)
+    if "image_saved" not in out and any(
+            el.id == "permanent_image" for key in e.documentation
+            if (es := fx.catalog.element_sets.get(key)) is not None for el in es.elements):
+        out["image_saved"] = "with"
+    return out
+
+
 def features(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         ) -> Iterable[Misfit]:
     """Features present or absent."""
     code = e.code
-    for feature, presence in d.features.items():
+    for feature, presence in _features(fx, e, d).items():
         if presence == "with":
             denied = fx.denies(frame, feature)
             if denied is not None:
@@ -421,6 +432,13 @@ def extent(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
                 f"complete exam {e.counterpart} "
                 f"({', '.join(el.label.lower() for el in every.elements)}).",
                 every.elements[0].label), sources=every.sources)
+        elif (e.extent is Extent.COMPLETE and complete is None and not named
+              and (left := omitted(fx.catalog, frame, e)) is not None):
+            # an element of the complete exam not examined ('kidneys were not evaluated')
+            yield fx._misfit(e, "extent", True,
+                             f"{code} is the complete exam, which includes the "
+                             f"{left.label.lower()}; the question says it was not examined.",
+                             left.label)
         elif (e.extent is Extent.COMPLETE and limited is None and complete is None
               and not named and (implied := fx.has(frame, "limited")) is not None):
             # a word that implies a limited exam ('RUQ': a quadrant, CPT's limited abdomen)
@@ -429,7 +447,8 @@ def extent(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
                              f"{code} is the complete exam; '{implied.text}' names a limited "
                              "one, and the question does not say complete", need="complete")
         elif (e.extent is Extent.LIMITED and limited is None and complete is None
-              and not named and (most := most_elements(fx.catalog, frame, e)) is not None):
+              and not named and (most := most_elements(fx.catalog, frame, e)) is not None
+              and omitted(fx.catalog, frame, e) is None):
             # most of the complete exam's organs named, and no extent said: not shown
             # limited (silence: not verified, never removed)
             yield fx._misfit(e, "extent", False,

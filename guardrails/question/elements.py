@@ -47,6 +47,38 @@ def most_elements(catalog: Catalog, frame: Frame, e: CodeEntry) -> list[str] | N
     return [el.label.lower() for el in named]
 
 
+# Said of an element left out of the exam ('kidneys were not evaluated'), as against a
+# finding denied ('no renal artery stenosis') or an element looked for and not seen
+# ('tail obscured by gas'): only the first makes the exam short of complete.
+_NOT_EXAMINED = re.compile(
+    r"\bnot\s+(?:\w+\s+)?(?:evaluated|examined|imaged|scanned|assessed|included|"
+    r"interrogated|studied|done|performed|looked\s+at)\b|\b(?:omitted|skipped)\b",
+    re.IGNORECASE)
+
+
+def omitted(catalog: Catalog, frame: Frame, e: CodeEntry) -> DocElement | None:
+    """An element of the complete exam (``e``'s own set, or its complete counterpart's)
+    that the question says was not examined ('kidneys were not evaluated'): the exam was
+    not the complete one. A finding denied ('no stenosis') omits nothing.""" 
+    own = catalog.element_sets.get(e.complete_elements or "")
+    other = catalog.codes.get(e.counterpart or "")
+    es = own or (catalog.element_sets.get(other.complete_elements or "") if other else None)
+    if es is None:
+        return None
+    for f in frame.facts:
+        if f.kind != "site" or f.inferred or f.status.value != "negated":
+            continue
+        start = max(frame.text.rfind(c, 0, f.span[0]) for c in ".;") + 1
+        ends = [i for c in ".;" if (i := frame.text.find(c, f.span[1])) >= 0]
+        if not _NOT_EXAMINED.search(frame.text[start:min(ends) if ends else None]):
+            continue
+        hit = next((el for el in es.elements
+                    if any(re.search(p, f.text, re.IGNORECASE) for p in el.patterns)), None)
+        if hit is not None:
+            return hit
+    return None
+
+
 def _complete_subset(es: ElementSet, named: list[DocElement]) -> bool:
     """True when the named elements hold one of the set's smaller complete sets."""
     ids = {el.id for el in named}

@@ -113,10 +113,12 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
             for c in vocab.closure(concept):
                 kind = vocab.kinds.get(c, "")
                 own = status
-                if kind == "extent" and own is Status.AFFIRMED and (
-                        _asked(ent.sent) or _names_code(doc, ent)):
-                    # 'does that make it limited?', 'do we use the follow-up code?': asked
-                    # about, or the name of a code, not said of the study
+                if own is Status.AFFIRMED and (
+                        (kind == "extent" and _asked(ent.sent))
+                        or (kind in ("extent", "approach") and _names_code(doc, ent))):
+                    # 'does that make it limited?', 'do we use the follow-up code?', 'bill
+                    # the endovaginal code?': asked about, or a code's name, not said of
+                    # the study
                     own = Status.HYPOTHETICAL
                 if "FETUS" in cats and own is Status.AFFIRMED and not _fetal(vocab, c):
                     own = Status.OTHER  # a fetal organ or finding, not the patient's
@@ -184,8 +186,9 @@ def _asked(sent: Any) -> bool:
 
 
 def _names_code(doc: Any, ent: Any) -> bool:
-    """An extent word that names a code ('the follow-up code', 'the complete bilateral
-    code'): 'code' within the next three words, only words between."""
+    """An extent or approach word that names a code ('the follow-up code', 'the complete
+    bilateral code', 'the endovaginal code'): 'code' within the next three words, only
+    words between."""
     for t in doc[ent.end:ent.end + 3]:
         if t.lower_ in ("code", "codes"):
             return True
@@ -308,6 +311,10 @@ def _coordinated_guidance(facts: list[Fact], text: str) -> list[Fact]:
         if f.kind != "modality" or f"guidance_{f.concept}" in have:
             continue
         for g in guides:
+            # 'no US, no imaging': no modality is coordinated with 'no imaging', and a word
+            # said otherwise than the guidance ('no US, fluoro guidance') is its own
+            if g.concept == "guidance_none" or f.status is not g.status:
+                continue
             gap = text[f.span[1]:g.span[0]].strip().lower()
             if gap in ("or", "and", ",", "/", "and/or", ", or", ", and", "+", "&", "plus"):
                 out.append(Fact(f"guidance_{f.concept}", "guidance", g.status, f.span,
