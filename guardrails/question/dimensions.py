@@ -206,7 +206,7 @@ def _procedure_only(frame: Frame) -> bool:
 def _features(fx: Fitter, e: CodeEntry, d: Describes) -> dict[str, str]:
     """The code's features, with the saved image when its documentation needs a permanent
     image (documentation.yaml): 'no images were saved' then rules the code out."""
-    out = dict(d.features)
+    out: dict[str, str] = dict(d.features)
     if "image_saved" not in out and any(
             el.id == "permanent_image" for key in e.documentation
             if (es := fx.catalog.element_sets.get(key)) is not None for el in es.elements):

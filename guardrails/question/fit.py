@@ -36,7 +36,7 @@ from guardrails.question.misfit import (
     included_modalities,
     modalities_of,
 )
-from guardrails.question.specific import most_specific
+from guardrails.question.specific import more_exact, most_specific
 from guardrails.question.vocab import Vocabulary, vocabulary_of
 from knowledge.schema import CodeEntry, Confidence, Describes, Kind, PairRelation
 
@@ -350,31 +350,21 @@ class Fitter:
         procedure or device the code is (not only a site), everything the code's description
         needs is affirmed and nothing contradicts it. Empty for an empty frame (which says
         nothing, so every code would "fit")."""
-        if frame.empty:
-            return ()
-        fitting = self._codes_per_frame("supported", frame, self._build_supported)
-        return most_specific(self.vocab, self.catalog, frame, fitting)
+        return most_specific(self.vocab, self.catalog, frame, self._fitting(frame))
 
     def less_specific(self, frame: Frame) -> tuple[str, ...]:
         """Codes that fully fit the frame but that another fitting code describes more
         exactly (see :func:`~guardrails.question.specific.most_specific`)."""
-        if frame.empty:
-            return ()
-        fitting = self._codes_per_frame("supported", frame, self._build_supported)
-        best = most_specific(self.vocab, self.catalog, frame, fitting)
-        return tuple(c for c in fitting if c not in best)
+        best = self.supported(frame)
+        return tuple(c for c in self._fitting(frame) if c not in best)
 
     def more_specific(self, frame: Frame, code: str) -> tuple[str, ...]:
-        """The fitting codes of ``code``'s kind of service that describe the question more
-        exactly than ``code``, when it is one of :meth:`less_specific`; else ()."""
-        if code not in self.less_specific(frame):
-            return ()
-        d = self.catalog.codes[code].describes
-        best = most_specific(self.vocab, self.catalog, frame,
-                             self._codes_per_frame("supported", frame, self._build_supported))
-        return tuple(c for c in best if d is not None
-                     and (o := self.catalog.codes[c].describes) is not None
-                     and o.service == d.service)
+        """The fitting codes that describe the question more exactly than ``code``."""
+        return more_exact(self.vocab, self.catalog, frame, self._fitting(frame), code)
+
+    def _fitting(self, frame: Frame) -> tuple[str, ...]:
+        return () if frame.empty else self._codes_per_frame("supported", frame,
+                                                            self._build_supported)
 
     def _build_supported(self, frame: Frame) -> tuple[str, ...]:
         kinds = ("exam", "action", "device")

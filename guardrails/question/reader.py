@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from guardrails.question import numbers
 from guardrails.question.anaphora import referred_denied
+from guardrails.question.asked import asked, names_code
 from guardrails.question.context import (
     ACTION_MATCHERS,
     categories_of,
@@ -50,10 +51,6 @@ _OVERRIDING_KINDS = frozenset({
 _ONLY = frozenset({"only", "alone", "just", "solely", "exclusively"})
 _FULL = frozenset({"full", "fully"})
 _NOT_ONLY = frozenset({"the", "an", "a", "not", "her", "his", "its", "their", "my"})
-# A yes/no question about what was described: an auxiliary verb, then a pronoun for it.
-_AUX = frozenset({"do", "does", "did", "is", "are", "was", "were", "would", "will", "could",
-                  "can", "should", "shall", "may", "might", "must", "has", "have", "had"})
-_ANAPHOR = frozenset({"that", "this", "it", "these", "those"})
 _NEAR = 6  # tokens: how close a site must be to a service word to be the service's site
 
 
@@ -114,8 +111,8 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
                 kind = vocab.kinds.get(c, "")
                 own = status
                 if own is Status.AFFIRMED and (
-                        (kind == "extent" and _asked(ent.sent))
-                        or (kind in ("extent", "approach") and _names_code(doc, ent))):
+                        (kind == "extent" and asked(ent.sent))
+                        or (kind in ("extent", "approach") and names_code(doc, ent))):
                     # 'does that make it limited?', 'do we use the follow-up code?', 'bill
                     # the endovaginal code?': asked about, or a code's name, not said of
                     # the study
@@ -174,27 +171,6 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         for f in facts
     ]
     return facts, scopes_of(doc, vocab), doc
-
-
-def _asked(sent: Any) -> bool:
-    """A yes/no question about what was just described ('Does that knock it down to
-    limited?', 'Is this still complete?'): an auxiliary verb, then 'that', 'this' or 'it',
-    and a question mark. Its predicate is asked, not said."""
-    words = [t for t in sent if not t.is_space]
-    return (len(words) > 2 and words[-1].text == "?" and words[0].lower_ in _AUX
-            and words[1].lower_ in _ANAPHOR)
-
-
-def _names_code(doc: Any, ent: Any) -> bool:
-    """An extent or approach word that names a code ('the follow-up code', 'the complete
-    bilateral code', 'the endovaginal code'): 'code' within the next three words, only
-    words between."""
-    for t in doc[ent.end:ent.end + 3]:
-        if t.lower_ in ("code", "codes"):
-            return True
-        if not t.is_alpha:
-            return False
-    return False
 
 
 def _only_said(doc: Any, ent: Any) -> bool:

@@ -1273,7 +1273,11 @@ def test_duplex_code_for_an_ivus_question_is_removed(cat):
                                  "37252", "93979", "36005"), cat)
     assert [c.code for c in out.draft.codes] == ["37252", "36005"]
     assert finding(out.first, "fit", "93979").fix.remove == ("93979",)
+    # a duplex question keeps the duplex code; 'the iliac veins' names no side, and the
+    # code is the unilateral or limited study: not verified, not removed
     duplex = check(asked("Duplex of the iliac veins before IVUS", "93979"), cat)
+    assert duplex.verdict_for("93979").status is CodeStatus.NOT_VERIFIED
+    duplex = check(asked("Duplex of the right iliac vein before IVUS", "93979"), cat)
     assert duplex.verdict_for("93979").status is CodeStatus.VERIFIED
 
 

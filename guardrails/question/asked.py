@@ -1,0 +1,32 @@
+"""Words the question asks about rather than says: the predicate of a yes/no question
+about what was described, and a word that names a code rather than the service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A yes/no question about what was described: an auxiliary verb, then a pronoun for it.
+_AUX = frozenset({"do", "does", "did", "is", "are", "was", "were", "would", "will", "could",
+                  "can", "should", "shall", "may", "might", "must", "has", "have", "had"})
+_ANAPHOR = frozenset({"that", "this", "it", "these", "those"})
+
+
+def asked(sent: Any) -> bool:
+    """A yes/no question about what was just described ('Does that knock it down to
+    limited?', 'Is this still complete?'): an auxiliary verb, then 'that', 'this' or 'it',
+    and a question mark. Its predicate is asked, not said."""
+    words = [t for t in sent if not t.is_space]
+    return (len(words) > 2 and words[-1].text == "?" and words[0].lower_ in _AUX
+            and words[1].lower_ in _ANAPHOR)
+
+
+def names_code(doc: Any, ent: Any) -> bool:
+    """An extent or approach word that names a code ('the follow-up code', 'the complete
+    bilateral code', 'the endovaginal code'): 'code' within the next three words, only
+    words between."""
+    for t in doc[ent.end:ent.end + 3]:
+        if t.lower_ in ("code", "codes"):
+            return True
+        if not t.is_alpha:
+            return False
+    return False
