@@ -381,22 +381,7 @@ class Advisor:
         rounds: Sequence[Round] = [first]
         extra: list[Finding] = []
         withhold_prose = False
-        problems = [f"{'+'.join(f.codes) or 'text'}: {f.message}" for f in first.ask_again]
-        fits = _fitting(first.hints)
-        if not first.outcome.draft.codes and not problems:
-            fits = self._unanswered(ctx)
-            if fits:
-                problems = ["text: the draft names no code, and the question describes a "
-                            "service that candidates fit"]
-        elif left := self._left_out(first, ctx):
-            # A drafted code failed and the reading supports a candidate the draft left out
-            # (the fluoroscopy guidance drafted, the ultrasound guidance the question names
-            # not): the model is told once; the second draft is used only if more pass.
-            fits = list(dict.fromkeys([*fits, *left]))
-            problems.append(
-                f"{'+'.join(left)}: the question describes a service the draft left out; "
-                f"the checker found {', '.join(left)} fits it"
-            )
+        problems, fits = self._reask_plan(first, ctx)
         if problems:
             yield "\nchecking found problems; asking the model once more\n"
             extra.append(
@@ -436,6 +421,27 @@ class Advisor:
             q, rounds, self.backend_label(), ctx, extra, withhold_prose, banner, timings,
             started, calls,
         )
+
+    def _reask_plan(self, first: Round, ctx: PromptContext) -> tuple[list[str], list[str]]:
+        """What the model is told when it is asked once more, and the codes named as
+        fitting; no problems: no re-ask."""
+        problems = [f"{'+'.join(f.codes) or 'text'}: {f.message}" for f in first.ask_again]
+        fits = _fitting(first.hints)
+        if not first.outcome.draft.codes and not problems:
+            fits = self._unanswered(ctx)
+            if fits:
+                problems = ["text: the draft names no code, and the question describes a "
+                            "service that candidates fit"]
+        elif left := self._left_out(first, ctx):
+            # A drafted code failed and the reading supports a candidate the draft left out
+            # (the fluoroscopy guidance drafted, the ultrasound guidance the question names
+            # not): the model is told once; the second draft is used only if more pass.
+            fits = list(dict.fromkeys([*fits, *left]))
+            problems.append(
+                f"{'+'.join(left)}: the question describes a service the draft left out; "
+                f"the checker found {', '.join(left)} fits it"
+            )
+        return problems, fits
 
     def _left_out(self, first: Round, ctx: PromptContext) -> list[str]:
         """Candidates the reading fully supports that the first draft left out, of the kind

@@ -24,6 +24,7 @@ from knowledge.schema import AgeBand, CodeEntry, Confidence, Describes, Extent, 
 
 if TYPE_CHECKING:
     from guardrails.question.fit import Fitter
+    from knowledge.catalog import Catalog
 
 
 def sites(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
@@ -203,13 +204,13 @@ def _procedure_only(frame: Frame) -> bool:
             and not any(_STUDY_WORD.search(f.text) for f in affirmed))
 
 
-def _features(fx: Fitter, e: CodeEntry, d: Describes) -> dict[str, str]:
+def features_of(catalog: Catalog, e: CodeEntry) -> dict[str, str]:
     """The code's features, with the saved image when its documentation needs a permanent
     image (documentation.yaml): 'no images were saved' then rules the code out."""
-    out: dict[str, str] = dict(d.features)
+    out: dict[str, str] = dict(e.describes.features) if e.describes else {}
     if "image_saved" not in out and any(
             el.id == "permanent_image" for key in e.documentation
-            if (es := fx.catalog.element_sets.get(key)) is not None for el in es.elements):
+            if (es := catalog.element_sets.get(key)) is not None for el in es.elements):
         out["image_saved"] = "with"
     return out
 
@@ -218,7 +219,7 @@ def features(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
         ) -> Iterable[Misfit]:
     """Features present or absent."""
     code = e.code
-    for feature, presence in _features(fx, e, d).items():
+    for feature, presence in features_of(fx.catalog, e).items():
         if presence == "with":
             denied = fx.denies(frame, feature)
             if denied is not None:

@@ -36,7 +36,7 @@ from guardrails.question.misfit import (
     included_modalities,
     modalities_of,
 )
-from guardrails.question.specific import more_exact, most_specific
+from guardrails.question.specific import most_specific
 from guardrails.question.vocab import Vocabulary, vocabulary_of
 from knowledge.schema import CodeEntry, Confidence, Describes, Kind, PairRelation
 
@@ -357,10 +357,6 @@ class Fitter:
         exactly (see :func:`~guardrails.question.specific.most_specific`)."""
         best = self.supported(frame)
         return tuple(c for c in self._fitting(frame) if c not in best)
-
-    def more_specific(self, frame: Frame, code: str) -> tuple[str, ...]:
-        """The fitting codes that describe the question more exactly than ``code``."""
-        return more_exact(self.vocab, self.catalog, frame, self._fitting(frame), code)
 
     def _fitting(self, frame: Frame) -> tuple[str, ...]:
         return () if frame.empty else self._codes_per_frame("supported", frame,

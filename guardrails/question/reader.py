@@ -109,16 +109,7 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         for concept in concepts:
             for c in vocab.closure(concept):
                 kind = vocab.kinds.get(c, "")
-                own = status
-                if own is Status.AFFIRMED and (
-                        (kind == "extent" and asked(ent.sent))
-                        or (kind in ("extent", "approach") and names_code(doc, ent))):
-                    # 'does that make it limited?', 'do we use the follow-up code?', 'bill
-                    # the endovaginal code?': asked about, or a code's name, not said of
-                    # the study
-                    own = Status.HYPOTHETICAL
-                if "FETUS" in cats and own is Status.AFFIRMED and not _fetal(vocab, c):
-                    own = Status.OTHER  # a fetal organ or finding, not the patient's
+                own = _own_status(status, kind, c, cats, vocab, doc, ent)
                 made.append(Fact(c, kind, own, (ent.start_char, ent.end_char), ent.text, turn,
                                  inferred=c not in concepts))
                 negated = vocab.negates.get(c)
@@ -171,6 +162,21 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         for f in facts
     ]
     return facts, scopes_of(doc, vocab), doc
+
+
+def _own_status(status: Status, kind: str, concept: str, cats: set[str], vocab: Vocabulary,
+                doc: Any, ent: Any) -> Status:
+    """A concept's status, from its words' status and what they are said of."""
+    if status is not Status.AFFIRMED:
+        return status
+    if (kind == "extent" and asked(ent.sent)) or (
+            kind in ("extent", "approach") and names_code(doc, ent)):
+        # 'does that make it limited?', 'do we use the follow-up code?', 'bill the
+        # endovaginal code?': asked about, or a code's name, not said of the study
+        return Status.HYPOTHETICAL
+    if "FETUS" in cats and not _fetal(vocab, concept):
+        return Status.OTHER  # a fetal organ or finding, not the patient's
+    return status
 
 
 def _only_said(doc: Any, ent: Any) -> bool:

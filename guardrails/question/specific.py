@@ -41,14 +41,3 @@ def most_specific(vocab: Vocabulary, catalog: Catalog, frame: Frame, codes: tupl
         o != c and kind[o] == kind[c] and cover[c][0] <= cover[o][0]
         and cover[c][1] < cover[o][1] for o in codes))
 
-
-def more_exact(vocab: Vocabulary, catalog: Catalog, frame: Frame, fitting: tuple[str, ...],
-               code: str) -> tuple[str, ...]:
-    """The codes of ``fitting`` of ``code``'s kind of service that describe the question
-    more exactly than ``code``, when :func:`most_specific` leaves ``code`` out; else ()."""
-    best = most_specific(vocab, catalog, frame, fitting)
-    d = catalog.codes[code].describes
-    if code not in fitting or code in best or d is None:
-        return ()
-    return tuple(c for c in best if (o := catalog.codes[c].describes) is not None
-                 and o.service == d.service)

@@ -78,8 +78,7 @@ def _finding_for(
 ) -> Finding | None:
     found = fitter.assess(frame, code)
     if not found:
-        return (_less_specific(fitter, frame, code)
-                or _unanchored_guidance(fitter, frame, code, drafted))
+        return _unanchored_guidance(fitter, frame, code, drafted)
     first = found[0]
     if first.contradiction:
         return _contradiction(fitter, frame, first, drafted)
@@ -302,28 +301,6 @@ def _unanchored_guidance(fitter: Fitter, frame: Frame, code: str,
         sources=e.sources,
         confidence=e.confidence.value,
         fix=Fix("Confirm from the note which procedure was done.", alternatives=including),
-        on_fail=OnFail.WARN,
-    )
-
-
-def _less_specific(fitter: Fitter, frame: Frame, code: str) -> Finding | None:
-    """A code that fits, where another code of its kind of service fits and describes the
-    question more exactly: CPT reports the most specific code (AMA_CPT_descriptor), so it is
-    not verified, and the more exact code is named. Nothing contradicts it: not removed."""
-    better = fitter.more_specific(frame, code)
-    if not better:
-        return None
-    entry = fitter.catalog.codes[code]
-    return Finding(
-        UNSUPPORTED,
-        Severity.WARNING,
-        (code,),
-        f"{code} ({entry.label}) is not verified: {', '.join(better)} describes what the "
-        "question says more exactly, and CPT reports the most specific code."
-        + _alternatives_text(better, fitter.catalog),
-        sources=("AMA_CPT_descriptor",),
-        confidence=entry.confidence.value,
-        fix=Fix("Confirm from the note what was done.", alternatives=better),
         on_fail=OnFail.WARN,
     )
 

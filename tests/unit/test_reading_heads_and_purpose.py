@@ -122,3 +122,56 @@ def test_mr_alone_is_still_the_mri(cat) -> None:
 def test_dse_is_a_stress_echo(cat) -> None:
     q = "DSE w/ Definity for LV opacification, cardiologist supervised & interpreted."
     assert facts(cat, q).get("stress_echo") is Status.AFFIRMED
+
+
+@pytest.mark.parametrize(("question", "right", "wrong"), [
+    # an element of the complete exam not examined: the limited exam
+    ("EXAM: US ABDOMEN. FINDINGS: Liver normal. Gallbladder without stones. CBD 4 mm. "
+     "Pancreas unremarkable. Spleen 10 cm. Aorta and IVC normal caliber. Kidneys were not "
+     "evaluated.", "76705", "76700"),
+    # 'no US, no imaging': no guidance, whatever the comma joins
+    ("Trigger point injections in two muscles, no US, no imaging.", "20552", "76942"),
+    # a port placed through an arm vein is the peripherally inserted port
+    ("L arm port via basilic, 48F, US gd access img saved + fluoro tip.", "36571", "36561"),
+    # both iliac systems: the complete aortoiliac duplex, not the unilateral or limited one
+    ("Duplex aorta and iliac arteries after EVAR: color and spectral Doppler of the aorta, "
+     "stent graft and bilateral common, external and internal iliac arteries.", "93978",
+     "93979"),
+    # the code asked about is named, not said to have been done
+    ("Complete transabdominal pelvic US of uterus, endometrium and both ovaries; a "
+     "transvaginal scan was offered but declined. Should I also bill the endovaginal code?",
+     "76856", "76830"),
+])
+def test_what_was_examined_decides_the_code(cat, question, right, wrong) -> None:
+    assert status(cat, question, right)[right] in (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+    assert status(cat, question, wrong)[wrong] is not CodeStatus.VERIFIED
+
+
+def test_an_element_denied_as_a_finding_or_not_seen_is_not_left_out(cat) -> None:
+    # 'no renal artery stenosis' denies a finding; 'not visualized' was looked for
+    q = ("Renal artery duplex: both kidneys, main renal arteries and renal veins evaluated, "
+         "aortic PSV. No renal artery stenosis.")
+    assert status(cat, q, "93975")["93975"] is CodeStatus.VERIFIED
+    q = ("Abdominal ultrasound: liver, gallbladder, CBD, pancreas, spleen, kidneys, aorta, "
+         "IVC; the pancreatic tail was not visualized due to bowel gas.")
+    assert status(cat, q, "76700")["76700"] is CodeStatus.VERIFIED
+
+
+def test_no_saved_image_rules_out_a_study_whose_report_needs_one(cat) -> None:
+    q = "Bedside RUQ POCUS for gallstones, no images saved, no report."
+    assert status(cat, q, "76705")["76705"] is CodeStatus.REMOVED
+    assert status(cat, "Bedside RUQ POCUS for gallstones, images saved, report written.",
+                  "76705")["76705"] is CodeStatus.VERIFIED
+
+
+def test_a_codes_requirement_counts_for_its_specificity(cat) -> None:
+    # the NT study stays its own code beside the limited transabdominal OB study
+    q = "Nuchal translucency measurement at 12 weeks, singleton, transabdominal."
+    assert status(cat, q, "76813") == {"76813": CodeStatus.VERIFIED}
+    assert "76813" in supported(cat, q) and "76815" not in supported(cat, q)
+
+
+def test_tap_catheters_are_a_continuous_plane_block(cat) -> None:
+    q = "bilat TAP catheters, US gd, img saved, codes?"
+    assert status(cat, q, "64489")["64489"] in (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+    assert status(cat, q, "76942")["76942"] is not CodeStatus.VERIFIED
