@@ -270,6 +270,11 @@ class Composer:
                 if v.code in done:
                     continue
                 why = [f for f in v.findings if f.severity is not Severity.INFO]
+                reason = why[0].message if why else ""
+                if v.status is not CodeStatus.REMOVED:
+                    # nothing contradicted it: the model's second draft left it out
+                    reason = ("left out of the model's second draft; nothing the question "
+                              "says contradicts it" + (f" ({reason})" if reason else ""))
                 out.append(
                     CodeLine(
                         code=v.code,
@@ -278,7 +283,7 @@ class Composer:
                         units=v.units,
                         modifiers=list(v.modifiers),
                         findings=[f.rule for f in v.findings],
-                        reason=(why[0].message if why else "not in the re-asked draft"),
+                        reason=reason or "not in the re-asked draft",
                     )
                 )
                 done.add(v.code)

@@ -204,6 +204,24 @@ def test_a_failing_draft_is_told_the_code_it_left_out_and_keeps_what_passed(sett
     assert {"pipeline.reasked", "pipeline.kept_passing"} <= rules(answer)
 
 
+def test_a_code_the_second_draft_left_out_says_nothing_contradicted_it(settings,
+                                                                     catalog) -> None:
+    # The under-5 line code is not verified (the question gives no age), not contradicted;
+    # the second draft leaves it out: it is listed as left out, not as ruled out.
+    q = "IJ CVC under real-time US, image saved - is 76937 standalone or add-on?"
+    first = {"codes": [code("36555"), code("76937")], "answer": "Report 36555 and 76937."}
+    second = {"codes": [code("36556"), code("76937")], "answer": "Report 36556 and 76937."}
+    adv, _, _ = advisor_with(settings, catalog, [first, second],
+                             codes=("36555", "36556", "76937"))
+
+    answer = adv.ask(q)
+
+    assert set(statuses(answer)) == {"36556", "76937"}
+    dropped = {c.code: c.reason for c in answer.removed}
+    assert dropped["36555"].startswith("left out of the model's second draft; nothing the "
+                                       "question says contradicts it (36555")
+
+
 def test_no_left_out_code_is_offered_when_every_drafted_code_passed(settings, catalog) -> None:
     first = {"codes": [code("32550")], "answer": "Report 32550."}
     adv, model, _ = advisor_with(settings, catalog, [first], codes=("32550", "75989"))
