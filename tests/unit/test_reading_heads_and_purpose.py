@@ -175,3 +175,30 @@ def test_tap_catheters_are_a_continuous_plane_block(cat) -> None:
     q = "bilat TAP catheters, US gd, img saved, codes?"
     assert status(cat, q, "64489")["64489"] in (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
     assert status(cat, q, "76942")["76942"] is not CodeStatus.VERIFIED
+
+
+@pytest.mark.parametrize(("question", "right", "wrong"), [
+    # 'the back of the forearm' is a side of the forearm, not the back
+    ("Focused ultrasound of a lump on the back of the forearm: only the mass and the "
+     "subcutaneous tissue were evaluated, no joint assessment, no Doppler.", "76882", None),
+    # an age in weeks is a baby's; 'born breech' is the birth, not a pregnancy today
+    ("6-week-old born breech, hips scanned with stress maneuvers (Barlow and Ortolani) under "
+     "ultrasound.", "76885", None),
+    # arterial and venous waveforms of both testes: the complete scrotal duplex, not an
+    # arterial physiologic study
+    ("Acute right scrotal pain: grayscale of both testes plus color and spectral Doppler "
+     "documenting arterial and venous waveforms in both testes, images saved and reported.",
+     "93975", "93922"),
+])
+def test_words_read_for_what_they_say_of_the_patient_and_study(cat, question, right,
+                                                              wrong) -> None:
+    assert status(cat, question, right)[right] in (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+    if wrong is not None:
+        assert status(cat, question, wrong)[wrong] is not CodeStatus.VERIFIED
+
+
+def test_a_birth_is_history(cat) -> None:
+    frame = read_frame("Born at 32 weeks, now 3 months old; head ultrasound through the "
+                       "fontanelle.", cat)
+    assert frame.weeks is None
+    assert facts(cat, "born breech").get("fetus") is Status.HISTORICAL
