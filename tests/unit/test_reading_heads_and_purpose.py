@@ -202,3 +202,14 @@ def test_a_birth_is_history(cat) -> None:
                        "fontanelle.", cat)
     assert frame.weeks is None
     assert facts(cat, "born breech").get("fetus") is Status.HISTORICAL
+
+
+def test_subclavian_alone_is_neither_artery_nor_vein(cat) -> None:
+    # the head noun of the list says arteries: no venous duplex
+    q = ("EXAM: ARTERIAL DUPLEX BILATERAL UPPER EXTREMITIES. FINDINGS: Subclavian, axillary, "
+         "brachial, radial and ulnar arteries patent bilaterally.")
+    assert status(cat, q, "93930")["93930"] in (CodeStatus.VERIFIED, CodeStatus.CORRECTED)
+    assert status(cat, q, "93970")["93970"] is not CodeStatus.VERIFIED
+    # a subclavian line is still a central line
+    assert supported(cat, "Right subclavian CVC under real-time ultrasound, image saved, "
+                          "55-year-old.") == ["36556"]
