@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from guardrails.question.frame import Frame
+from guardrails.question.frame import Frame, Status
 from knowledge.schema import CodeEntry, DocElement, ElementSet
 
 if TYPE_CHECKING:
@@ -59,14 +59,14 @@ _NOT_EXAMINED = re.compile(
 def omitted(catalog: Catalog, frame: Frame, e: CodeEntry) -> DocElement | None:
     """An element of the complete exam (``e``'s own set, or its complete counterpart's)
     that the question says was not examined ('kidneys were not evaluated'): the exam was
-    not the complete one. A finding denied ('no stenosis') omits nothing.""" 
+    not the complete one. A finding denied ('no stenosis') omits nothing."""
     own = catalog.element_sets.get(e.complete_elements or "")
     other = catalog.codes.get(e.counterpart or "")
     es = own or (catalog.element_sets.get(other.complete_elements or "") if other else None)
     if es is None:
         return None
     for f in frame.facts:
-        if f.kind != "site" or f.inferred or f.status.value != "negated":
+        if f.kind != "site" or f.inferred or f.status is not Status.NEGATED:
             continue
         start = max(frame.text.rfind(c, 0, f.span[0]) for c in ".;") + 1
         ends = [i for c in ".;" if (i := frame.text.find(c, f.span[1])) >= 0]

@@ -9,14 +9,11 @@ why a word did not count.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from guardrails.question.numbers import CODE_NUMBER
 from knowledge.schema import AgeBand
-
-# A code number as a fact's text: a fact read from a code named, not from the words.
-_CODE_NUMBER = re.compile(r"\+?(?:\d{4}[\dT]|[A-HJ-NP-V]\d{4})", re.IGNORECASE)
 
 
 class Status(StrEnum):
@@ -96,7 +93,7 @@ class Frame:
         """True when the question says something of the service beyond code numbers
         (a fact a cue implies counts: 'placed the TEE probe' says a TEE was done)."""
         return any(f.affirmed and f.kind not in ("cue", "count")
-                   and not (f.inferred and _CODE_NUMBER.fullmatch(f.text))
+                   and not (f.inferred and CODE_NUMBER.fullmatch(f.text))
                    for f in self.facts)
 
     def affirms(self, concept: str) -> bool:
