@@ -20,10 +20,17 @@ def asked(sent: Any) -> bool:
             and words[1].lower_ in _ANAPHOR)
 
 
-def names_code(doc: Any, ent: Any) -> bool:
+_DETERMINERS = frozenset({"the", "a", "an", "that", "this"})
+
+
+def names_code(doc: Any, ent: Any, any_kind: bool = False) -> bool:
     """An extent or approach word that names a code ('the follow-up code', 'the complete
     bilateral code', 'the endovaginal code'): 'code' within the next three words, only
-    words between."""
+    words between. ``any_kind``: the word is of another kind ('the screening code'), so a
+    determiner right before it is needed too ('thyroid US code?' asks for a code of the
+    study said)."""
+    if any_kind and (ent.start == 0 or doc[ent.start - 1].lower_ not in _DETERMINERS):
+        return False
     for t in doc[ent.end:ent.end + 3]:
         if t.lower_ in ("code", "codes"):
             return True

@@ -20,6 +20,7 @@ from guardrails.question.misfit import (
     _range,
     _words,
 )
+from guardrails.question.numbers import thing_of
 from knowledge.schema import AgeBand, CodeEntry, Confidence, Describes, Extent, Kind
 
 if TYPE_CHECKING:
@@ -256,8 +257,11 @@ def concepts(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
             # injection and a genicular block'): two services may have been done, so the
             # code is only not verified (a qualifier of the action itself still rules it out)
             apart = _own_action_apart(fx, frame, d, hit) if hit.kind == "action" else None
+            # a site said apart from the service ('venous duplex of the left arm; she has a
+            # right arm fistula') is not what was studied: only not verified
+            aside = hit.kind == "site" and hit not in fx._sites(frame)
             yield fx._misfit(
-                e, "service", apart is None,
+                e, "service", apart is None and not aside,
                 f"{code} ({e.label}) does not fit '{hit.text}' "
                 f"({concept.replace('_', ' ')}).", hit.text)
     for concept in d.requires:
@@ -378,6 +382,15 @@ def counts(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
             yield fx._misfit(e, "count", False,
                                f"{code} is for {_range(d.count.min, d.count.max)} "
                                f"{thing}(s), and the question does not say how many")
+        elif n is None and d.count.max == 0 and (lesion := next((
+                f for f in frame.facts if f.affirmed and not f.inferred
+                and thing_of(f.text) == thing), None)
+                ) is not None and not fx.has(frame, "parenchyma"):
+            # the study of an organ's tissue, not of a lesion (76981), where the question
+            # names a lesion and not the tissue: not verified
+            yield fx._misfit(e, "count", False,
+                             f"{code} is the study of an organ's tissue, not of a "
+                             f"{thing}; the question names '{lesion.text}'")
         elif n is None and not extra and thing == "vessel" and d.count.max is not None and len(
                 named_ := sorted(fx.vessels_named(frame, d))) > d.count.max:
             # a count said by naming the vessels: not verified rather than removed (one vein

@@ -228,7 +228,10 @@ class Fitter:
             used = said_modalities or {MODALITY_OF[c] for c in soft if c in MODALITY_OF}
             if not used:
                 return
-            guided = self._guided_forms(e, used)
+            # a guided form the question rules out by what it says was not documented ('no
+            # permanent image saved': not 20611) leaves the unguided code the one that fits
+            guided = tuple(g for g in self._guided_forms(e, used) if not any(
+                m.contradiction and m.dimension == "feature" for m in self.assess(frame, g)))
             if not guided:
                 return
             firm = bool(said_modalities)
@@ -275,14 +278,16 @@ class Fitter:
         return len(self.sites_named(frame, d)) >= d.count.min
 
     def sites_named(self, frame: Frame, d: Describes) -> set[str]:
-        """The words naming the code's sites, one each ('the GSV and the SSV': two veins)."""
+        """The words naming the code's sites, one each ('the GSV and the SSV': two veins); a
+        name ending a longer one names it less closely ('iliac vein', 'common iliac vein')."""
         if d.count is None or not d.sites:
             return set()
         v = self.vocab
         kinds = (*d.sites, "spine") if d.count.thing == "level" else d.sites
-        return {f.text.lower() for f in frame.facts
-                if f.affirmed and f.kind == "site" and not f.inferred
-                and any(v.is_a(f.concept, s) for s in kinds)}
+        names = {f.text.lower() for f in frame.facts
+                 if f.affirmed and f.kind == "site" and not f.inferred
+                 and any(v.is_a(f.concept, s) for s in kinds)}
+        return {n for n in names if not any(m != n and m.endswith(" " + n) for m in names)}
 
     def vessels_named(self, frame: Frame, d: Describes) -> set[str]:
         """The distinct named vessels narrower than the code's sites ('the GSV and the SSV':

@@ -111,6 +111,10 @@ _MULTIPLE_RE = re.compile(r"\b(" + "|".join(_MULTIPLES) + r")\b", re.IGNORECASE)
 _SECOND = re.compile(r"\b(?:second|2nd|another|additional)\s+(?:[a-z]+\s+){0,2}?("
                      + _ALL_NOUNS + r")\b", re.IGNORECASE)
 
+# "no other vessel was imaged", "no additional lesion": the one named is the only one
+_NO_OTHER = re.compile(r"\b(?:no|not\s+any|without\s+any)\s+(?:other|additional|further|second|"
+                       r"more)\s+(?:[a-z]+\s+){0,2}?(" + _ALL_NOUNS + r")\b", re.IGNORECASE)
+
 
 # Spinal levels named in a list: "T5 and T6", "L4-L5 and L5-S1", "C5, C6 and C7". Each
 # item is one level (an interspace such as L4-L5 is one facet or epidural level); a single
@@ -200,8 +204,12 @@ def counts(text: str) -> Iterator[Number]:
             yield Number(thing, 2, m.span(), m.group(0), at_least=True)
     for m in _SECOND.finditer(text):
         thing = thing_of(m.group(1))
-        if thing is not None:
+        if thing is not None and not _NO_OTHER.search(text, max(0, m.start() - 12), m.end()):
             yield Number(thing, 2, m.span(), m.group(0), at_least=True)
+    for m in _NO_OTHER.finditer(text):
+        thing = thing_of(m.group(1))
+        if thing is not None:
+            yield Number(thing, 1, m.span(), m.group(0))
     for m in _LEVEL_LIST.finditer(text):
         items = _LEVEL_ITEM.findall(m.group(0))
         yield Number("level", len(dict.fromkeys(i.replace(" ", "") for i in items)), m.span(),

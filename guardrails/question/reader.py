@@ -117,7 +117,7 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
                     made.append(Fact(negated, vocab.kinds.get(negated, ""), Status.NEGATED,
                                      (ent.start_char, ent.end_char), ent.text, turn))
         facts.extend(made)
-        if any(f.kind in _SERVICE_KINDS for f in made):
+        if any(f.kind in _SERVICE_KINDS or f.concept == "sonographic_view" for f in made):
             service_tokens.extend(range(ent.start, ent.end))
         if any(f.kind == "exam" and not f.inferred for f in made):
             exam_tokens.add(ent.start)
@@ -170,7 +170,8 @@ def _own_status(status: Status, kind: str, concept: str, cats: set[str], vocab: 
     if status is not Status.AFFIRMED:
         return status
     if (kind == "extent" and asked(ent.sent)) or (
-            kind in ("extent", "approach") and names_code(doc, ent)):
+            kind in ("extent", "approach") and names_code(doc, ent)) or (
+            kind in ("exam", "patient", "feature") and names_code(doc, ent, any_kind=True)):
         # 'does that make it limited?', 'do we use the follow-up code?', 'bill the
         # endovaginal code?': asked about, or a code's name, not said of the study
         return Status.HYPOTHETICAL
@@ -306,7 +307,10 @@ def _coordinated_guidance(facts: list[Fact], text: str) -> list[Fact]:
     return out
 
 
-_GUIDED = re.compile(r"\s*-?\s*(?:guided|guidance|gd)\b", re.IGNORECASE)
+# ... or 'used for guidance', 'used to guide' ('ultrasound used for guidance and monitoring')
+_GUIDED = re.compile(r"\s*-?\s*(?:(?:(?:was|were)\s+)?used\s+for\s+(?:the\s+)?guidance|"
+                     r"(?:(?:(?:was|were)\s+)?used\s+)?(?:for\s+guidance|to\s+guide)|"
+                     r"guided|guidance|gd)\b", re.IGNORECASE)
 
 
 def _guided_by(facts: list[Fact], text: str, vocab: Vocabulary) -> list[Fact]:
@@ -351,6 +355,12 @@ def _infer_guidance(facts: list[Fact], doc: Any, known: Collection[str]) -> list
     sentence = _sentence_of(doc)
     actions = {sentence(f) for f in facts if f.kind == "action" and f.affirmed
                and f.concept not in ("surgery",)}
+    # a note that names one imaging modality and says the needle was seen in real time
+    # ('needle entry into the vein was visualized in real time'): that modality guided it
+    modalities = {f.concept for f in facts if f.kind == "modality" and f.affirmed}
+    if len(modalities) == 1 and actions and any(
+            f.concept == "realtime_needle" and f.affirmed for f in facts):
+        actions |= {sentence(f) for f in facts if f.kind == "modality" and f.affirmed}
     for f in facts:
         if (f.kind == "modality" and f.affirmed and sentence(f) in actions
                 and f"guidance_{f.concept}" in known
