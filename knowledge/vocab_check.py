@@ -56,14 +56,15 @@ def check_vocabulary(
                 )
         for j, pair in enumerate(c.formed_by):
             first = {"action": ("action", "cue"), "service": ("cue",)}.get(c.kind, ("site",))
-            second = {"action": ("site", "cue"), "service": ("cue",)}.get(c.kind, ("site",))
+            second = {"action": ("site", "cue"), "service": ("cue",)}.get(c.kind,
+                                                                         ("site", "patient"))
             if c.kind not in ("action", "site", "service") or len(pair) != 2 or kinds.get(
                     pair[0]) not in first or kinds.get(pair[1]) not in second:
                 problems.append(f"{where('vocabulary', 'concepts', i, 'formed_by')}: pair "
                                 f"{j} must name an existing action and site of an action (or "
                                 "a cue that names the action beside the site; the second may "
-                                "be a cue of the means), two sites of a site, or two cues of a "
-                                "service")
+                                "be a cue of the means), two sites (or a site and a patient) of a "
+                                "site, or two cues of a service")
         for other in c.may_be:
             if c.kind != "action" or kinds.get(other) != c.kind:
                 problems.append(f"{where('vocabulary', 'concepts', i, 'may_be')}: {other} is "

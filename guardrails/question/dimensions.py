@@ -530,7 +530,12 @@ def diagnostic_with_guidance(fx: Fitter, frame: Frame, e: CodeEntry, d: Describe
                   and f.concept != "sonography"
                   and any(fx.vocab.related(f.concept, x) for x in d.exams)
                   for f in frame.facts)
-        if fx.has(frame, "guidance_ultrasound") is not None and not own:
+        # ... or its guidance tried and not used ('ultrasound was tried first but could not
+        # see the lesion, so no ultrasound guidance was used'), where no study of a site is
+        # said ('chest ultrasound')
+        tried = fx.denies(frame, "guidance_ultrasound") is not None and not any(
+            f.affirmed and f.kind == "site" and f.head for f in frame.facts)
+        if (fx.has(frame, "guidance_ultrasound") is not None or tried) and not own:
             yield fx._misfit(e, "diagnostic_with_guidance", False,
                              "the ultrasound the question names may be the procedure's "
                              "guidance, not a separate study")

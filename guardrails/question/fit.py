@@ -111,8 +111,7 @@ class Fitter:
             # 'liver abscess', 'a lump in the breast': the organ says where it is
             said = [f for f in said if f.concept != "soft_tissue"]
         near = [f for f in said if f.near_action] or said
-        # a general word says no more than a narrower one beside it ('the iliac vein, one
-        # vessel'; 'coronary IVUS of one vessel')
+        # a general word says no more than a narrower one beside it ('the iliac vein, one vessel')
         return [f for f in near if not any(
             g.concept != f.concept and self.vocab.is_a(g.concept, f.concept) for g in near)]
 
@@ -157,9 +156,7 @@ class Fitter:
 
     def _assess(self, frame: Frame, e: CodeEntry, d: Describes) -> Iterable[Misfit]:
         code = e.code
-        # A code the question names is taken as asked about only when the question says
-        # nothing else ('is 76942 an add-on?'); beside a described service it is judged
-        # by the description like any other.
+        # A code named is only asked about when nothing else is said ('is 76942 an add-on?')
         named = code in frame.codes and not frame.describes_service
         for dim in BEFORE_GUIDANCE:
             yield from dim(self, frame, e, d, named)
@@ -228,8 +225,7 @@ class Fitter:
             used = said_modalities or {MODALITY_OF[c] for c in soft if c in MODALITY_OF}
             if not used:
                 return
-            # a guided form the question rules out by what it says was not documented ('no
-            # permanent image saved': not 20611) leaves the unguided code the one that fits
+            # a guided form ruled out by what was not documented ('no image saved': not 20611)
             guided = tuple(g for g in self._guided_forms(e, used) if not any(
                 m.contradiction and m.dimension == "feature" for m in self.assess(frame, g)))
             if not guided:
@@ -269,8 +265,7 @@ class Fitter:
         if d.count.min <= 2 and frame.affirms("several"):
             return True  # 'several veins', 'multiple levels'
         if d.count.thing == "lesion":
-            # lesions are not counted by naming their organ twice ('left breast mass,
-            # BI-RADS 4B'): only distinct sites list them
+            # lesions are not counted by naming their organ twice: only distinct sites list them
             v = self.vocab
             return len({f.concept for f in frame.facts if f.affirmed and f.kind == "site"
                         and not f.inferred and any(v.is_a(f.concept, s) for s in d.sites)}
@@ -283,10 +278,12 @@ class Fitter:
         if d.count is None or not d.sites:
             return set()
         v = self.vocab
-        kinds = (*d.sites, "spine") if d.count.thing == "level" else d.sites
+        level = d.count.thing == "level"  # a vessel ('dorsalis pedis') names no level
+        kinds = (*d.sites, "spine") if level else d.sites
         names = {f.text.lower() for f in frame.facts
                  if f.affirmed and f.kind == "site" and not f.inferred
-                 and any(v.is_a(f.concept, s) for s in kinds)}
+                 and any(v.is_a(f.concept, s) for s in kinds)
+                 and not (level and v.is_a(f.concept, "vessel"))}
         return {n for n in names if not any(m != n and m.endswith(" " + n) for m in names)}
 
     def vessels_named(self, frame: Frame, d: Describes) -> set[str]:
@@ -523,7 +520,10 @@ class Fitter:
             if other.family != e.family and not self._overlap(d, od):
                 continue
             s = self.score(frame, c)
-            if s == 0:
+            # a study or feature never named (3D, contrast), or a catch-all: only if it fits
+            if s == 0 or (s == 1 and (od.residual or any(
+                    self.vocab.kinds.get(m.need) in ("exam", "feature")
+                    for m in self.assess(frame, c)))):
                 continue
             pool.append((-s, -self._similar(d, od, e, other), c))
         pool.sort()

@@ -32,6 +32,7 @@ from guardrails.question.context import (
     status_of,
 )
 from guardrails.question.frame import Count, Fact, Frame, Status
+from guardrails.question.sides import sides_of
 from guardrails.question.spelling import speller
 from guardrails.question.vocab import Vocabulary, vocabulary_of
 from knowledge.schema import AgeBand
@@ -133,9 +134,11 @@ def _read_turn(text: str, vocab: Vocabulary, turn: int) -> tuple[list[Fact], lis
         # 'a full transthoracic echo', 'full abdominal ultrasound': 'full' said of the
         # study is its complete form ('a full bladder' is said of a site, not a study)
         if status is Status.AFFIRMED and any(f.kind in ("exam", "approach") for f in made):
-            before = [t for t in doc[max(0, ent.start - 3):ent.start]]
+            # ('a full renal/retroperitoneal study': site words between, joined by '/')
+            before = [t for t in doc[max(0, ent.start - 4):ent.start]]
             hit = next((t for t in before if t.lower_ in _FULL), None)
-            if hit is not None and not any(t.is_punct for t in before if t.i > hit.i):
+            if hit is not None and not any(t.is_punct and t.text not in "/-" for t in before
+                                           if t.i > hit.i):
                 facts.append(Fact("complete", "extent", Status.AFFIRMED,
                                   (hit.idx, hit.idx + len(hit.text)), hit.text, turn))
     facts += _overlapping_actions(doc, vocab, turn, facts)
@@ -219,7 +222,8 @@ def _composed(facts: list[Fact], doc: Any, vocab: Vocabulary, turn: int) -> list
     # the catheter is the tap's, not an indwelling pleural catheter)
     named = [f for f in facts if f.kind == "action" and f.affirmed and not f.inferred]
     # a means said apart from its action ('drained the ganglion with a needle'): a cue
-    means = [f for f in facts if f.kind == "cue"]
+    # ... or a patient said with the site ('a 6-week-old's hips': the infant's hips)
+    means = [f for f in facts if f.kind in ("cue", "patient")]
     out: list[Fact] = []
     for compound, action, site in vocab.formed_by:
         if any(vocab.is_a(f.concept, compound) for f in facts + out):
@@ -383,61 +387,6 @@ def _numbers(text: str, scopes: list[tuple[int, int, str]], turn: int, context: 
     return counts, ages, weeks, []
 
 
-_ONE_WORDS = frozenset({"one", "single", "left", "right", "lt", "rt", "l", "r", "a", "the"})
-_SIDE_WORDS = frozenset({"left", "right", "lt", "rt", "l", "r"})
-
-
-def _sides(facts: list[Fact], doc: Any) -> str | None:
-    """'both' when the question says both sides, 'one' when one side, else None."""
-    both = any(f.concept == "both_sides" and f.affirmed for f in facts)
-    one = any(f.concept == "one_side" and f.affirmed for f in facts)
-    named_side = False
-    # "both knees", "both legs"; "one leg", "the left arm", "right carotid"
-    sites = {f.span[0]: f for f in facts if f.kind == "site" and f.affirmed}
-    for t in doc:
-        word = t.lower_
-        near = [doc[j] for j in range(t.i + 1, min(len(doc), t.i + 3))]
-        if not any(n.idx in sites for n in near):
-            continue
-        if word == "both":
-            both = True
-        elif word in _SIDE_WORDS:
-            named_side = True
-        elif word in ("one", "single") and any(
-                n.idx in sites and not sites[n.idx].text.lower().endswith("s") for n in near):
-            one = True
-    named_side = named_side or _side_named(doc.text)
-    # 'Bilateral venous duplex, left leg worse': a side named beside 'both' is a detail
-    if both and not one:
-        return "both"
-    if (one or named_side) and not both:
-        return "one"
-    return None
-
-
-# A side said on its own: 'on the right side', 'left-sided', 'on the left.' (a side before
-# a site word is read above). Both sides named this way say nothing of one side.
-_SIDE_ALONE = re.compile(
-    r"\b(?:on|of|at|to)\s+the\s+(left|right)(?:\s+side)?\b(?=\s*(?:[.,;:?!)]|$|(?:"
-    r"side|only|and|with|was|is|for|under|using|in|at|of|by|to|who|which|that|but|or|then|"
-    r"today|yesterday)\b))"
-    r"|\b(left|right)[- ]sided\b"
-    r"|\b(left|right)(?:\s+side)?\s+only\b",
-    re.IGNORECASE,
-)
-
-
-def _side_named(text: str) -> bool:
-    """True when the text names exactly one side on its own ('on the right side')."""
-    if _BOTH_NAMED.search(text):
-        return False
-    named = {(m.group(1) or m.group(2) or m.group(3)).lower()
-             for m in _SIDE_ALONE.finditer(text)}
-    return len(named) == 1
-
-
-_BOTH_NAMED = re.compile(r"\b(?:left|right)\s*(?:and|&|/|or)\s*(?:the\s+)?(?:left|right)\b",
-                         re.IGNORECASE)
 
 
 _CACHE: OrderedDict[tuple[int, str, str], Frame] = OrderedDict()
@@ -535,7 +484,7 @@ def _read(question: str, vocab: Vocabulary, history: str,
     facts += _infer_guidance(facts, doc, vocab.kinds)
     facts += _obstetric_scan(facts, vocab)
     counts, ages, weeks, _ = _numbers(question, scopes, 0, history)
-    sides = _sides(facts, doc)
+    sides = sides_of(facts, doc)
     if history.strip():
         old, old_scopes, old_doc = _read_turn(history, vocab, 1)
         old = _about_codes(old, _naming_spans(history))
@@ -569,7 +518,7 @@ def _read(question: str, vocab: Vocabulary, history: str,
         counts = counts or o_counts
         ages = ages or o_ages
         weeks = weeks or o_weeks
-        sides = sides or _sides(old, old_doc)
+        sides = sides or sides_of(old, old_doc)
     bands = {numbers.band_of(a) for a in ages}
     kinds = {f.concept for f in facts if f.affirmed}
     if "infant" in kinds:
