@@ -7,7 +7,6 @@ from typing import Any
 
 from guardrails.question.frame import Fact
 
-_ONE_WORDS = frozenset({"one", "single", "left", "right", "lt", "rt", "l", "r", "a", "the"})
 _SIDE_WORDS = frozenset({"left", "right", "lt", "rt", "l", "r"})
 
 
