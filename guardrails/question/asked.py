@@ -20,6 +20,23 @@ def asked(sent: Any) -> bool:
             and words[1].lower_ in _ANAPHOR)
 
 
+def choice(doc: Any, ent: Any, kind_of: Any) -> bool:
+    """One of two options of the same kind joined by 'or' in a question ('RP complete or
+    ltd?', 'TV or TA?'): which one is asked, neither is said. ``kind_of`` gives a target's
+    kind (None when it has none)."""
+    words = [t for t in ent.sent if not t.is_space]
+    if not words or words[-1].text != "?":
+        return False
+    kind = kind_of(ent)
+    for other in doc.ents:
+        if other is ent or kind_of(other) != kind:
+            continue
+        if (other.start == ent.end + 1 and doc[ent.end].lower_ == "or") or (
+                other.end == ent.start - 1 and doc[other.end].lower_ == "or"):
+            return True
+    return False
+
+
 _DETERMINERS = frozenset({"the", "a", "an", "that", "this"})
 
 

@@ -28,7 +28,7 @@ _CATEGORY_STATUS = (
 
 
 # units of a time from now ('in 6 weeks'): a planned service
-_SPANS_OF_TIME = ("day", "days", "week", "weeks", "wk", "wks", "month", "months", "mo", "mos",
+SPANS_OF_TIME = ("day", "days", "week", "weeks", "wk", "wks", "month", "months", "mo", "mos",
                   "year", "years")
 
 
@@ -105,6 +105,7 @@ def pipeline(vocab: Vocabulary) -> Any:
                        metadata={"concepts": concepts})
             for term, concepts in vocab.case_terms.items()
         ]
+        rules += _all_elements(TargetRule)
         nlp.get_pipe("medspacy_target_matcher").add(rules)
         # The target matcher keeps one of two overlapping terms ('SI joint' over 'joint
         # injection', 'genicular nerve block' over 'nerve block'); what a procedure does is
@@ -118,6 +119,22 @@ def pipeline(vocab: Vocabulary) -> Any:
         ACTION_MATCHERS[id(nlp)] = actions
         _PIPELINES[id(vocab)] = (vocab, nlp)
         return nlp
+
+
+def _all_elements(TargetRule: Any) -> list[Any]:
+    """'all eight abdominal elements', 'all the required structures': every element of the
+    study said, however the writer counts or names them (grammar, not a word list). Bare
+    'all structures' is left alone: 'all visualized structures are normal' says nothing
+    of the extent."""
+    some = {"IS_PUNCT": False, "OP": "{0,3}"}
+    meta = {"concepts": ["complete"]}
+    return [
+        TargetRule("all <...> elements", "CONCEPT", metadata=meta, pattern=[
+            {"LOWER": "all"}, some, {"LOWER": {"IN": ["elements", "components"]}}]),
+        TargetRule("all <...> required <...>", "CONCEPT", metadata=meta, pattern=[
+            {"LOWER": "all"}, some, {"LOWER": "required"},
+            {"LOWER": {"IN": ["structures", "organs", "views", "images", "elements"]}}]),
+    ]
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -148,7 +165,18 @@ def _grammar_rules(vocab: Vocabulary, ConTextRule: Any) -> list[Any]:
         # 'repeat in 6 weeks', 'follow-up ultrasound in 3 months': a time from now
         + [ConTextRule("in <n> weeks", "HYPOTHETICAL", direction="BACKWARD", max_scope=3,
                        pattern=[{"LOWER": "in"}, {"LIKE_NUM": True},
-                                {"LOWER": {"IN": list(_SPANS_OF_TIME)}}])]
+                                {"LOWER": {"IN": list(SPANS_OF_TIME)}}])]
+        # 'a formal Doppler study to be rescheduled', 'biopsy to be done next week': an
+        # infinitive of the passive after its object says what is yet to be done
+        + [ConTextRule("to be <participle>", "HYPOTHETICAL", direction="BACKWARD",
+                       max_scope=6,
+                       pattern=[{"LOWER": "to"}, {"LOWER": "be"},
+                                {"LOWER": {"REGEX": _PARTICIPLE}}])]
+        # a coding argument over the level billed ('downgrade it to limited', 'upgraded to
+        # the complete code'): the level named is a proposal about the claim
+        + [ConTextRule("downgrade to", "HYPOTHETICAL", direction="FORWARD", max_scope=3,
+                       pattern=[{"LOWER": {"REGEX": r"^(?:down|up)grad(?:e|ed|es|ing)$"}},
+                                {"IS_PUNCT": False, "OP": "{0,2}"}, {"LOWER": "to"}])]
         # a template's 'Doppler: no' denies its header; 'Thyroid US: no nodules' says
         # what the header's study found (the default ': no' rule, replaced: the answer
         # must end its clause)
@@ -161,7 +189,8 @@ def _grammar_rules(vocab: Vocabulary, ConTextRule: Any) -> list[Any]:
         # injection was not done by palpation' says how it was not done).
         + [ConTextRule(_PASSIVE_NOT, "NEGATED_EXISTENCE", direction="BIDIRECTIONAL",
                        pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
-                                {"LOWER": "not"},
+                                {"LOWER": {"IN": ["not", "n't"]}},
+                                {"LOWER": {"IN": list(_ADVERBS)}, "OP": "?"},
                                 {"LOWER": {"REGEX": _PARTICIPLE}}],
                        on_modifies=_passive_not_modifies)]
         # 'not a blind injection': the negation of a phrase whose first word says how
@@ -174,6 +203,8 @@ def _grammar_rules(vocab: Vocabulary, ConTextRule: Any) -> list[Any]:
 
 
 _BE = ("was", "were", "is", "are", "been", "be")
+# an adverb between the negation and its participle ('not also done', 'not yet performed')
+_ADVERBS = ("also", "yet", "ever", "actually", "separately", "fully", "formally")
 _PARTICIPLE = r"^(?:[a-z]{3,}ed|done|seen|taken|given|made|shown|drawn|kept|sent|run|held)$"
 _PASSIVE_NOT = "not <participle>"
 _NOT_A = "not a <noun phrase>"
@@ -224,8 +255,16 @@ def _passive_not_modifies(target: Any, modifier: Any, _between: Any) -> bool:
     only the means Y (to the end of its clause)."""
     reach = _means_reach(modifier.doc, modifier.end)
     if reach is None:
-        return bool(target.end <= modifier.start)
+        return bool(target.end <= modifier.start) and not _clause_between(
+            modifier.doc, target.end, modifier.start)
     return bool(modifier.end <= target.start < reach)
+
+
+def _clause_between(doc: Any, start: int, end: int) -> bool:
+    """A clause ends between ``start`` and ``end``: a semicolon, or a colon that is not a
+    template's 'Header: not done' (one right before the cue). 'duplex of the portal vein;
+    hepatic veins not interrogated' does not deny the duplex."""
+    return any(t.text == ";" or (t.text == ":" and t.i < end - 2) for t in doc[start:end])
 
 
 def _phrase_after(doc: Any, end: int) -> list[Any]:

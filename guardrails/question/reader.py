@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from guardrails.question import numbers
 from guardrails.question.anaphora import referred_denied
-from guardrails.question.asked import asked, names_code
+from guardrails.question.asked import asked, choice, names_code
 from guardrails.question.context import (
     ACTION_MATCHERS,
+    SPANS_OF_TIME,
     categories_of,
     pipeline,
     scopes_of,
@@ -172,15 +173,35 @@ def _own_status(status: Status, kind: str, concept: str, cats: set[str], vocab: 
     """A concept's status, from its words' status and what they are said of."""
     if status is not Status.AFFIRMED:
         return status
-    if (kind == "extent" and asked(ent.sent)) or (
+    if (kind == "extent" and (asked(ent.sent) or choice(doc, ent, _kind_of(vocab)))) or (
             kind in ("extent", "approach") and names_code(doc, ent)) or (
             kind in ("exam", "patient", "feature") and names_code(doc, ent, any_kind=True)):
         # 'does that make it limited?', 'do we use the follow-up code?', 'bill the
         # endovaginal code?': asked about, or a code's name, not said of the study
         return Status.HYPOTHETICAL
+    if kind == "extent" and vocab.is_a(concept, "follow_up") and _time_from_now(doc, ent):
+        return Status.HYPOTHETICAL  # 'repeat 12 mo', 'f/u 6 wks': the next study, not this
     if "FETUS" in cats and not _fetal(vocab, concept):
         return Status.OTHER  # a fetal organ or finding, not the patient's
     return status
+
+
+def _time_from_now(doc: Any, ent: Any) -> bool:
+    """A span of time right after the word ('repeat 12 mo', 'recheck in 6 weeks')."""
+    words = [t for t in doc[ent.end:ent.end + 3]]
+    if words and words[0].lower_ == "in":
+        words = words[1:]
+    return (len(words) >= 2 and words[0].like_num
+            and words[1].lower_.rstrip(".") in SPANS_OF_TIME)
+
+
+def _kind_of(vocab: Vocabulary) -> Callable[[Any], str | None]:
+    """A target's kind: that of its first concept."""
+    def kind(ent: Any) -> str | None:
+        rule = getattr(ent._, "target_rule", None)
+        concepts = (getattr(rule, "metadata", None) or {}).get("concepts", ())
+        return vocab.kinds.get(concepts[0]) if concepts else None
+    return kind
 
 
 def _only_said(doc: Any, ent: Any) -> bool:
@@ -314,7 +335,10 @@ def _coordinated_guidance(facts: list[Fact], text: str) -> list[Fact]:
 # ... or 'used for guidance', 'used to guide' ('ultrasound used for guidance and monitoring')
 _GUIDED = re.compile(r"\s*-?\s*(?:(?:(?:was|were)\s+)?used\s+for\s+(?:the\s+)?guidance|"
                      r"(?:(?:(?:was|were)\s+)?used\s+)?(?:for\s+guidance|to\s+guide)|"
-                     r"guided|guidance|gd)\b", re.IGNORECASE)
+                     r"guided|guidance|guiding|gd)\b", re.IGNORECASE)
+
+
+_ULTRASOUND = ("ultrasound", "sonography", "echocardiography")
 
 
 def _guided_by(facts: list[Fact], text: str, vocab: Vocabulary) -> list[Fact]:
@@ -325,8 +349,8 @@ def _guided_by(facts: list[Fact], text: str, vocab: Vocabulary) -> list[Fact]:
     for f in facts:
         if f.kind not in ("modality", "exam") or _GUIDED.match(text, f.span[1]) is None:
             continue
-        mod = "ultrasound" if (vocab.is_a(f.concept, "ultrasound")
-                               or vocab.is_a(f.concept, "sonography")) else f.concept
+        # an echocardiogram is an ultrasound study: 'TEE guiding the closure'
+        mod = "ultrasound" if any(vocab.is_a(f.concept, u) for u in _ULTRASOUND) else f.concept
         concept = f"guidance_{mod}"
         if concept in vocab.kinds and concept not in have:
             out.append(Fact(concept, "guidance", f.status, f.span, f.text, f.turn))
@@ -455,6 +479,17 @@ _NAMING = (
 )
 
 
+_BABY = frozenset({"baby", "babies", "baby's", "babies'"})
+
+
+def _unborn(facts: list[Fact]) -> list[Fact]:
+    """'Both babies' of a pregnant patient are her fetuses, not infant patients."""
+    if not any(f.affirmed and f.concept == "pregnant" for f in facts):
+        return facts
+    return [Fact("fetus", "site", f.status, f.span, f.text, f.turn, f.inferred)
+            if f.concept == "infant" and f.text.lower() in _BABY else f for f in facts]
+
+
 def _naming_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of words that describe a code the question names (see _NAMING)."""
     return [m.span(1) for rx in _NAMING for m in rx.finditer(text)]
@@ -483,6 +518,7 @@ def _read(question: str, vocab: Vocabulary, history: str,
     facts += _named_guidance(question, guides or {}, facts)
     facts += _infer_guidance(facts, doc, vocab.kinds)
     facts += _obstetric_scan(facts, vocab)
+    facts = _unborn(facts)
     counts, ages, weeks, _ = _numbers(question, scopes, 0, history)
     sides = sides_of(facts, doc)
     if history.strip():

@@ -38,7 +38,8 @@ def sides_of(facts: list[Fact], doc: Any) -> str | None:
     return None
 
 
-_SIDE_OF = {"left": "left", "lt": "left", "right": "right", "rt": "right"}
+_SIDE_OF = {"left": "left", "lt": "left", "l": "left", "right": "right", "rt": "right",
+            "r": "right"}
 
 
 def _sides_said(doc: Any, sites: dict[int, Fact]) -> set[str]:
@@ -59,8 +60,9 @@ _SIDE_ALONE = re.compile(
     r"\b(?:on|of|at|to)\s+the\s+(left|right)(?:\s+side)?\b(?=\s*(?:[.,;:?!)]|$|(?:"
     r"side|only|and|with|was|is|for|under|using|in|at|of|by|to|who|which|that|but|or|then|"
     r"today|yesterday)\b))"
-    r"|\b(left|right)[- ]sided\b"
-    r"|\b(left|right)(?:\s+side)?\s+only\b",
+    r"|\b(left|right|lt|rt|l|r)[- ]sided\b"
+    r"|\b(left|right)(?:\s+side)?\s+only\b"
+    r"|\b(lt|rt|l|r)\.?\s+side\b",
     re.IGNORECASE,
 )
 
@@ -69,7 +71,7 @@ def _side_named(text: str) -> bool:
     """True when the text names exactly one side on its own ('on the right side')."""
     if _BOTH_NAMED.search(text):
         return False
-    named = {(m.group(1) or m.group(2) or m.group(3)).lower()
+    named = {_SIDE_OF[next(g for g in m.groups() if g).lower()]
              for m in _SIDE_ALONE.finditer(text)}
     return len(named) == 1
 

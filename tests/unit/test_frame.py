@@ -343,7 +343,7 @@ def test_sides(question, sides):
         ("Gallbladder only, what code?", "limited"),
         ("Only the right kidney was imaged", "limited"),
         ("Follow-up OB ultrasound for growth", "follow_up"),
-        ("Detailed fetal anatomic exam", "detailed"),
+        ("Detailed fetal anatomic exam", "detailed_fetal"),
     ],
 )
 def test_extent_words(question, concept):
