@@ -191,6 +191,7 @@ def _grammar_rules(vocab: Vocabulary, ConTextRule: Any) -> list[Any]:
                        pattern=[{"LOWER": {"IN": list(_BE)}, "OP": "?"},
                                 {"LOWER": {"IN": ["not", "n't"]}},
                                 {"LOWER": {"IN": list(_ADVERBS)}, "OP": "?"},
+                                {"LOWER": {"IN": ["be", "been"]}, "OP": "?"},
                                 {"LOWER": {"REGEX": _PARTICIPLE}}],
                        on_modifies=_passive_not_modifies)]
         # 'not a blind injection': the negation of a phrase whose first word says how
@@ -203,7 +204,8 @@ def _grammar_rules(vocab: Vocabulary, ConTextRule: Any) -> list[Any]:
 
 
 _BE = ("was", "were", "is", "are", "been", "be")
-# an adverb between the negation and its participle ('not also done', 'not yet performed')
+# an adverb between the negation and its participle ('not also done', 'not yet performed'),
+# and the modal's 'be' ('could not be interrogated')
 _ADVERBS = ("also", "yet", "ever", "actually", "separately", "fully", "formally")
 _PARTICIPLE = r"^(?:[a-z]{3,}ed|done|seen|taken|given|made|shown|drawn|kept|sent|run|held)$"
 _PASSIVE_NOT = "not <participle>"

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from guardrails.question.elements import all_elements, most_elements, omitted, one_element
-from guardrails.question.frame import Fact, Frame
+from guardrails.question.frame import Fact, Frame, Status
 from guardrails.question.misfit import (
     _BAND,
     _VESSEL_WORDS,
@@ -485,6 +485,20 @@ def exam_said(fx: Fitter, frame: Frame, e: CodeEntry, d: Describes, named: bool
     study was done (a guided procedure's imaging is its guidance, NCCI Ch. IX). Silence: not
     verified, never removed."""
     if named or e.kind is not Kind.DIAGNOSTIC or d.service not in (None, "diagnostic"):
+        return
+    # the study itself denied in so many words beside another study that was done ('liver
+    # elastography; no separate diagnostic ultrasound was reported'), and not said again:
+    # not verified
+    denied = next((f for f in frame.facts if f.status is Status.NEGATED and not f.inferred
+                   and f.kind == "exam" and f.concept in d.exams), None)
+    # (another study with codes of its own: an ABI is a part of the physiologic study)
+    instead = denied is not None and any(
+        f.affirmed and not f.inferred and f.kind == "exam" and f.concept not in d.exams
+        and f.concept in fx._described for f in frame.facts)
+    if instead and denied is not None and not any(f.affirmed and f.concept == denied.concept
+                                                  for f in frame.facts):
+        yield fx._misfit(e, "exam", False, f"{e.code} is a diagnostic study; the question "
+                         f"says '{denied.text}' was not done", need="exam")
         return
     modality = e.modality or "ultrasound"  # a study names its modality only when not US
     own = GUIDANCE_OF.get(modality)

@@ -479,15 +479,21 @@ _NAMING = (
 )
 
 
-_BABY = frozenset({"baby", "babies", "baby's", "babies'"})
+_BABY = frozenset({"baby", "babies"})
 
 
-def _unborn(facts: list[Fact]) -> list[Fact]:
-    """'Both babies' of a pregnant patient are her fetuses, not infant patients."""
+def _unborn(facts: list[Fact], text: str) -> list[Fact]:
+    """'Both babies' of a pregnant patient are her fetuses, not infant patients; 'the
+    baby's heart rate' only says whose the heart rate is (ConText's fetal cue), no study."""
     if not any(f.affirmed and f.concept == "pregnant" for f in facts):
         return facts
-    return [Fact("fetus", "site", f.status, f.span, f.text, f.turn, f.inferred)
-            if f.concept == "infant" and f.text.lower() in _BABY else f for f in facts]
+    out = []
+    for f in facts:
+        if f.concept != "infant" or f.text.lower() not in _BABY:
+            out.append(f)
+        elif not text[f.span[1]:f.span[1] + 2].startswith(("'", "\u2019")):
+            out.append(Fact("fetus", "site", f.status, f.span, f.text, f.turn, f.inferred))
+    return out
 
 
 def _naming_spans(text: str) -> list[tuple[int, int]]:
@@ -518,7 +524,7 @@ def _read(question: str, vocab: Vocabulary, history: str,
     facts += _named_guidance(question, guides or {}, facts)
     facts += _infer_guidance(facts, doc, vocab.kinds)
     facts += _obstetric_scan(facts, vocab)
-    facts = _unborn(facts)
+    facts = _unborn(facts, question)
     counts, ages, weeks, _ = _numbers(question, scopes, 0, history)
     sides = sides_of(facts, doc)
     if history.strip():

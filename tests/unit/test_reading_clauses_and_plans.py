@@ -109,3 +109,34 @@ def test_a_detailed_fetal_survey_says_the_patient_is_pregnant(cat) -> None:
     q = "Detailed fetal anatomic survey at 20 weeks; the standard anatomy exam was not also done."
     assert facts(cat, q)["standard_anatomy"] is Status.NEGATED
     assert status(cat, q, "76811")["76811"] in SHOWN
+
+
+def test_the_baby_whose_heart_rate_is_no_fetal_study(cat) -> None:
+    # the possessive only says whose the heart rate is: the gallbladder study is no OB code
+    q = ("Pregnant at 26 weeks with right upper quadrant pain: I scanned only the gallbladder; "
+         "the baby's heart rate was normal on the monitor.")
+    assert status(cat, q, "76815")["76815"] is not CodeStatus.VERIFIED
+    assert status(cat, q, "76705")["76705"] in SHOWN
+
+
+def test_a_study_denied_beside_another_study_is_not_verified(cat) -> None:
+    q = ("Shear wave elastography of the liver for fibrosis; no separate diagnostic abdominal "
+         "ultrasound was reported.")
+    assert status(cat, q, "76705")["76705"] is CodeStatus.NOT_VERIFIED
+    assert status(cat, q, "76981")["76981"] in SHOWN
+    # a study denied as history ('no prior ultrasound') beside today's exam is no denial
+    q2 = "No prior ultrasound; complete transabdominal OB exam at 22 weeks with biometry."
+    assert status(cat, q2, "76805")["76805"] in SHOWN
+
+
+def test_a_modal_passive_negation(cat) -> None:
+    q = "Renal duplex of both kidneys; the renal veins could not be interrogated."
+    negated = [f.concept for f in read_frame(q, cat).facts if f.status is Status.NEGATED]
+    assert negated, "the renal veins are denied"
+
+
+def test_an_aortogram_is_a_catheter_procedure_of_the_aorta(cat) -> None:
+    q = "Abdominal aortogram with IVUS of the right common iliac artery."
+    f = read_frame(q, cat)
+    assert f.affirms("aortography") and f.affirms("aorta")
+    assert status(cat, q, "37252")["37252"] is not CodeStatus.REMOVED
